@@ -1,0 +1,212 @@
+// Command sekisho is the WAF-integrated security gateway.
+//
+//	sekisho run -c FILE        serve the configuration in FILE
+//	sekisho validate -c FILE   check FILE and exit non-zero on problems
+//	sekisho demo               serve an embedded demo (no file, no network)
+//	sekisho version
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+
+	"github.com/rs/zerolog"
+
+	"github.com/sekisho/sekisho/gateway"
+	"github.com/sekisho/sekisho/gateway/config"
+	"github.com/sekisho/sekisho/gateway/demo"
+)
+
+// version is stamped at build time: -ldflags "-X main.version=v1.2.3".
+var version = "dev"
+
+const usage = `sekisho: a WAF-integrated security gateway (Coraza + OWASP CRS v4)
+
+usage:
+  sekisho run -c FILE        serve the configuration in FILE until SIGINT/SIGTERM
+  sekisho validate -c FILE   check FILE; print FILE:LINE: key: problem and exit 1 if bad
+  sekisho demo [flags]       serve an embedded demo on loopback (see -h)
+  sekisho version            print the version
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "run":
+		return cmdRun(args[1:], stdout, stderr)
+	case "validate":
+		return cmdValidate(args[1:], stdout, stderr)
+	case "demo":
+		return cmdDemo(args[1:], stdout, stderr)
+	case "version", "-version", "--version":
+		fmt.Fprintf(stdout, "sekisho %s\n", versionString())
+		return 0
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "sekisho: unknown command %q\n\n%s", args[0], usage)
+	return 2
+}
+
+func versionString() string {
+	v := version
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, d := range bi.Deps {
+			if d.Path == "github.com/corazawaf/coraza-coreruleset/v4" {
+				v += " (CRS " + d.Version + ")"
+			}
+		}
+		v += " " + bi.GoVersion
+	}
+	return v
+}
+
+func configFlag(name string, args []string, stderr io.Writer) (string, bool) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("c", "", "configuration file (YAML)")
+	if err := fs.Parse(args); err != nil {
+		return "", false
+	}
+	if *path == "" {
+		fmt.Fprintf(stderr, "sekisho %s: -c FILE is required\n", name)
+		return "", false
+	}
+	return *path, true
+}
+
+func cmdValidate(args []string, stdout, stderr io.Writer) int {
+	path, ok := configFlag("validate", args, stderr)
+	if !ok {
+		return 2
+	}
+	c, err := config.Load(path)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	// Compile the rules and load the certificates too: what run would do, short of binding.
+	if _, err := gateway.New(c, gateway.Options{Log: zerolog.Nop()}); err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", path, err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s: ok\n", path)
+	return 0
+}
+
+func cmdRun(args []string, stdout, stderr io.Writer) int {
+	path, ok := configFlag("run", args, stderr)
+	if !ok {
+		return 2
+	}
+	c, err := config.Load(path)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	return serve(c, stdout, stderr, nil)
+}
+
+// serve runs a gateway for c until SIGINT/SIGTERM; ready, if set, runs once it listens.
+func serve(c *config.Config, stdout, stderr io.Writer, ready func(*gateway.Gateway)) int {
+	log := zerolog.New(stderr).With().Timestamp().Logger().Level(levels[c.Log.Level])
+	access, closeAccess, err := accessWriter(c.Log.Access, stdout, stderr)
+	if err != nil {
+		log.Error().Err(err).Msg("opening access log")
+		return 1
+	}
+	defer closeAccess()
+	g, err := gateway.New(c, gateway.Options{Log: log, Access: access})
+	if err != nil {
+		log.Error().Err(err).Msg("building gateway")
+		return 1
+	}
+	if err := g.Listen(); err != nil {
+		log.Error().Err(err).Msg("binding")
+		return 1
+	}
+	if ready != nil {
+		ready(g)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := g.Run(ctx); err != nil {
+		log.Error().Err(err).Msg("gateway stopped")
+		return 1
+	}
+	return 0
+}
+
+var levels = map[string]zerolog.Level{"debug": zerolog.DebugLevel, "info": zerolog.InfoLevel, "warn": zerolog.WarnLevel, "error": zerolog.ErrorLevel}
+
+func accessWriter(dest string, stdout, stderr io.Writer) (io.Writer, func(), error) {
+	switch dest {
+	case "stdout":
+		return stdout, func() {}, nil
+	case "stderr":
+		return stderr, func() {}, nil
+	case "off":
+		return nil, func() {}, nil
+	}
+	f, err := os.OpenFile(dest, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	if err != nil {
+		return nil, nil, err
+	}
+	return f, func() { f.Close() }, nil
+}
+
+func cmdDemo(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	httpAddr := fs.String("http", "127.0.0.1:8080", "plain HTTP address")
+	httpsAddr := fs.String("https", "127.0.0.1:8443", "HTTPS address (self-signed certificate)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	ups, err := demo.StartUpstreams(2)
+	if err != nil {
+		fmt.Fprintf(stderr, "sekisho demo: starting upstreams: %v\n", err)
+		return 1
+	}
+	defer ups.Close()
+	c, err := config.Parse("demo.yaml (embedded)", demo.Config(*httpAddr, *httpsAddr, ups.Addrs))
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	return serve(c, stdout, stderr, func(g *gateway.Gateway) {
+		addrs := g.Addrs("demo")
+		if len(addrs) < 2 {
+			return
+		}
+		h, s := addrs[0].String(), addrs[1].String()
+		fmt.Fprintf(stderr, `
+sekisho demo is running: OWASP CRS v4 (paranoia level 1, blocking) in front of
+two demo upstreams (%s, %s). Access log lines go to stdout.
+
+  http://%[3]s/      https://%[4]s/   (self-signed certificate: curl -k)
+
+Try:
+  curl -i 'http://%[3]s/search?q=running+shoes'                    # passes (200)
+  curl -i 'http://%[3]s/search?q=%%27%%20OR%%201%%3D1--'                # SQL injection: blocked (403)
+  for i in 1 2 3 4; do curl -sk https://%[4]s/ | grep -o '"server":"app[0-9]"'; done   # round robin
+
+Stop with Ctrl-C.
+`, ups.Addrs[0], ups.Addrs[1], h, s)
+	})
+}
+

@@ -1,0 +1,144 @@
+// Package accesslog writes one JSON line per request with zerolog. The field
+// names are constants here and are part of sekisho's interface: log
+// pipelines parse them.
+package accesslog
+
+import (
+	"crypto/tls"
+	"io"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// Field names of an access log line.
+const (
+	FieldRequestID    = "request_id"
+	FieldClientIP     = "client_ip"
+	FieldClientPort   = "client_port"
+	FieldFrontend     = "frontend"
+	FieldBackend      = "backend"
+	FieldServer       = "server"
+	FieldMethod       = "method"
+	FieldHost         = "host"
+	FieldPath         = "path"
+	FieldQuery        = "query"
+	FieldProtocol     = "protocol"
+	FieldStatus       = "status"
+	FieldBytesIn      = "bytes_in"
+	FieldBytesOut     = "bytes_out"
+	FieldTimeRead     = "time_read_ms"
+	FieldTimeWAF      = "time_waf_ms"
+	FieldTimeConnect  = "time_connect_ms"
+	FieldTimeResponse = "time_response_ms"
+	FieldTimeTotal    = "time_total_ms"
+	FieldTLSVersion   = "tls_version"
+	FieldTLSCipher    = "tls_cipher"
+	FieldWAFPolicy    = "waf_policy"
+	FieldWAFAction    = "waf_action"
+	FieldWAFRules     = "waf_rules"
+	FieldWAFScore     = "waf_score"
+	FieldWAFTruncated = "waf_body_truncated"
+	FieldUserAgent    = "user_agent"
+	FieldRetries      = "retries"
+	FieldError        = "error"
+)
+
+// Entry is what one access log line says.
+type Entry struct {
+	Time                         time.Time
+	RequestID                    string
+	ClientIP                     string
+	ClientPort                   int
+	Frontend, Backend, Server    string
+	Method, Host, Path, Query    string
+	Protocol                     string
+	Status                       int
+	BytesIn, BytesOut            int64
+	Read, WAF, Connect, Response time.Duration
+	Total                        time.Duration
+	TLS                          *tls.ConnectionState
+	WAFPolicy, WAFAction         string
+	WAFRules                     []int
+	WAFScore                     int
+	WAFTruncated                 bool
+	UserAgent                    string
+	Retries                      int
+	Error                        string
+}
+
+// Logger writes entries.
+type Logger struct{ z zerolog.Logger }
+
+// New writes entries to w; a nil w disables the access log.
+func New(w io.Writer) *Logger {
+	if w == nil {
+		return &Logger{z: zerolog.Nop()}
+	}
+	return &Logger{z: zerolog.New(w)}
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// Write logs e as one line.
+func (l *Logger) Write(e *Entry) {
+	ev := l.z.Log()
+	if ev == nil {
+		return
+	}
+	ev.Time(zerolog.TimestampFieldName, e.Time).
+		Str(FieldRequestID, e.RequestID).
+		Str(FieldClientIP, e.ClientIP).
+		Int(FieldClientPort, e.ClientPort).
+		Str(FieldFrontend, e.Frontend).
+		Str(FieldBackend, e.Backend).
+		Str(FieldServer, e.Server).
+		Str(FieldMethod, e.Method).
+		Str(FieldHost, e.Host).
+		Str(FieldPath, e.Path).
+		Str(FieldQuery, e.Query).
+		Str(FieldProtocol, e.Protocol).
+		Int(FieldStatus, e.Status).
+		Int64(FieldBytesIn, e.BytesIn).
+		Int64(FieldBytesOut, e.BytesOut).
+		Float64(FieldTimeRead, ms(e.Read)).
+		Float64(FieldTimeWAF, ms(e.WAF)).
+		Float64(FieldTimeConnect, ms(e.Connect)).
+		Float64(FieldTimeResponse, ms(e.Response)).
+		Float64(FieldTimeTotal, ms(e.Total))
+	if e.TLS != nil {
+		ev.Str(FieldTLSVersion, TLSVersion(e.TLS.Version)).Str(FieldTLSCipher, tls.CipherSuiteName(e.TLS.CipherSuite))
+	} else {
+		ev.Str(FieldTLSVersion, "").Str(FieldTLSCipher, "")
+	}
+	ev.Str(FieldWAFPolicy, e.WAFPolicy).
+		Str(FieldWAFAction, e.WAFAction).
+		Ints(FieldWAFRules, e.WAFRules).
+		Int(FieldWAFScore, e.WAFScore)
+	if e.WAFTruncated {
+		ev.Bool(FieldWAFTruncated, true)
+	}
+	ev.Str(FieldUserAgent, e.UserAgent)
+	if e.Retries > 0 {
+		ev.Int(FieldRetries, e.Retries)
+	}
+	if e.Error != "" {
+		ev.Str(FieldError, e.Error)
+	}
+	ev.Send()
+}
+
+// TLSVersion names a TLS version as HAProxy's %sslv does ("TLSv1.3").
+func TLSVersion(v uint16) string {
+	switch v {
+	case tls.VersionTLS10:
+		return "TLSv1.0"
+	case tls.VersionTLS11:
+		return "TLSv1.1"
+	case tls.VersionTLS12:
+		return "TLSv1.2"
+	case tls.VersionTLS13:
+		return "TLSv1.3"
+	}
+	return tls.VersionName(v)
+}

@@ -1,0 +1,170 @@
+// Package config is the gateway's configuration file: it composes the leaf
+// packages' own Config types (waf, balancer, certs) with the gateway's
+// listeners, routes, limits and logging, decodes YAML strictly (unknown keys
+// are errors), fills safe defaults and reports every problem as
+// FILE:LINE: key.path: message.
+package config
+
+import (
+	"time"
+
+	"github.com/sekisho/sekisho/balancer"
+	"github.com/sekisho/sekisho/certs"
+	"github.com/sekisho/sekisho/waf"
+)
+
+// Config is the whole configuration file.
+type Config struct {
+	Frontends []Frontend `yaml:"frontends"`
+	Backends  []Backend  `yaml:"backends"`
+	WAF       WAF        `yaml:"waf"`
+	Log       Log        `yaml:"log"`
+	// ShutdownTimeout bounds how long in-flight requests may take to finish
+	// after SIGINT/SIGTERM before their connections are closed.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+}
+
+// Frontend is a set of listeners that share routes and limits.
+type Frontend struct {
+	Name string `yaml:"name"`
+	Bind []Bind `yaml:"bind"`
+	// TLS holds the certificates for the binds with tls: true.
+	TLS *certs.Config `yaml:"tls"`
+	// Routes are tried in order; the first whose host and path prefix match wins.
+	Routes []Route `yaml:"routes"`
+	// DefaultBackend takes requests that no route matches (HAProxy's default_backend).
+	DefaultBackend string `yaml:"default_backend"`
+	// DefaultWAFPolicy inspects requests sent to DefaultBackend.
+	DefaultWAFPolicy string `yaml:"default_waf_policy"`
+	Limits           Limits `yaml:"limits"`
+}
+
+// Bind is one listening address.
+type Bind struct {
+	Address string `yaml:"address"`
+	TLS     bool   `yaml:"tls"`
+}
+
+// Route sends requests for a host and path prefix to a backend through a WAF policy.
+type Route struct {
+	// Host matches the request's host, case-insensitively, without port;
+	// "*.example.com" matches any subdomain; empty matches every host.
+	Host       string `yaml:"host"`
+	PathPrefix string `yaml:"path_prefix"`
+	Backend    string `yaml:"backend"`
+	WAFPolicy  string `yaml:"waf_policy"`
+}
+
+// Limits bound what a client may make a frontend hold or wait for.
+type Limits struct {
+	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
+	ReadTimeout       time.Duration `yaml:"read_timeout"`
+	WriteTimeout      time.Duration `yaml:"write_timeout"`
+	IdleTimeout       time.Duration `yaml:"idle_timeout"`
+	MaxHeaderBytes    int           `yaml:"max_header_bytes"`
+}
+
+// Backend is a balancer pool plus how the gateway talks to its servers.
+type Backend struct {
+	balancer.Config `yaml:",inline"`
+	// ConnectTimeout bounds a TCP connect to one server; a server that does not
+	// answer in time is skipped like one that refuses.
+	ConnectTimeout time.Duration `yaml:"connect_timeout"`
+	// ResponseHeaderTimeout bounds the wait for a server's response headers.
+	ResponseHeaderTimeout time.Duration `yaml:"response_header_timeout"`
+	// MaxIdleConnsPerServer is the keep-alive pool size per server.
+	MaxIdleConnsPerServer int `yaml:"max_idle_conns_per_server"`
+}
+
+// WAF holds the WAF policies that routes refer to by name.
+type WAF struct {
+	Policies []waf.Config `yaml:"policies"`
+}
+
+// Log sets where logs go.
+type Log struct {
+	// Level is the lowest level of the gateway's own log: debug, info, warn, error.
+	Level string `yaml:"level"`
+	// Access is where access log lines go: stdout, stderr, off, or a file path.
+	Access string `yaml:"access"`
+}
+
+// DefaultPolicy is the WAF policy that exists even when none is configured:
+// CRS at paranoia level 1, blocking.
+const DefaultPolicy = "default"
+
+// Defaults, in one place. They follow what HAProxy, nginx and Caddy ship
+// with, on the safe side.
+const (
+	DefaultReadHeaderTimeout     = 10 * time.Second // HAProxy timeout http-request
+	DefaultReadTimeout           = 60 * time.Second // the whole request, body included (nginx client_body_timeout)
+	DefaultIdleTimeout           = 60 * time.Second // keep-alive (nginx 75s, HAProxy keep-alive follows http-request)
+	DefaultMaxHeaderBytes        = 64 << 10         // request line + headers; nginx allows 4x8 KiB, Go 1 MiB
+	DefaultConnectTimeout        = 5 * time.Second  // HAProxy timeout connect
+	DefaultResponseHeaderTimeout = 60 * time.Second // HAProxy timeout server
+	DefaultMaxIdleConnsPerServer = 128
+	DefaultShutdownTimeout       = 30 * time.Second
+)
+
+// SetDefaults fills every field a user may leave out.
+func (c *Config) SetDefaults() {
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if c.Log.Level == "" {
+		c.Log.Level = "info"
+	}
+	if c.Log.Access == "" {
+		c.Log.Access = "stdout"
+	}
+	for i := range c.Frontends {
+		f := &c.Frontends[i]
+		l := &f.Limits
+		setDuration(&l.ReadHeaderTimeout, DefaultReadHeaderTimeout)
+		setDuration(&l.ReadTimeout, DefaultReadTimeout)
+		setDuration(&l.IdleTimeout, DefaultIdleTimeout)
+		if l.MaxHeaderBytes == 0 {
+			l.MaxHeaderBytes = DefaultMaxHeaderBytes
+		}
+		if f.TLS != nil {
+			f.TLS.SetDefaults()
+		}
+		for j := range f.Routes {
+			r := &f.Routes[j]
+			if r.PathPrefix == "" {
+				r.PathPrefix = "/"
+			}
+			if r.WAFPolicy == "" {
+				r.WAFPolicy = DefaultPolicy
+			}
+		}
+		if f.DefaultBackend != "" && f.DefaultWAFPolicy == "" {
+			f.DefaultWAFPolicy = DefaultPolicy
+		}
+	}
+	for i := range c.Backends {
+		b := &c.Backends[i]
+		b.Config.SetDefaults()
+		setDuration(&b.ConnectTimeout, DefaultConnectTimeout)
+		setDuration(&b.ResponseHeaderTimeout, DefaultResponseHeaderTimeout)
+		if b.MaxIdleConnsPerServer == 0 {
+			b.MaxIdleConnsPerServer = DefaultMaxIdleConnsPerServer
+		}
+	}
+	hasDefault := false
+	for i := range c.WAF.Policies {
+		c.WAF.Policies[i].SetDefaults()
+		hasDefault = hasDefault || c.WAF.Policies[i].Name == DefaultPolicy
+	}
+	if !hasDefault {
+		p := waf.Config{Name: DefaultPolicy}
+		p.SetDefaults()
+		c.WAF.Policies = append(c.WAF.Policies, p)
+	}
+}
+
+func setDuration(d *time.Duration, def time.Duration) {
+	if *d == 0 {
+		*d = def
+	}
+}

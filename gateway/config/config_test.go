@@ -1,0 +1,103 @@
+package config
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+const good = `
+frontends:
+  - name: web
+    bind:
+      - address: 127.0.0.1:8080
+    routes:
+      - host: shop.example.com
+        path_prefix: /api
+        backend: app
+        waf_policy: strict
+    default_backend: app
+backends:
+  - name: app
+    servers:
+      - address: 127.0.0.1:9001
+      - address: 127.0.0.1:9002
+        weight: 3
+waf:
+  policies:
+    - name: strict
+      paranoia_level: 2
+`
+
+func TestParse_FillsSafeDefaults(t *testing.T) {
+	c, err := Parse("good.yaml", []byte(good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := c.Frontends[0]
+	if f.Limits.ReadHeaderTimeout != 10*time.Second || f.Limits.MaxHeaderBytes != 64<<10 {
+		t.Errorf("limits = %+v", f.Limits)
+	}
+	if f.DefaultWAFPolicy != DefaultPolicy {
+		t.Errorf("default_waf_policy = %q", f.DefaultWAFPolicy)
+	}
+	b := c.Backends[0]
+	if b.Balance != "roundrobin" || *b.Servers[0].Weight != 1 || *b.Servers[1].Weight != 3 || b.Servers[1].Name != "s2" {
+		t.Errorf("backend = %+v", b)
+	}
+	if len(c.WAF.Policies) != 2 || c.WAF.Policies[0].Mode != "block" || c.WAF.Policies[0].InboundAnomalyThreshold != 5 {
+		t.Errorf("policies = %+v", c.WAF.Policies)
+	}
+}
+
+func TestParse_ErrorsNameFileLineAndKey(t *testing.T) {
+	cases := []struct {
+		name string
+		yaml string
+		want []string
+	}{
+		{"unknown key", strings.Replace(good, "      paranoia_level: 2", "      paranoia_level: 2\n      paranioa: 3", 1),
+			[]string{`cfg.yaml:22: waf.policies[0].paranioa: unknown key "paranioa"`}},
+		{"wrong type", strings.Replace(good, "weight: 3", "weight: heavy", 1),
+			[]string{"cfg.yaml:17: backends[0].servers[1].weight: cannot unmarshal"}},
+		{"bad values", strings.NewReplacer("paranoia_level: 2", "paranoia_level: 7", "backend: app\n", "backend: ap\n", "127.0.0.1:9001", "127.0.0.1").Replace(good),
+			[]string{
+				`cfg.yaml:9: frontends[0].routes[0].backend: unknown backend "ap"`,
+				`cfg.yaml:15: backends[0].servers[0].address: "127.0.0.1" is not host:port`,
+				`cfg.yaml:21: waf.policies[0].paranoia_level: 7 is outside 1..4`,
+			}},
+		{"missing key points at its parent", strings.Replace(good, "      - address: 127.0.0.1:8080\n", "      - tls: true\n", 1),
+			[]string{`cfg.yaml:5: frontends[0].bind[0].address: "" is not host:port`, `cfg.yaml:3: frontends[0].tls: a bind has tls: true`}},
+		{"syntax", "frontends: [\n", []string{"cfg.yaml:1: did not find expected node content"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse("cfg.yaml", []byte(tc.yaml))
+			var errs Errors
+			if !errors.As(err, &errs) {
+				t.Fatalf("err = %v, want Errors", err)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("errors:\n%v\nlack %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(good))
+	f.Add([]byte("frontends: [{name: a, bind: [{address: ':1'}], default_backend: b}]\nbackends: [{name: b, servers: [{address: 'x:1'}]}]"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := Parse("fuzz.yaml", data)
+		if err == nil && c == nil {
+			t.Fatal("no config and no error")
+		}
+		var errs Errors
+		if err != nil && !errors.As(err, &errs) {
+			t.Fatalf("error is not Errors: %v", err)
+		}
+	})
+}

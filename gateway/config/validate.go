@@ -1,0 +1,148 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+)
+
+// Validate reports every problem in a config whose defaults are set, each
+// error's text starting with the key path ("frontends[0].bind[1].address: ...").
+func (c *Config) Validate() error {
+	var errs []error
+	add := func(prefix string, err error) {
+		if err == nil {
+			return
+		}
+		for _, e := range flatten(err) {
+			errs = append(errs, fmt.Errorf("%s.%s", prefix, e.Error()))
+		}
+	}
+	fail := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+
+	policies := map[string]bool{}
+	for i := range c.WAF.Policies {
+		p := &c.WAF.Policies[i]
+		key := fmt.Sprintf("waf.policies[%d]", i)
+		if policies[p.Name] {
+			fail("%s.name: duplicate policy name %q", key, p.Name)
+		}
+		policies[p.Name] = true
+		add(key, p.Validate())
+	}
+	backends := map[string]bool{}
+	for i := range c.Backends {
+		b := &c.Backends[i]
+		key := fmt.Sprintf("backends[%d]", i)
+		if backends[b.Name] {
+			fail("%s.name: duplicate backend name %q", key, b.Name)
+		}
+		backends[b.Name] = true
+		add(key, b.Config.Validate())
+		if b.ConnectTimeout < 0 {
+			fail("%s.connect_timeout: must not be negative", key)
+		}
+		if b.ResponseHeaderTimeout < 0 {
+			fail("%s.response_header_timeout: must not be negative", key)
+		}
+		if b.MaxIdleConnsPerServer < 0 {
+			fail("%s.max_idle_conns_per_server: must not be negative", key)
+		}
+	}
+	if len(c.Frontends) == 0 {
+		fail("frontends: at least one frontend is required")
+	}
+	frontends := map[string]bool{}
+	addrs := map[string]string{}
+	for i := range c.Frontends {
+		f := &c.Frontends[i]
+		key := fmt.Sprintf("frontends[%d]", i)
+		if f.Name == "" {
+			fail("%s.name: is required", key)
+		} else if frontends[f.Name] {
+			fail("%s.name: duplicate frontend name %q", key, f.Name)
+		}
+		frontends[f.Name] = true
+		if len(f.Bind) == 0 {
+			fail("%s.bind: at least one address is required", key)
+		}
+		anyTLS := false
+		for j, b := range f.Bind {
+			bkey := fmt.Sprintf("%s.bind[%d].address", key, j)
+			if _, _, err := net.SplitHostPort(b.Address); err != nil {
+				fail("%s: %q is not host:port", bkey, b.Address)
+			} else if other, dup := addrs[b.Address]; dup {
+				fail("%s: %s is already bound by %s", bkey, b.Address, other)
+			}
+			addrs[b.Address] = bkey
+			anyTLS = anyTLS || b.TLS
+		}
+		switch {
+		case anyTLS && f.TLS == nil:
+			fail("%s.tls: a bind has tls: true, so certificates are required here", key)
+		case f.TLS != nil:
+			add(key+".tls", f.TLS.Validate())
+		}
+		if len(f.Routes) == 0 && f.DefaultBackend == "" {
+			fail("%s.routes: give routes or a default_backend", key)
+		}
+		for j, r := range f.Routes {
+			rkey := fmt.Sprintf("%s.routes[%d]", key, j)
+			if !strings.HasPrefix(r.PathPrefix, "/") {
+				fail("%s.path_prefix: %q must start with /", rkey, r.PathPrefix)
+			}
+			if strings.Contains(r.Host, ":") || strings.Count(r.Host, "*") > 1 || strings.Contains(r.Host, "*") && !strings.HasPrefix(r.Host, "*.") {
+				fail("%s.host: %q must be a host name without port, optionally starting with *.", rkey, r.Host)
+			}
+			if r.Backend == "" {
+				fail("%s.backend: is required", rkey)
+			} else if !backends[r.Backend] {
+				fail("%s.backend: unknown backend %q", rkey, r.Backend)
+			}
+			if !policies[r.WAFPolicy] {
+				fail("%s.waf_policy: unknown WAF policy %q", rkey, r.WAFPolicy)
+			}
+		}
+		if f.DefaultBackend != "" && !backends[f.DefaultBackend] {
+			fail("%s.default_backend: unknown backend %q", key, f.DefaultBackend)
+		}
+		if f.DefaultBackend != "" && !policies[f.DefaultWAFPolicy] {
+			fail("%s.default_waf_policy: unknown WAF policy %q", key, f.DefaultWAFPolicy)
+		}
+		l := f.Limits
+		for _, d := range []struct {
+			name string
+			v    int64
+		}{
+			{"read_header_timeout", int64(l.ReadHeaderTimeout)}, {"read_timeout", int64(l.ReadTimeout)},
+			{"write_timeout", int64(l.WriteTimeout)}, {"idle_timeout", int64(l.IdleTimeout)},
+			{"max_header_bytes", int64(l.MaxHeaderBytes)},
+		} {
+			if d.v < 0 {
+				fail("%s.limits.%s: must not be negative", key, d.name)
+			}
+		}
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		fail("log.level: %q is not one of debug, info, warn, error", c.Log.Level)
+	}
+	if c.ShutdownTimeout < 0 {
+		fail("shutdown_timeout: must not be negative")
+	}
+	return errors.Join(errs...)
+}
+
+// flatten lists the leaves of a tree of joined errors.
+func flatten(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, flatten(e)...)
+		}
+		return out
+	}
+	return []error{err}
+}

@@ -1,0 +1,276 @@
+// Package forward sends inspected requests to a backend's servers: one
+// httputil.ReverseProxy per backend (Rewrite, never Director), keep-alive
+// pools per server, X-Forwarded-* set by the gateway, and a retry on the
+// next server when a connection could not be made and no byte of the
+// request was sent.
+package forward
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sekisho/sekisho/balancer"
+)
+
+// Options tune how a backend's servers are reached.
+type Options struct {
+	ConnectTimeout        time.Duration
+	ResponseHeaderTimeout time.Duration
+	MaxIdleConnsPerServer int
+	// ErrorLog receives the reverse proxy's own rare complaints.
+	ErrorLog *log.Logger
+}
+
+// Exchange is one request's trip to the backend. The handler puts it in the
+// request context (WithExchange) and reads it back for the access log.
+type Exchange struct {
+	// Set by the handler before forwarding.
+	ClientIP string // becomes X-Forwarded-For
+	Proto    string // "http" or "https": X-Forwarded-Proto
+	// OnResponse, when set, sees the response headers before they are sent;
+	// an error refuses the response (the status comes from StatusError).
+	OnResponse func(*http.Response) error
+	// OnError writes the gateway's error page.
+	OnError func(w http.ResponseWriter, r *http.Request, status int)
+
+	// Filled by the backend.
+	Server   *balancer.Server
+	Attempts int
+	Err      error
+	Status   int // the error status when Err is set
+	// connectNs and responseNs are atomics: a connection may finish dialing
+	// on the transport's goroutine after the request gave up on it.
+	connectNs  atomic.Int64
+	responseNs atomic.Int64
+}
+
+// ConnectTime is the time spent opening a new connection (0 when one from the pool was used).
+func (x *Exchange) ConnectTime() time.Duration { return time.Duration(x.connectNs.Load()) }
+
+// ResponseTime is the time from sending the request to the response headers, connect excluded.
+func (x *Exchange) ResponseTime() time.Duration { return time.Duration(x.responseNs.Load()) }
+
+type exchangeKey struct{}
+
+// WithExchange returns ctx carrying x.
+func WithExchange(ctx context.Context, x *Exchange) context.Context {
+	return context.WithValue(ctx, exchangeKey{}, x)
+}
+
+func exchangeFrom(ctx context.Context) *Exchange {
+	x, _ := ctx.Value(exchangeKey{}).(*Exchange)
+	if x == nil {
+		x = &Exchange{}
+	}
+	return x
+}
+
+// StatusError is an error that carries the status to answer with.
+type StatusError struct {
+	Status int
+	Err    error
+}
+
+func (e *StatusError) Error() string { return e.Err.Error() }
+func (e *StatusError) Unwrap() error { return e.Err }
+
+// ErrNoServer means no server of the backend could take the request.
+var ErrNoServer = errors.New("no server available")
+
+// Backend forwards requests to one balancer pool.
+type Backend struct {
+	pool      *balancer.Pool
+	transport *http.Transport
+	proxy     *httputil.ReverseProxy
+}
+
+// New builds the forwarding side of a pool.
+func New(pool *balancer.Pool, o Options) *Backend {
+	b := &Backend{pool: pool}
+	dialer := &net.Dialer{Timeout: o.ConnectTimeout, KeepAlive: 30 * time.Second}
+	b.transport = &http.Transport{
+		Proxy: nil, // never an environment proxy: servers are addressed directly
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			start := time.Now()
+			c, err := dialer.DialContext(ctx, network, addr)
+			exchangeFrom(ctx).connectNs.Store(int64(time.Since(start)))
+			if err != nil {
+				return nil, &dialError{err}
+			}
+			return c, nil
+		},
+		MaxIdleConns:          0, // bounded per server below
+		MaxIdleConnsPerHost:   o.MaxIdleConnsPerServer,
+		IdleConnTimeout:       90 * time.Second,
+		ResponseHeaderTimeout: o.ResponseHeaderTimeout,
+		ExpectContinueTimeout: time.Second,
+		DisableCompression:    true, // bytes pass as they are
+	}
+	b.proxy = &httputil.ReverseProxy{
+		Rewrite:        rewrite,
+		Transport:      roundTripper{b},
+		ModifyResponse: modifyResponse,
+		ErrorHandler:   errorHandler,
+		ErrorLog:       o.ErrorLog,
+		BufferPool:     newBufferPool(),
+	}
+	return b
+}
+
+// ServeHTTP forwards r; its context should carry an Exchange.
+func (b *Backend) ServeHTTP(w http.ResponseWriter, r *http.Request) { b.proxy.ServeHTTP(w, r) }
+
+// Pool returns the backend's balancer pool.
+func (b *Backend) Pool() *balancer.Pool { return b.pool }
+
+// Close drops the idle connections to the servers.
+func (b *Backend) Close() { b.transport.CloseIdleConnections() }
+
+// rewrite runs after ReverseProxy has removed hop-by-hop headers and every
+// incoming Forwarded / X-Forwarded-* header.
+func rewrite(pr *httputil.ProxyRequest) {
+	x := exchangeFrom(pr.In.Context())
+	pr.Out.URL.Scheme = "http"
+	pr.Out.URL.Host = "" // set per attempt by the round tripper
+	pr.Out.Host = pr.In.Host
+	h := pr.Out.Header
+	if x.ClientIP != "" {
+		h["X-Forwarded-For"] = []string{x.ClientIP}
+	}
+	h["X-Forwarded-Host"] = []string{pr.In.Host}
+	if x.Proto != "" {
+		h["X-Forwarded-Proto"] = []string{x.Proto}
+	}
+}
+
+func modifyResponse(resp *http.Response) error {
+	if x := exchangeFrom(resp.Request.Context()); x.OnResponse != nil {
+		return x.OnResponse(resp)
+	}
+	return nil
+}
+
+func errorHandler(w http.ResponseWriter, r *http.Request, err error) {
+	x := exchangeFrom(r.Context())
+	status := http.StatusBadGateway
+	var se *StatusError
+	switch {
+	case errors.As(err, &se):
+		status = se.Status
+	case errors.Is(err, ErrNoServer):
+		status = http.StatusServiceUnavailable
+	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
+		status = 499 // the client went away (nginx's code); nothing is written
+	case isTimeout(err):
+		status = http.StatusGatewayTimeout
+	}
+	x.Err, x.Status = err, status
+	if status == 499 {
+		return
+	}
+	if x.OnError != nil {
+		x.OnError(w, r, status)
+		return
+	}
+	w.WriteHeader(status)
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
+}
+
+// dialError marks a failure to connect: nothing of the request was sent.
+type dialError struct{ err error }
+
+func (e *dialError) Error() string { return e.err.Error() }
+func (e *dialError) Unwrap() error { return e.err }
+
+type roundTripper struct{ b *Backend }
+
+// RoundTrip picks a server and sends req; when the connection cannot be
+// made and no byte of the body was read, it tries the next server.
+func (rt roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
+	x := exchangeFrom(req.Context())
+	var tried [4]*balancer.Server
+	triedList := tried[:0]
+	body := req.Body
+	var lastErr error
+	for {
+		s := rt.b.pool.Pick(triedList)
+		if s == nil {
+			if lastErr != nil {
+				return nil, errors.Join(ErrNoServer, lastErr)
+			}
+			return nil, ErrNoServer
+		}
+		triedList = append(triedList, s)
+		x.Server, x.Attempts = s, x.Attempts+1
+		req.URL.Host = s.Address
+		var cb *countingBody
+		if body != nil {
+			cb = &countingBody{r: body}
+			req.Body = cb
+		}
+		release := s.Acquire()
+		start := time.Now()
+		x.connectNs.Store(0)
+		resp, err := rt.b.transport.RoundTrip(req)
+		if err == nil {
+			x.responseNs.Store(int64(time.Since(start)) - x.connectNs.Load())
+			resp.Body = &releasingBody{ReadCloser: resp.Body, release: release}
+			return resp, nil
+		}
+		release()
+		var de *dialError
+		if errors.As(err, &de) && (cb == nil || cb.n.Load() == 0) && req.Context().Err() == nil {
+			lastErr = err
+			continue
+		}
+		return nil, err
+	}
+}
+
+// countingBody counts what the transport read, and does not pass Close on:
+// the same body may be offered to the next server.
+type countingBody struct {
+	r io.Reader
+	n atomic.Int64
+}
+
+func (c *countingBody) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+func (c *countingBody) Close() error { return nil }
+
+type releasingBody struct {
+	io.ReadCloser
+	release func()
+	once    sync.Once
+}
+
+func (b *releasingBody) Close() error {
+	b.once.Do(b.release)
+	return b.ReadCloser.Close()
+}
+
+// bufferPool lends the proxy its copy buffers, saving 32 KiB per response.
+type bufferPool struct{ p *sync.Pool }
+
+func newBufferPool() bufferPool {
+	return bufferPool{&sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}}
+}
+
+func (bp bufferPool) Get() []byte  { return *bp.p.Get().(*[]byte) }
+func (bp bufferPool) Put(b []byte) { bp.p.Put(&b) }

@@ -1,0 +1,239 @@
+package gateway
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+	"golang.org/x/net/http2"
+
+	"github.com/sekisho/sekisho/balancer"
+	"github.com/sekisho/sekisho/certs"
+	"github.com/sekisho/sekisho/gateway/accesslog"
+	"github.com/sekisho/sekisho/gateway/config"
+	"github.com/sekisho/sekisho/gateway/forward"
+	"github.com/sekisho/sekisho/gateway/listen"
+	"github.com/sekisho/sekisho/rules"
+	"github.com/sekisho/sekisho/waf"
+)
+
+// Options are what a Gateway gets besides its config.
+type Options struct {
+	// Log receives the gateway's own events (start, stop, failures).
+	Log zerolog.Logger
+	// Access receives access log lines; nil disables them.
+	Access io.Writer
+}
+
+// Gateway is a running configuration: frontends, WAF engines and backends.
+type Gateway struct {
+	log             zerolog.Logger
+	shutdownTimeout time.Duration
+	frontends       []*frontend
+	backends        []*forward.Backend
+}
+
+type frontend struct {
+	name    string
+	binds   []config.Bind
+	tls     *tls.Config
+	handler *handler
+	srv     *http.Server
+	h2      *http2.Server
+	lns     []*listen.Listener
+}
+
+// New builds everything a config describes (compiles each WAF policy once,
+// loads certificates, makes the pools) without binding any address.
+func New(c *config.Config, o Options) (*Gateway, error) {
+	g := &Gateway{log: o.Log, shutdownTimeout: c.ShutdownTimeout}
+	proxyLog := log.New(o.Log.With().Str("component", "proxy").Logger(), "", 0)
+
+	engines := map[string]*waf.Engine{}
+	ruleFS := rules.FS()
+	for _, p := range c.WAF.Policies {
+		start := time.Now()
+		e, err := waf.New(p, ruleFS)
+		if err != nil {
+			return nil, err
+		}
+		engines[p.Name] = e
+		o.Log.Debug().Str("policy", p.Name).Dur("took", time.Since(start)).Msg("waf policy compiled")
+	}
+	backends := map[string]*forward.Backend{}
+	for _, bc := range c.Backends {
+		pool, err := balancer.New(bc.Config)
+		if err != nil {
+			return nil, err
+		}
+		b := forward.New(pool, forward.Options{
+			ConnectTimeout:        bc.ConnectTimeout,
+			ResponseHeaderTimeout: bc.ResponseHeaderTimeout,
+			MaxIdleConnsPerServer: bc.MaxIdleConnsPerServer,
+			ErrorLog:              proxyLog,
+		})
+		backends[bc.Name] = b
+		g.backends = append(g.backends, b)
+	}
+	access := accesslog.New(o.Access)
+	for _, fc := range c.Frontends {
+		f := &frontend{name: fc.Name, binds: fc.Bind}
+		if fc.TLS != nil {
+			tc, err := certs.New(*fc.TLS)
+			if err != nil {
+				return nil, fmt.Errorf("frontend %q: tls: %w", fc.Name, err)
+			}
+			f.tls = tc
+		}
+		h := &handler{name: fc.Name, access: access, log: o.Log.With().Str("frontend", fc.Name).Logger()}
+		for _, rc := range fc.Routes {
+			h.routes = append(h.routes, route{
+				host: rc.Host, prefix: rc.PathPrefix,
+				backend: backends[rc.Backend], backendName: rc.Backend,
+				policy: engines[rc.WAFPolicy], policyName: rc.WAFPolicy,
+			})
+		}
+		if fc.DefaultBackend != "" {
+			h.def = &route{backend: backends[fc.DefaultBackend], backendName: fc.DefaultBackend,
+				policy: engines[fc.DefaultWAFPolicy], policyName: fc.DefaultWAFPolicy}
+		}
+		f.handler = h
+		l := fc.Limits
+		f.srv = &http.Server{
+			Handler:           h,
+			ReadHeaderTimeout: l.ReadHeaderTimeout,
+			ReadTimeout:       l.ReadTimeout,
+			WriteTimeout:      l.WriteTimeout,
+			IdleTimeout:       l.IdleTimeout,
+			MaxHeaderBytes:    l.MaxHeaderBytes,
+			ErrorLog:          proxyLog,
+			ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+				if lc, ok := c.(*listen.Conn); ok {
+					return context.WithValue(ctx, connKey{}, lc)
+				}
+				return ctx
+			},
+		}
+		f.h2 = &http2.Server{}
+		// Registers the HTTP/2 server for graceful shutdown with srv.
+		if err := http2.ConfigureServer(f.srv, f.h2); err != nil {
+			return nil, fmt.Errorf("frontend %q: http2: %w", fc.Name, err)
+		}
+		g.frontends = append(g.frontends, f)
+	}
+	return g, nil
+}
+
+// Listen binds every frontend's addresses; if one fails, those already bound are closed.
+func (g *Gateway) Listen() error {
+	for _, f := range g.frontends {
+		for _, b := range f.binds {
+			ln, err := net.Listen("tcp", b.Address)
+			if err != nil {
+				g.closeListeners()
+				return fmt.Errorf("frontend %q: %w", f.name, err)
+			}
+			var tc *tls.Config
+			if b.TLS {
+				tc = f.tls
+			}
+			f.lns = append(f.lns, listen.New(ln, tc, f.srv.ReadHeaderTimeout, f.serveH2))
+			g.log.Info().Str("frontend", f.name).Str("address", ln.Addr().String()).Bool("tls", b.TLS).Msg("listening")
+		}
+	}
+	return nil
+}
+
+func (f *frontend) serveH2(c *tls.Conn) {
+	f.h2.ServeConn(c, &http2.ServeConnOpts{BaseConfig: f.srv, Handler: f.handler})
+}
+
+func (g *Gateway) closeListeners() {
+	for _, f := range g.frontends {
+		for _, ln := range f.lns {
+			ln.Close()
+		}
+		f.lns = nil
+	}
+}
+
+// Addrs returns the bound addresses of a frontend, in bind order.
+func (g *Gateway) Addrs(frontend string) []net.Addr {
+	var out []net.Addr
+	for _, f := range g.frontends {
+		if f.name == frontend {
+			for _, ln := range f.lns {
+				out = append(out, ln.Addr())
+			}
+		}
+	}
+	return out
+}
+
+// Run binds the listeners if Listen was not called, serves until ctx is
+// done, then shuts down: listeners close, in-flight requests get up to the
+// shutdown timeout to finish, then remaining connections are closed.
+func (g *Gateway) Run(ctx context.Context) error {
+	bound := false
+	for _, f := range g.frontends {
+		bound = bound || len(f.lns) > 0
+	}
+	if !bound {
+		if err := g.Listen(); err != nil {
+			return err
+		}
+	}
+	errc := make(chan error, 1)
+	var serving sync.WaitGroup
+	for _, f := range g.frontends {
+		for _, ln := range f.lns {
+			serving.Add(1)
+			go func() {
+				defer serving.Done()
+				if err := f.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+					select {
+					case errc <- fmt.Errorf("frontend %q: serving %s: %w", f.name, ln.Addr(), err):
+					default:
+					}
+				}
+			}()
+		}
+	}
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+	}
+	g.log.Info().Dur("timeout", g.shutdownTimeout).Msg("shutting down: finishing in-flight requests")
+	sctx, cancel := context.WithTimeout(context.Background(), g.shutdownTimeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, f := range g.frontends {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f.srv.Shutdown(sctx); err != nil {
+				g.log.Warn().Str("frontend", f.name).Err(err).Msg("shutdown deadline passed; closing connections")
+				f.srv.Close()
+			}
+			for _, ln := range f.lns {
+				ln.WaitH2(sctx)
+			}
+		}()
+	}
+	wg.Wait()
+	serving.Wait()
+	for _, b := range g.backends {
+		b.Close()
+	}
+	g.log.Info().Msg("stopped")
+	return runErr
+}

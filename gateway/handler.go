@@ -1,0 +1,239 @@
+package gateway
+
+import (
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/sekisho/sekisho/gateway/accesslog"
+	"github.com/sekisho/sekisho/gateway/forward"
+	"github.com/sekisho/sekisho/gateway/listen"
+	"github.com/sekisho/sekisho/waf"
+)
+
+// route sends matching requests through a WAF policy to a backend.
+type route struct {
+	host    string // "" any, "*.example.com" subdomains, else exact (lower case)
+	prefix  string
+	backend *forward.Backend
+	policy  *waf.Engine
+	// names for the log
+	backendName, policyName string
+}
+
+func (rt *route) matches(host, path string) bool {
+	switch {
+	case rt.host == "":
+	case strings.HasPrefix(rt.host, "*."):
+		if !strings.HasSuffix(host, rt.host[1:]) {
+			return false
+		}
+	case host != rt.host:
+		return false
+	}
+	return strings.HasPrefix(path, rt.prefix)
+}
+
+// handler serves one frontend's requests.
+type handler struct {
+	name   string
+	routes []route
+	def    *route // default_backend, or nil
+	access *accesslog.Logger
+	log    zerolog.Logger
+}
+
+type connKey struct{}
+
+func (h *handler) match(host, path string) *route {
+	host = strings.ToLower(host)
+	if i := strings.LastIndexByte(host, ':'); i >= 0 && !strings.HasSuffix(host, "]") {
+		host = host[:i]
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	for i := range h.routes {
+		if h.routes[i].matches(host, path) {
+			return &h.routes[i]
+		}
+	}
+	return h.def
+}
+
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	e := &accesslog.Entry{
+		Time: time.Now(), Frontend: h.name, Method: r.Method, Host: r.Host,
+		Path: r.URL.Path, Query: r.URL.RawQuery, Protocol: r.Proto, UserAgent: r.UserAgent(),
+	}
+	rw := &responseWriter{ResponseWriter: w}
+	var body *countingReader
+	if r.Body != nil && r.Body != http.NoBody {
+		body = &countingReader{ReadCloser: r.Body}
+		r.Body = body
+	}
+	defer func() {
+		e.Status, e.BytesOut = rw.status, rw.bytes
+		if e.Status == 0 {
+			e.Status = 499 // the handler ended without a response: the client left
+		}
+		if body != nil {
+			e.BytesIn = body.n
+		}
+		e.Total = time.Since(e.Time)
+		h.access.Write(e)
+	}()
+
+	e.RequestID = requestID(r.Header.Get("X-Request-Id"))
+	r.Header["X-Request-Id"] = []string{e.RequestID}
+	rw.Header()["X-Request-Id"] = []string{e.RequestID}
+	e.ClientIP, e.ClientPort = splitHostPort(r.RemoteAddr)
+	conn, _ := r.Context().Value(connKey{}).(*listen.Conn)
+	e.TLS = r.TLS
+	if e.TLS == nil && conn != nil {
+		e.TLS = conn.TLS()
+	}
+	fail := func(status int, reason string) {
+		e.Error = reason
+		writeErrorPage(rw, r, status, e.RequestID)
+	}
+
+	if conn != nil && len(r.TransferEncoding) > 0 && conn.TakeAmbiguousFraming() {
+		rw.Header().Set("Connection", "close")
+		fail(http.StatusBadRequest, "Content-Length with Transfer-Encoding")
+		return
+	}
+	if rej := checkTarget(r); rej != nil {
+		fail(rej.status, rej.reason)
+		return
+	}
+	cleanHeaders(r.Header)
+
+	rt := h.match(r.Host, r.URL.Path)
+	if rt == nil {
+		fail(http.StatusNotFound, "no route")
+		return
+	}
+	e.Backend, e.WAFPolicy = rt.backendName, rt.policyName
+
+	tx := rt.policy.NewTx(r.Context(), e.RequestID)
+	defer tx.Close()
+	local, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+	serverIP, serverPort := "", 0
+	if local != nil {
+		serverIP, serverPort = splitHostPort(local.String())
+	}
+	v := tx.InspectRequest(r, r.URL.RequestURI(), waf.Conn{
+		ClientIP: e.ClientIP, ClientPort: e.ClientPort, ServerIP: serverIP, ServerPort: serverPort,
+	})
+	e.Read, e.WAF = tx.ReadTime, tx.InspectTime
+	setVerdict(e, v)
+	if v.Blocked() {
+		if v.Action == waf.ActionError {
+			e.Error = tx.Err().Error()
+			if !errors.Is(tx.Err(), waf.ErrClientBody) {
+				h.log.Error().Err(tx.Err()).Str(accesslog.FieldRequestID, e.RequestID).Msg("waf inspection failed; request refused")
+			}
+		}
+		if v.Status == http.StatusRequestEntityTooLarge {
+			// The body was not read: close rather than drain it.
+			rw.Header().Set("Connection", "close")
+		}
+		if v.RedirectURL != "" {
+			http.Redirect(rw, r, v.RedirectURL, v.Status)
+			return
+		}
+		writeErrorPage(rw, r, v.Status, e.RequestID)
+		return
+	}
+
+	fwdBody, n := tx.Body()
+	if n == 0 {
+		r.Body = http.NoBody
+	} else {
+		r.Body = io.NopCloser(fwdBody)
+	}
+	r.ContentLength = n
+	if n >= 0 {
+		r.TransferEncoding = nil // the whole body is known: send it with a length
+	}
+	x := &forward.Exchange{
+		ClientIP: e.ClientIP,
+		Proto:    "http",
+		OnError:  func(w http.ResponseWriter, r *http.Request, status int) { writeErrorPage(w, r, status, e.RequestID) },
+		OnResponse: func(resp *http.Response) error {
+			if v := tx.InspectResponseHeaders(resp.StatusCode, resp.Proto, resp.Header); v != nil && v.Blocked() {
+				setVerdict(e, v)
+				return &forward.StatusError{Status: v.Status, Err: errors.New("response refused by the WAF")}
+			}
+			return nil
+		},
+	}
+	if e.TLS != nil {
+		x.Proto = "https"
+	}
+	rt.backend.ServeHTTP(rw, r.WithContext(forward.WithExchange(r.Context(), x)))
+	if x.Server != nil {
+		e.Server = x.Server.Name
+	}
+	e.Connect, e.Response = x.ConnectTime(), x.ResponseTime()
+	e.Retries = max(x.Attempts-1, 0)
+	if x.Err != nil {
+		e.Error = x.Err.Error()
+	}
+}
+
+func setVerdict(e *accesslog.Entry, v *waf.Verdict) {
+	e.WAFAction, e.WAFRules, e.WAFScore, e.WAFTruncated = string(v.Action), v.Rules, v.Score, v.Truncated
+}
+
+func splitHostPort(addr string) (string, int) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr, 0
+	}
+	p, _ := strconv.Atoi(port)
+	return host, p
+}
+
+// countingReader counts the request body bytes read from the client.
+type countingReader struct {
+	io.ReadCloser
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.ReadCloser.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// responseWriter records the status and body bytes sent. Unwrap lets
+// http.ResponseController reach Flush and Hijack (WebSocket upgrades).
+type responseWriter struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (w *responseWriter) WriteHeader(code int) {
+	if w.status == 0 || w.status < 200 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *responseWriter) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(p)
+	w.bytes += int64(n)
+	return n, err
+}
+
+func (w *responseWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

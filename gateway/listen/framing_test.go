@@ -1,0 +1,47 @@
+package listen
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestFramingScan(t *testing.T) {
+	cases := []struct {
+		name   string
+		stream string
+		want   int
+	}{
+		{"chunked only", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n", 0},
+		{"length only", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc", 0},
+		{"both", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n", 1},
+		{"both, any case, bare LF", "POST / HTTP/1.1\ncontent-LENGTH: 5\nTRANSFER-encoding: chunked\n\n", 1},
+		{"in separate requests", "GET / HTTP/1.1\r\nContent-Length: 0\r\n\r\nPOST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 0},
+		{"two pipelined", strings.Repeat("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n0\r\n\r\n", 2), 2},
+		{"longer names do not count", "POST / HTTP/1.1\r\nX-Content-Length: 5\r\nTransfer-Encodings: x\r\nContent-Lengthy: 1\r\n\r\n", 0},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			// Every split of the stream must give the same count.
+			for cut := 0; cut <= len(tc.stream); cut++ {
+				var s framingScan
+				got := s.feed([]byte(tc.stream[:cut])) + s.feed([]byte(tc.stream[cut:]))
+				if got != tc.want {
+					t.Fatalf("split at %d: %d ambiguous blocks, want %d", cut, got, tc.want)
+				}
+			}
+		})
+	}
+}
+
+func FuzzFramingScan(f *testing.F) {
+	f.Add([]byte("POST / HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"), 7)
+	f.Fuzz(func(t *testing.T, b []byte, cut int) {
+		if cut < 0 || cut > len(b) {
+			cut = len(b) / 2
+		}
+		var whole, split framingScan
+		if a, c := whole.feed(b), split.feed(b[:cut])+split.feed(b[cut:]); a != c {
+			t.Fatalf("whole %d != split %d", a, c)
+		}
+	})
+}

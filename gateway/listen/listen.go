@@ -1,0 +1,198 @@
+// Package listen accepts the gateway's client connections. For HTTP/1 it
+// wraps each connection so the handler can learn what net/http hides (see
+// framingScan); for TLS it runs the handshake itself and hands HTTP/2
+// connections to an HTTP/2 server and HTTP/1 ones to an http.Server.
+package listen
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Conn is an accepted HTTP/1 connection (plain, or TLS after the handshake).
+type Conn struct {
+	net.Conn
+	tls       *tls.ConnectionState
+	scan      framingScan
+	ambiguous atomic.Int32
+}
+
+// Read implements net.Conn, scanning what the HTTP server reads.
+func (c *Conn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		if a := c.scan.feed(p[:n]); a > 0 {
+			c.ambiguous.Add(int32(a))
+		}
+	}
+	return n, err
+}
+
+// TLS returns the connection's TLS state, or nil for plain HTTP.
+func (c *Conn) TLS() *tls.ConnectionState { return c.tls }
+
+// TakeAmbiguousFraming reports, once per such request, that a request header
+// block on this connection carried both Content-Length and Transfer-Encoding.
+func (c *Conn) TakeAmbiguousFraming() bool {
+	for {
+		n := c.ambiguous.Load()
+		if n <= 0 {
+			return false
+		}
+		if c.ambiguous.CompareAndSwap(n, n-1) {
+			return true
+		}
+	}
+}
+
+// Listener is a net.Listener for an http.Server that yields *Conn. With a
+// TLS config it completes handshakes off the accept loop and passes
+// connections that negotiated h2 to ServeH2 instead.
+type Listener struct {
+	ln      net.Listener
+	tls     *tls.Config
+	serveH2 func(*tls.Conn)
+	// HandshakeTimeout bounds a TLS handshake.
+	handshakeTimeout time.Duration
+
+	conns     chan net.Conn
+	done      chan struct{}
+	closeOnce sync.Once
+	h2        sync.WaitGroup
+	h2mu      sync.Mutex
+	h2conns   map[*tls.Conn]struct{}
+}
+
+// New wraps ln. With tc non-nil, connections are TLS and those that
+// negotiate "h2" are served by serveH2 (on their own goroutine).
+func New(ln net.Listener, tc *tls.Config, handshakeTimeout time.Duration, serveH2 func(*tls.Conn)) *Listener {
+	l := &Listener{ln: ln, tls: tc, serveH2: serveH2, handshakeTimeout: handshakeTimeout,
+		conns: make(chan net.Conn), done: make(chan struct{}), h2conns: map[*tls.Conn]struct{}{}}
+	if tc != nil {
+		go l.acceptTLS()
+	}
+	return l
+}
+
+// Accept implements net.Listener.
+func (l *Listener) Accept() (net.Conn, error) {
+	if l.tls == nil {
+		c, err := l.ln.Accept()
+		if err != nil {
+			return nil, err
+		}
+		return &Conn{Conn: c}, nil
+	}
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *Listener) acceptTLS() {
+	var delay time.Duration
+	for {
+		raw, err := l.ln.Accept()
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() { // EMFILE and friends: back off like net/http
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				select {
+				case <-time.After(delay):
+					continue
+				case <-l.done:
+				}
+			}
+			l.Close()
+			return
+		}
+		delay = 0
+		go l.handshake(raw)
+	}
+}
+
+func (l *Listener) handshake(raw net.Conn) {
+	tc := tls.Server(raw, l.tls)
+	ctx, cancel := context.WithTimeout(context.Background(), l.handshakeTimeout)
+	err := tc.HandshakeContext(ctx)
+	cancel()
+	if err != nil {
+		raw.Close()
+		return
+	}
+	st := tc.ConnectionState()
+	if st.NegotiatedProtocol == "h2" && l.serveH2 != nil {
+		if !l.trackH2(tc) {
+			tc.Close()
+			return
+		}
+		defer l.untrackH2(tc)
+		l.serveH2(tc)
+		return
+	}
+	select {
+	case l.conns <- &Conn{Conn: tc, tls: &st}:
+	case <-l.done:
+		tc.Close()
+	}
+}
+
+func (l *Listener) trackH2(c *tls.Conn) bool {
+	l.h2mu.Lock()
+	defer l.h2mu.Unlock()
+	select {
+	case <-l.done:
+		return false
+	default:
+	}
+	l.h2.Add(1)
+	l.h2conns[c] = struct{}{}
+	return true
+}
+
+func (l *Listener) untrackH2(c *tls.Conn) {
+	l.h2mu.Lock()
+	delete(l.h2conns, c)
+	l.h2mu.Unlock()
+	l.h2.Done()
+}
+
+// Close implements net.Listener: it stops accepting; HTTP/2 connections
+// already served finish on their own (see WaitH2).
+func (l *Listener) Close() error {
+	var err error
+	l.closeOnce.Do(func() {
+		l.h2mu.Lock()
+		close(l.done)
+		l.h2mu.Unlock()
+		err = l.ln.Close()
+	})
+	return err
+}
+
+// WaitH2 waits until every HTTP/2 connection has ended or ctx is done; then
+// it closes those left.
+func (l *Listener) WaitH2(ctx context.Context) {
+	idle := make(chan struct{})
+	go func() { l.h2.Wait(); close(idle) }()
+	select {
+	case <-idle:
+	case <-ctx.Done():
+		l.h2mu.Lock()
+		for c := range l.h2conns {
+			c.Close()
+		}
+		l.h2mu.Unlock()
+		<-idle
+	}
+}
+
+// Addr implements net.Listener.
+func (l *Listener) Addr() net.Addr { return l.ln.Addr() }

@@ -1,0 +1,104 @@
+package waf
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Mode says what a policy does with a request that its rules flag.
+type Mode string
+
+// The policy modes.
+const (
+	ModeBlock  Mode = "block"  // flagged requests are refused
+	ModeDetect Mode = "detect" // flagged requests are logged and passed
+	ModeOff    Mode = "off"    // no inspection at all
+)
+
+// Body limit actions: what happens to a request body over the limit.
+const (
+	LimitReject         = "reject"          // 413, the body never reaches a backend
+	LimitProcessPartial = "process_partial" // the first limit bytes are inspected, the rest passes uninspected (logged)
+)
+
+// Config is one WAF policy.
+type Config struct {
+	Name string `yaml:"name"`
+	Mode Mode   `yaml:"mode"`
+	// ParanoiaLevel is CRS's blocking paranoia level, 1 to 4.
+	ParanoiaLevel int `yaml:"paranoia_level"`
+	// InboundAnomalyThreshold and OutboundAnomalyThreshold are CRS's
+	// anomaly score thresholds (CRS defaults: 5 and 4).
+	InboundAnomalyThreshold  int `yaml:"inbound_anomaly_threshold"`
+	OutboundAnomalyThreshold int `yaml:"outbound_anomaly_threshold"`
+	// RequestBodyLimit is the largest request body, in bytes, that is
+	// accepted and inspected whole.
+	RequestBodyLimit int64 `yaml:"request_body_limit"`
+	// RequestBodyLimitAction is LimitReject (default) or LimitProcessPartial.
+	RequestBodyLimitAction string `yaml:"request_body_limit_action"`
+	// Directives are extra SecLang lines loaded after CRS (exclusions, custom rules).
+	Directives string `yaml:"directives"`
+}
+
+// Defaults for a policy; they match CRS's own defaults and nginx's 1 MiB body limit.
+const (
+	DefaultParanoiaLevel            = 1
+	DefaultInboundAnomalyThreshold  = 5
+	DefaultOutboundAnomalyThreshold = 4
+	DefaultRequestBodyLimit         = 1 << 20
+	// MaxRequestBodyLimit bounds what one request may make the gateway hold in memory.
+	MaxRequestBodyLimit = 1 << 30
+)
+
+// SetDefaults fills the fields a user may leave out.
+func (c *Config) SetDefaults() {
+	if c.Mode == "" {
+		c.Mode = ModeBlock
+	}
+	if c.ParanoiaLevel == 0 {
+		c.ParanoiaLevel = DefaultParanoiaLevel
+	}
+	if c.InboundAnomalyThreshold == 0 {
+		c.InboundAnomalyThreshold = DefaultInboundAnomalyThreshold
+	}
+	if c.OutboundAnomalyThreshold == 0 {
+		c.OutboundAnomalyThreshold = DefaultOutboundAnomalyThreshold
+	}
+	if c.RequestBodyLimit == 0 {
+		c.RequestBodyLimit = DefaultRequestBodyLimit
+	}
+	if c.RequestBodyLimitAction == "" {
+		c.RequestBodyLimitAction = LimitReject
+	}
+}
+
+// Validate reports every problem in the policy, each as "key: message".
+func (c *Config) Validate() error {
+	var errs []error
+	if c.Name == "" {
+		errs = append(errs, errors.New("name: is required"))
+	}
+	switch c.Mode {
+	case ModeBlock, ModeDetect, ModeOff:
+	default:
+		errs = append(errs, fmt.Errorf("mode: %q is not one of block, detect, off", c.Mode))
+	}
+	if c.ParanoiaLevel < 1 || c.ParanoiaLevel > 4 {
+		errs = append(errs, fmt.Errorf("paranoia_level: %d is outside 1..4", c.ParanoiaLevel))
+	}
+	if c.InboundAnomalyThreshold < 1 {
+		errs = append(errs, fmt.Errorf("inbound_anomaly_threshold: %d must be at least 1", c.InboundAnomalyThreshold))
+	}
+	if c.OutboundAnomalyThreshold < 1 {
+		errs = append(errs, fmt.Errorf("outbound_anomaly_threshold: %d must be at least 1", c.OutboundAnomalyThreshold))
+	}
+	if c.RequestBodyLimit < 1 || c.RequestBodyLimit > MaxRequestBodyLimit {
+		errs = append(errs, fmt.Errorf("request_body_limit: %d is outside 1..%d bytes", c.RequestBodyLimit, MaxRequestBodyLimit))
+	}
+	switch c.RequestBodyLimitAction {
+	case LimitReject, LimitProcessPartial:
+	default:
+		errs = append(errs, fmt.Errorf("request_body_limit_action: %q is not one of %s, %s", c.RequestBodyLimitAction, LimitReject, LimitProcessPartial))
+	}
+	return errors.Join(errs...)
+}

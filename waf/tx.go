@@ -1,0 +1,265 @@
+package waf
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/corazawaf/coraza/v3/experimental"
+	"github.com/corazawaf/coraza/v3/experimental/plugins/plugintypes"
+	"github.com/corazawaf/coraza/v3/types"
+)
+
+// Action is what the WAF did with a request, as written in the access log.
+type Action string
+
+// The actions.
+const (
+	ActionPass   Action = "pass"   // inspected, nothing matched
+	ActionBlock  Action = "block"  // refused
+	ActionDetect Action = "detect" // rules matched in detect mode; passed
+	ActionOff    Action = "off"    // not inspected (policy mode off)
+	ActionError  Action = "error"  // inspection failed; refused
+)
+
+// Verdict is the outcome of inspecting a request.
+type Verdict struct {
+	Action Action
+	// Status is the HTTP status to answer with when Action is block or error.
+	Status int
+	// RuleID is the rule that interrupted the request, if any.
+	RuleID int
+	// Rules are the IDs of the matched rules that log a message, in match order.
+	Rules []int
+	// Score is CRS's blocking inbound anomaly score.
+	Score int
+	// Truncated reports a body over the limit of which only the first part was inspected.
+	Truncated bool
+	// RedirectURL is set when a rule's disruptive action is a redirect.
+	RedirectURL string
+}
+
+// Blocked reports whether the request must not reach a backend.
+func (v *Verdict) Blocked() bool { return v.Action == ActionBlock || v.Action == ActionError }
+
+// Conn is the connection a request came over, as the WAF sees it.
+type Conn struct {
+	ClientIP   string
+	ClientPort int
+	ServerIP   string
+	ServerPort int
+}
+
+// Tx is one request's inspection. Close it when the response is done.
+type Tx struct {
+	e  *Engine
+	tx types.Transaction // nil when the mode is off
+
+	body    io.Reader // what to forward, set by InspectRequest
+	bodyLen int64     // -1 when not known in advance
+	// ReadTime is the time spent receiving the request body from the client;
+	// InspectTime the time spent running rules.
+	ReadTime, InspectTime time.Duration
+
+	err error
+}
+
+// ErrClientBody marks a request body that could not be read from the client
+// (reset, timeout, bad chunking): a client error, not a WAF failure.
+var ErrClientBody = errors.New("reading request body")
+
+// NewTx starts the inspection of one request; id becomes the transaction's unique ID.
+func (e *Engine) NewTx(ctx context.Context, id string) *Tx {
+	t := &Tx{e: e, bodyLen: -1}
+	if e.waf != nil {
+		t.tx = e.waf.NewTransactionWithOptions(experimental.Options{ID: id, Context: ctx})
+	}
+	return t
+}
+
+// InspectRequest runs the request phases (headers, then body) on r. uri is
+// the request target exactly as it will be sent to the backend. On a pass,
+// Body returns the body to forward: the bytes that were inspected.
+func (t *Tx) InspectRequest(r *http.Request, uri string, c Conn) *Verdict {
+	if t.tx == nil {
+		t.body, t.bodyLen = r.Body, r.ContentLength
+		return &Verdict{Action: ActionOff}
+	}
+	start := time.Now()
+	defer func() { t.InspectTime = time.Since(start) - t.ReadTime }()
+
+	tx := t.tx
+	tx.ProcessConnection(c.ClientIP, c.ClientPort, c.ServerIP, c.ServerPort)
+	tx.ProcessURI(uri, r.Method, r.Proto)
+	for k, vs := range r.Header {
+		for _, v := range vs {
+			tx.AddRequestHeader(k, v)
+		}
+	}
+	// net/http moves Host and Transfer-Encoding out of the header map; the
+	// rules look for both.
+	if r.Host != "" {
+		tx.AddRequestHeader("Host", r.Host)
+		tx.SetServerName(r.Host)
+	}
+	for _, te := range r.TransferEncoding {
+		tx.AddRequestHeader("Transfer-Encoding", te)
+	}
+	if it := tx.ProcessRequestHeaders(); it != nil {
+		return t.interrupted(it)
+	}
+
+	limit := t.e.cfg.RequestBodyLimit
+	partial := t.e.cfg.RequestBodyLimitAction == LimitProcessPartial
+	hasBody := r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0
+	if hasBody && r.ContentLength > limit && !partial {
+		// Refused before one byte of the body is read.
+		return t.interrupted(&types.Interruption{Status: http.StatusRequestEntityTooLarge, Action: "deny"})
+	}
+	truncated := false
+	if hasBody && tx.IsRequestBodyAccessible() {
+		rd := &errReader{r: r.Body}
+		readStart := time.Now()
+		it, n, err := tx.ReadRequestBodyFrom(rd)
+		t.ReadTime = time.Since(readStart)
+		if rd.err != nil {
+			return t.failed(http.StatusBadRequest, fmt.Errorf("%w: %v", ErrClientBody, rd.err))
+		}
+		if err != nil {
+			return t.failed(http.StatusInternalServerError, fmt.Errorf("buffering request body: %w", err))
+		}
+		if it != nil {
+			return t.interrupted(it)
+		}
+		inspected, err := tx.RequestBodyReader()
+		if err != nil {
+			return t.failed(http.StatusInternalServerError, fmt.Errorf("reading buffered body: %w", err))
+		}
+		if int64(n) > limit {
+			// Process partial: the part past the limit follows uninspected.
+			truncated = true
+			t.body = io.MultiReader(inspected, r.Body)
+		} else {
+			t.body, t.bodyLen = inspected, int64(n)
+		}
+	} else if hasBody {
+		t.body, t.bodyLen = r.Body, r.ContentLength
+	} else {
+		t.body, t.bodyLen = http.NoBody, 0
+	}
+	it, err := tx.ProcessRequestBody()
+	if err != nil {
+		return t.failed(http.StatusInternalServerError, fmt.Errorf("processing request body: %w", err))
+	}
+	if it != nil {
+		return t.interrupted(it)
+	}
+	v := t.verdict(ActionPass)
+	v.Truncated = truncated
+	if t.e.cfg.Mode == ModeDetect && len(v.Rules) > 0 {
+		v.Action = ActionDetect
+	}
+	return v
+}
+
+// Body returns the request body to forward and its length (-1 if unknown).
+// A second call returns a fresh reader over the same inspected bytes when
+// the body was buffered whole, so a request may be sent again to another server.
+func (t *Tx) Body() (io.Reader, int64) {
+	if t.tx != nil && t.bodyLen >= 0 && t.body != http.NoBody && t.tx.IsRequestBodyAccessible() {
+		if rd, err := t.tx.RequestBodyReader(); err == nil {
+			return rd, t.bodyLen
+		}
+	}
+	return t.body, t.bodyLen
+}
+
+// InspectResponseHeaders runs the response headers phase. A nil verdict means pass.
+func (t *Tx) InspectResponseHeaders(status int, proto string, h http.Header) *Verdict {
+	if t.tx == nil {
+		return nil
+	}
+	for k, vs := range h {
+		for _, v := range vs {
+			t.tx.AddResponseHeader(k, v)
+		}
+	}
+	if it := t.tx.ProcessResponseHeaders(status, proto); it != nil {
+		return t.interrupted(it)
+	}
+	return nil
+}
+
+// Close runs the logging phase and frees the transaction's buffers.
+func (t *Tx) Close() error {
+	if t.tx == nil {
+		return nil
+	}
+	t.tx.ProcessLogging()
+	return t.tx.Close()
+}
+
+func (t *Tx) interrupted(it *types.Interruption) *Verdict {
+	v := t.verdict(ActionBlock)
+	v.RuleID = it.RuleID
+	switch it.Action {
+	case "redirect":
+		v.Status, v.RedirectURL = http.StatusFound, it.Data
+	default: // deny, drop
+		v.Status = it.Status
+		if v.Status == 0 {
+			v.Status = http.StatusForbidden
+		}
+	}
+	return v
+}
+
+// failed is a verdict for an inspection that could not complete: the
+// request is refused, never passed uninspected.
+func (t *Tx) failed(status int, err error) *Verdict {
+	v := t.verdict(ActionError)
+	v.Status = status
+	t.err = err
+	return v
+}
+
+// Err returns why the inspection failed, for verdicts with ActionError.
+func (t *Tx) Err() error { return t.err }
+
+func (t *Tx) verdict(a Action) *Verdict {
+	v := &Verdict{Action: a}
+	for _, mr := range t.tx.MatchedRules() {
+		// Rules marked nolog (CRS's bookkeeping) are not part of the verdict.
+		if l, ok := mr.(interface{ Log() bool }); ok && !l.Log() || mr.Message() == "" {
+			continue
+		}
+		v.Rules = append(v.Rules, mr.Rule().ID())
+	}
+	if st, ok := t.tx.(interface {
+		Variables() plugintypes.TransactionVariables
+	}); ok {
+		if s := st.Variables().TX().Get("blocking_inbound_anomaly_score"); len(s) > 0 {
+			v.Score, _ = strconv.Atoi(s[0])
+		}
+	}
+	return v
+}
+
+// errReader remembers a read error from the client, which Coraza's copy
+// would otherwise not tell apart from its own.
+type errReader struct {
+	r   io.Reader
+	err error
+}
+
+func (e *errReader) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err != nil && err != io.EOF {
+		e.err = err
+	}
+	return n, err
+}

@@ -1,0 +1,75 @@
+package waf
+
+import (
+	"fmt"
+	"io/fs"
+	"strings"
+
+	"github.com/corazawaf/coraza/v3"
+	"github.com/corazawaf/coraza/v3/experimental"
+)
+
+// Engine is a compiled WAF policy, safe for concurrent use by any number of requests.
+type Engine struct {
+	cfg Config
+	waf experimental.WAFWithOptions // nil when the mode is off
+}
+
+// New compiles the policy's rules from root, which must hold Coraza's
+// recommended configuration, CRS v4 and sekisho's base file (rules.FS()).
+func New(cfg Config, root fs.FS) (*Engine, error) {
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("waf policy %q: %w", cfg.Name, err)
+	}
+	e := &Engine{cfg: cfg}
+	if cfg.Mode == ModeOff {
+		return e, nil
+	}
+	w, err := coraza.NewWAF(coraza.NewWAFConfig().WithRootFS(root).WithDirectives(Directives(cfg)))
+	if err != nil {
+		return nil, fmt.Errorf("waf policy %q: loading rules: %w", cfg.Name, err)
+	}
+	wo, ok := w.(experimental.WAFWithOptions)
+	if !ok {
+		return nil, fmt.Errorf("waf policy %q: coraza WAF lacks transaction options", cfg.Name)
+	}
+	e.waf = wo
+	return e, nil
+}
+
+// Config returns the policy the engine was built from, defaults filled in.
+func (e *Engine) Config() Config { return e.cfg }
+
+// Directives returns the SecLang configuration that a policy compiles to.
+func Directives(c Config) string {
+	engine := "On"
+	if c.Mode == ModeDetect {
+		engine = "DetectionOnly"
+	}
+	action := "Reject"
+	if c.RequestBodyLimitAction == LimitProcessPartial {
+		action = "ProcessPartial"
+	}
+	// Coraza refuses a body whose length reaches its limit, so a limit one
+	// byte larger accepts bodies of exactly RequestBodyLimit bytes. The whole
+	// inspected body stays in memory: never more than the limit.
+	coraLimit := c.RequestBodyLimit + 1
+	var b strings.Builder
+	fmt.Fprintf(&b, `Include @coraza.conf-recommended
+Include sekisho/base.conf
+SecRuleEngine %s
+SecRequestBodyLimit %d
+SecRequestBodyInMemoryLimit %d
+SecRequestBodyLimitAction %s
+Include @crs-setup.conf.example
+SecAction "id:900000,phase:1,pass,t:none,nolog,setvar:tx.blocking_paranoia_level=%d"
+SecAction "id:900110,phase:1,pass,t:none,nolog,setvar:tx.inbound_anomaly_score_threshold=%d,setvar:tx.outbound_anomaly_score_threshold=%d"
+Include @owasp_crs/*.conf
+`, engine, coraLimit, coraLimit, action, c.ParanoiaLevel, c.InboundAnomalyThreshold, c.OutboundAnomalyThreshold)
+	if c.Directives != "" {
+		b.WriteString(c.Directives)
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
