@@ -70,9 +70,9 @@ func (c *Config) Validate() error {
 		anyTLS := false
 		for j, b := range f.Bind {
 			bkey := fmt.Sprintf("%s.bind[%d].address", key, j)
-			if _, _, err := net.SplitHostPort(b.Address); err != nil {
+			if _, port, err := net.SplitHostPort(b.Address); err != nil {
 				fail("%s: %q is not host:port", bkey, b.Address)
-			} else if other, dup := addrs[b.Address]; dup {
+			} else if other, dup := addrs[b.Address]; dup && port != "0" {
 				fail("%s: %s is already bound by %s", bkey, b.Address, other)
 			}
 			addrs[b.Address] = bkey
