@@ -53,4 +53,3 @@ func writeErrorPage(w http.ResponseWriter, r *http.Request, status int, requestI
 		Title, Message, RequestID string
 	}{status, http.StatusText(status), msg, requestID})
 }
-

@@ -209,4 +209,3 @@ Stop with Ctrl-C.
 `, ups.Addrs[0], ups.Addrs[1], h, s)
 	})
 }
-
