@@ -1,0 +1,71 @@
+package gateway
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/rs/zerolog"
+
+	"github.com/sekisho/sekisho/gateway/config"
+	"github.com/sekisho/sekisho/waf/waftest"
+)
+
+// BenchmarkGateway_InProcess is the whole request path without the client
+// socket: handler → checks → WAF (CRS PL1) → reverse proxy → a real backend
+// on loopback, and the access log line (to io.Discard).
+func BenchmarkGateway_InProcess(b *testing.B) {
+	for _, mode := range []string{"block", "off"} {
+		b.Run("waf="+mode, func(b *testing.B) {
+			h := benchHandler(b, mode)
+			b.Run("GET", func(b *testing.B) { benchServe(b, h, waftest.BrowserGET) })
+			b.Run("POST4K", func(b *testing.B) { benchServe(b, h, waftest.FormPOST4K) })
+		})
+	}
+}
+
+func benchHandler(b *testing.B, mode string) http.Handler {
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "text/html")
+		w.Write(make([]byte, 1024))
+	}))
+	b.Cleanup(backend.Close)
+	yaml := `
+frontends:
+  - name: web
+    bind: [{address: "127.0.0.1:0"}]
+    default_backend: app
+backends:
+  - name: app
+    servers: [{address: "` + strings.TrimPrefix(backend.URL, "http://") + `"}]
+waf:
+  policies: [{name: default, mode: ` + mode + `}]
+`
+	c, err := config.Parse("bench.yaml", []byte(yaml))
+	if err != nil {
+		b.Fatal(err)
+	}
+	g, err := New(c, Options{Log: zerolog.Nop(), Access: io.Discard})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return g.frontends[0].handler
+}
+
+func benchServe(b *testing.B, h http.Handler, newReq func(int) *http.Request) {
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		r := newReq(i)
+		r.RemoteAddr = "192.0.2.10:40000"
+		i++
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if w.Code != 200 {
+			b.Fatalf("status %d: %s", w.Code, w.Body)
+		}
+	}
+}
