@@ -115,6 +115,9 @@ func New(c *config.Config, o Options) (*Gateway, error) {
 			IdleTimeout:       l.IdleTimeout,
 			MaxHeaderBytes:    l.MaxHeaderBytes,
 			ErrorLog:          proxyLog,
+			// "OPTIONS *" goes to the handler, which refuses it (400), instead
+			// of net/http answering 200 on the gateway's behalf.
+			DisableGeneralOptionsHandler: true,
 			ConnContext: func(ctx context.Context, c net.Conn) context.Context {
 				if lc, ok := c.(*listen.Conn); ok {
 					return context.WithValue(ctx, connKey{}, lc)

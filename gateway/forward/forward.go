@@ -226,7 +226,13 @@ func (rt roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 		resp, err := rt.b.transport.RoundTrip(req)
 		if err == nil {
 			x.responseNs.Store(int64(time.Since(start)) - x.connectNs.Load())
-			resp.Body = &releasingBody{ReadCloser: resp.Body, release: release}
+			rb := &releasingBody{ReadCloser: resp.Body, release: release}
+			resp.Body = rb
+			if w, ok := rb.ReadCloser.(io.Writer); ok {
+				// A 101 (WebSocket) body is the backend connection:
+				// ReverseProxy needs to write to it too.
+				resp.Body = releasingRWBody{rb, w}
+			}
 			return resp, nil
 		}
 		release()
@@ -264,6 +270,15 @@ func (b *releasingBody) Close() error {
 	b.once.Do(b.release)
 	return b.ReadCloser.Close()
 }
+
+// releasingRWBody is a releasingBody that stays writable, as ReverseProxy
+// requires of a 101 Switching Protocols response body.
+type releasingRWBody struct {
+	*releasingBody
+	w io.Writer
+}
+
+func (b releasingRWBody) Write(p []byte) (int, error) { return b.w.Write(p) }
 
 // bufferPool lends the proxy its copy buffers, saving 32 KiB per response.
 type bufferPool struct{ p *sync.Pool }

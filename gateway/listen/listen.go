@@ -57,7 +57,7 @@ type Listener struct {
 	ln      net.Listener
 	tls     *tls.Config
 	serveH2 func(*tls.Conn)
-	// HandshakeTimeout bounds a TLS handshake.
+	// handshakeTimeout bounds a TLS handshake, so a silent client cannot hold a goroutine.
 	handshakeTimeout time.Duration
 
 	conns     chan net.Conn

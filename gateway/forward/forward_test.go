@@ -1,0 +1,120 @@
+package forward
+
+import (
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sekisho/sekisho/balancer"
+)
+
+func deadAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+func newBackend(t *testing.T, addrs ...string) *Backend {
+	t.Helper()
+	c := balancer.Config{Name: "app"}
+	for _, a := range addrs {
+		c.Servers = append(c.Servers, balancer.ServerConfig{Address: a})
+	}
+	pool, err := balancer.New(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := New(pool, Options{ConnectTimeout: time.Second, ResponseHeaderTimeout: 5 * time.Second, MaxIdleConnsPerServer: 4})
+	t.Cleanup(b.Close)
+	return b
+}
+
+func TestBackend_RetriesRefusedServerWithTheWholeBody(t *testing.T) {
+	var got atomic.Value
+	live := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got.Store(string(b))
+		io.WriteString(w, "ok")
+	}))
+	defer live.Close()
+	b := newBackend(t, deadAddr(t), strings.TrimPrefix(live.URL, "http://"))
+
+	const body = "name=Ann&message=hello"
+	for i := 0; i < 4; i++ { // round robin starts on either server; both orders must succeed
+		x := &Exchange{ClientIP: "192.0.2.1", Proto: "http"}
+		r := httptest.NewRequest("POST", "http://shop.example.com/contact", strings.NewReader(body))
+		w := httptest.NewRecorder()
+		b.ServeHTTP(w, r.WithContext(WithExchange(r.Context(), x)))
+		if w.Code != 200 || got.Load() != body {
+			t.Fatalf("request %d: status %d, body at server %q, err %v", i, w.Code, got.Load(), x.Err)
+		}
+		if x.Server == nil || x.Server.Address != strings.TrimPrefix(live.URL, "http://") {
+			t.Fatalf("request %d: served by %v", i, x.Server)
+		}
+	}
+}
+
+func TestBackend_AllServersDownIs503(t *testing.T) {
+	b := newBackend(t, deadAddr(t), deadAddr(t))
+	x := &Exchange{}
+	r := httptest.NewRequest("GET", "http://shop.example.com/", nil)
+	w := httptest.NewRecorder()
+	b.ServeHTTP(w, r.WithContext(WithExchange(r.Context(), x)))
+	if w.Code != http.StatusServiceUnavailable || x.Attempts != 2 {
+		t.Fatalf("status %d after %d attempts, want 503 after 2", w.Code, x.Attempts)
+	}
+}
+
+// A server that took the request and then failed is not retried: the
+// request may have had effects.
+func TestBackend_NoRetryAfterTheRequestWasSent(t *testing.T) {
+	var hits atomic.Int32
+	broken := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		io.ReadAll(r.Body)
+		conn, _, _ := w.(http.Hijacker).Hijack()
+		conn.Close()
+	}))
+	defer broken.Close()
+	b := newBackend(t, strings.TrimPrefix(broken.URL, "http://"), strings.TrimPrefix(broken.URL, "http://"))
+	x := &Exchange{}
+	r := httptest.NewRequest("POST", "http://shop.example.com/pay", strings.NewReader("amount=10"))
+	w := httptest.NewRecorder()
+	b.ServeHTTP(w, r.WithContext(WithExchange(r.Context(), x)))
+	if w.Code != http.StatusBadGateway || hits.Load() != 1 {
+		t.Fatalf("status %d, server hit %d times; want 502 after exactly 1", w.Code, hits.Load())
+	}
+}
+
+func TestRewrite_SetsForwardedHeadersAndKeepsTarget(t *testing.T) {
+	var seen *http.Request
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { seen = r }))
+	defer srv.Close()
+	b := newBackend(t, strings.TrimPrefix(srv.URL, "http://"))
+	x := &Exchange{ClientIP: "192.0.2.7", Proto: "https"}
+	r := httptest.NewRequest("GET", "http://shop.example.com/caf%C3%A9/a%20b?x=1&y=%2F", nil)
+	r.Header.Set("X-Forwarded-For", "6.6.6.6")
+	w := httptest.NewRecorder()
+	b.ServeHTTP(w, r.WithContext(WithExchange(r.Context(), x)))
+	if seen == nil {
+		t.Fatalf("not forwarded: %d", w.Code)
+	}
+	if seen.RequestURI != "/caf%C3%A9/a%20b?x=1&y=%2F" || seen.Host != "shop.example.com" {
+		t.Errorf("target %q host %q", seen.RequestURI, seen.Host)
+	}
+	for k, want := range map[string]string{"X-Forwarded-For": "192.0.2.7", "X-Forwarded-Proto": "https", "X-Forwarded-Host": "shop.example.com"} {
+		if got := seen.Header.Get(k); got != want {
+			t.Errorf("%s = %q, want %q", k, got, want)
+		}
+	}
+}
