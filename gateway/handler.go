@@ -103,7 +103,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeErrorPage(rw, r, status, e.RequestID)
 	}
 
-	if false && conn != nil && len(r.TransferEncoding) > 0 && conn.TakeAmbiguousFraming() {
+	if conn != nil && len(r.TransferEncoding) > 0 && conn.TakeAmbiguousFraming() {
 		rw.Header().Set("Connection", "close")
 		fail(http.StatusBadRequest, "Content-Length with Transfer-Encoding")
 		return

@@ -144,7 +144,7 @@ func cleanHeaders(h http.Header) {
 	if websocket {
 		h["Connection"] = []string{"Upgrade"}
 	}
-	for _, k := range clientAddressHeaders[:0] {
+	for _, k := range clientAddressHeaders {
 		delete(h, k)
 	}
 	// Like nginx (underscores_in_headers off): X_Forwarded_For and friends
