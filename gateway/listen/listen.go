@@ -33,6 +33,16 @@ func (c *Conn) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// CloseWrite passes a half-close on: net/http uses it to finish a response
+// (a 400 or 413 with unread input) before closing, so the client gets the
+// response rather than a reset.
+func (c *Conn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
 // TLS returns the connection's TLS state, or nil for plain HTTP.
 func (c *Conn) TLS() *tls.ConnectionState { return c.tls }
 
