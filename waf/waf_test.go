@@ -77,6 +77,8 @@ func TestEngine_Verdicts(t *testing.T) {
 		return r
 	}
 	sqli := "1' OR '1'='1' --"
+	// 1000 harmless values, then the attack: Coraza keeps only the first 1000.
+	padded := strings.Repeat("opt=on&", 1000) + "q=" + url.QueryEscape(sqli)
 	cases := []struct {
 		name     string
 		policy   waf.Config
@@ -96,6 +98,8 @@ func TestEngine_Verdicts(t *testing.T) {
 		{"SQLi in XML blocks", block, post("application/xml", "<order><note>"+sqli+"</note></order>"), waf.ActionBlock, 403, ""},
 		{"benign XML passes byte-exact", block, post("application/xml", "<order><note>thanks</note></order>"), waf.ActionPass, 0, "<order><note>thanks</note></order>"},
 		{"XSS in multipart field blocks", block, post("multipart/form-data; boundary=XyZ", "--XyZ\r\nContent-Disposition: form-data; name=\"bio\"\r\n\r\n<script>alert(1)</script>\r\n--XyZ--\r\n"), waf.ActionBlock, 403, ""},
+		{"attack past 1000 query arguments is refused", block, get("/search?" + padded), waf.ActionBlock, 400, ""},
+		{"attack past 1000 form arguments is refused", block, post("application/x-www-form-urlencoded", padded), waf.ActionBlock, 400, ""},
 		{"malformed JSON is refused", block, post("application/json", `{"a":`), waf.ActionBlock, 400, ""},
 		{"body over limit is refused", small, post("application/x-www-form-urlencoded", "a="+strings.Repeat("a", 99)), waf.ActionBlock, 413, ""},
 		{"body at the limit passes", small, post("application/x-www-form-urlencoded", "a="+strings.Repeat("a", 98)), waf.ActionPass, 0, "a=" + strings.Repeat("a", 98)},
