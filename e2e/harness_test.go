@@ -307,3 +307,24 @@ func (l *lockedBuffer) String() string {
 	defer l.mu.Unlock()
 	return l.b.String()
 }
+
+// webConfig: one frontend ("web") with a plain and a TLS bind in front of one
+// backend, CRS blocking. {{.Extra}} adds top-level keys (shutdown_timeout).
+const webConfig = `
+frontends:
+  - name: web
+    bind:
+      - address: 127.0.0.1:0
+      - address: 127.0.0.1:0
+        tls: true
+    tls:
+      self_signed: [localhost]
+    default_backend: app
+backends:
+  - name: app
+    servers:
+      - {name: a, address: "{{.A}}"}
+log:
+  access: {{.AccessLog}}
+{{if .Extra}}{{.Extra}}{{end}}
+`

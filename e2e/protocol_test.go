@@ -24,27 +24,6 @@ import (
 	"time"
 )
 
-// protoConfig: one frontend with a plain and a TLS bind in front of one
-// backend, CRS blocking. {{.Extra}} adds top-level keys (shutdown_timeout).
-const protoConfig = `
-frontends:
-  - name: web
-    bind:
-      - address: 127.0.0.1:0
-      - address: 127.0.0.1:0
-        tls: true
-    tls:
-      self_signed: [localhost]
-    default_backend: app
-backends:
-  - name: app
-    servers:
-      - {name: a, address: "{{.A}}"}
-log:
-  access: {{.AccessLog}}
-{{if .Extra}}{{.Extra}}{{end}}
-`
-
 // protoConn is a raw client connection to the gateway: exact bytes out,
 // responses parsed with http.ReadResponse.
 type protoConn struct {
@@ -151,7 +130,7 @@ func TestProtocol_AmbiguousFraming(t *testing.T) {
 		w.Header().Set("X-Backend-CL", strconv.FormatInt(r.ContentLength, 10))
 		fmt.Fprint(w, "ok a")
 	}
-	g := StartGateway(t, protoConfig, ConfigData{"A": a.Addr})
+	g := StartGateway(t, webConfig, ConfigData{"A": a.Addr})
 
 	for _, tr := range []struct {
 		name string
@@ -233,7 +212,7 @@ func TestProtocol_AmbiguousFraming(t *testing.T) {
 // ordinary percent-encoding passes byte for byte.
 func TestProtocol_AmbiguousTargets(t *testing.T) {
 	a := StartBackend(t, "a")
-	g := StartGateway(t, protoConfig, ConfigData{"A": a.Addr})
+	g := StartGateway(t, webConfig, ConfigData{"A": a.Addr})
 
 	for _, tc := range []struct{ name, line string }{
 		{"dot-dot segment", "GET /a/../b HTTP/1.1"},
@@ -304,7 +283,7 @@ func TestProtocol_HeaderHygiene(t *testing.T) {
 		w.Header().Set("X-Backend-CL", strconv.FormatInt(r.ContentLength, 10))
 		fmt.Fprint(w, "ok a")
 	}
-	g := StartGateway(t, protoConfig, ConfigData{"A": a.Addr})
+	g := StartGateway(t, webConfig, ConfigData{"A": a.Addr})
 	last := func(t *testing.T, before int) Received {
 		t.Helper()
 		got := a.Requests()[before:]
@@ -477,7 +456,7 @@ func TestProtocol_WebSocketPasses(t *testing.T) {
 			}
 		}
 	}
-	g := StartGateway(t, protoConfig, ConfigData{"A": a.Addr})
+	g := StartGateway(t, webConfig, ConfigData{"A": a.Addr})
 
 	p := protoDial(t, g, "web#0", false)
 	const key = "x3JJHMbDL1EzLkh9GBhXDw=="
@@ -523,7 +502,7 @@ var protoHex32 = regexp.MustCompile(`^[0-9a-f]{32}$`)
 // are replaced by a generated one; the ID is on the error pages.
 func TestProtocol_RequestID(t *testing.T) {
 	a := StartBackend(t, "a")
-	g := StartGateway(t, protoConfig, ConfigData{"A": a.Addr})
+	g := StartGateway(t, webConfig, ConfigData{"A": a.Addr})
 	url := g.URL("http", "web#0")
 
 	for i, tc := range []struct {
@@ -693,7 +672,7 @@ func protoStartSlow(t *testing.T, b *Backend, url string) <-chan protoResult {
 func TestProtocol_GracefulShutdown(t *testing.T) {
 	want := bytes.Repeat([]byte("0123456789abcdef"), 8192) // 128 KiB
 	b := protoSlowBackend(t, 1500*time.Millisecond, want)
-	g := StartGateway(t, protoConfig, ConfigData{"A": b.Addr, "Extra": "shutdown_timeout: 10s"})
+	g := StartGateway(t, webConfig, ConfigData{"A": b.Addr, "Extra": "shutdown_timeout: 10s"})
 	addr := g.Addrs["web#0"]
 	done := protoStartSlow(t, b, g.URL("http", "web#0")+"/slow")
 
@@ -749,7 +728,7 @@ func TestProtocol_GracefulShutdown(t *testing.T) {
 // cut off and the process still exits promptly.
 func TestProtocol_ShutdownTimeout(t *testing.T) {
 	b := protoSlowBackend(t, 5*time.Second, []byte("late"))
-	g := StartGateway(t, protoConfig, ConfigData{"A": b.Addr, "Extra": "shutdown_timeout: 1s"})
+	g := StartGateway(t, webConfig, ConfigData{"A": b.Addr, "Extra": "shutdown_timeout: 1s"})
 	done := protoStartSlow(t, b, g.URL("http", "web#0")+"/slow")
 
 	start := time.Now()

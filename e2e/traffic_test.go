@@ -37,26 +37,6 @@ const (
 	trafficHost = "localhost"
 )
 
-// trafficConfig: one plain and one TLS bind in front of one server, CRS
-// blocking with the default policy.
-const trafficConfig = `
-frontends:
-  - name: web
-    bind:
-      - address: 127.0.0.1:0
-      - address: 127.0.0.1:0
-        tls: true
-    tls:
-      self_signed: [localhost]
-    default_backend: app
-backends:
-  - name: app
-    servers:
-      - {name: a, address: "{{.A}}"}
-log:
-  access: {{.AccessLog}}
-`
-
 // trafficReq is one request a test sends. The browser headers are added
 // unless header sets them.
 type trafficReq struct {
@@ -177,7 +157,7 @@ func trafficMultipart(t *testing.T, fields [][2]string, fileField, fileName, fil
 // HTTP/1.1, HTTP/1.1 over TLS and HTTP/2 over TLS.
 func TestTraffic_BenignRequestsReachBackendByteExact(t *testing.T) {
 	a := StartBackend(t, "a")
-	g := StartGateway(t, trafficConfig, ConfigData{"A": a.Addr})
+	g := StartGateway(t, webConfig, ConfigData{"A": a.Addr})
 
 	form := []byte("username=alice%40example.com&password=correct+horse+battery+staple&remember=on&next=%2Faccount")
 	jsonBody := []byte(`{"item":"sku-1234","quantity":2,"gift":true,"address":{"city":"Kyoto","zip":"600-8216"},"note":"Leave it at the door please"}`)
@@ -344,7 +324,7 @@ func trafficAttackMatrix(t *testing.T) []trafficAttack {
 // the backend. The error page names the response's request ID.
 func TestTraffic_AttacksBlocked(t *testing.T) {
 	a := StartBackend(t, "a")
-	g := StartGateway(t, trafficConfig, ConfigData{"A": a.Addr})
+	g := StartGateway(t, webConfig, ConfigData{"A": a.Addr})
 	attacks := trafficAttackMatrix(t)
 	trs := trafficTransports(t, g)
 	for _, tr := range trs {
@@ -908,7 +888,7 @@ func TestTraffic_ValidateCommand(t *testing.T) {
 // that matches what happened.
 func TestTraffic_AccessLogFieldsOverTLS(t *testing.T) {
 	a := StartBackend(t, "a")
-	g := StartGateway(t, trafficConfig, ConfigData{"A": a.Addr})
+	g := StartGateway(t, webConfig, ConfigData{"A": a.Addr})
 	form := []byte("first_name=Alice&last_name=Example&newsletter=yes&comment=Looking+forward+to+it")
 	trs := trafficTransports(t, g)
 	first := true // the first request makes the gateway's first connection to the server

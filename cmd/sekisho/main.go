@@ -76,29 +76,31 @@ func versionString() string {
 	return v
 }
 
-func configFlag(name string, args []string, stderr io.Writer) (string, bool) {
+// loadConfig reads the -c FILE flag and loads that file. On failure it has
+// told the user why and returns the exit code (2 usage, 1 bad file).
+func loadConfig(name string, args []string, stderr io.Writer) (string, *config.Config, int) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := fs.String("c", "", "configuration file (YAML)")
 	if err := fs.Parse(args); err != nil {
-		return "", false
+		return "", nil, 2
 	}
 	if *path == "" {
 		fmt.Fprintf(stderr, "sekisho %s: -c FILE is required\n", name)
-		return "", false
+		return "", nil, 2
 	}
-	return *path, true
+	c, err := config.Load(*path)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return *path, nil, 1
+	}
+	return *path, c, 0
 }
 
 func cmdValidate(args []string, stdout, stderr io.Writer) int {
-	path, ok := configFlag("validate", args, stderr)
-	if !ok {
-		return 2
-	}
-	c, err := config.Load(path)
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return 1
+	path, c, code := loadConfig("validate", args, stderr)
+	if c == nil {
+		return code
 	}
 	// Compile the rules and load the certificates too: what run would do, short of binding.
 	if _, err := gateway.New(c, gateway.Options{Log: zerolog.Nop()}); err != nil {
@@ -110,14 +112,9 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 }
 
 func cmdRun(args []string, stdout, stderr io.Writer) int {
-	path, ok := configFlag("run", args, stderr)
-	if !ok {
-		return 2
-	}
-	c, err := config.Load(path)
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return 1
+	_, c, code := loadConfig("run", args, stderr)
+	if c == nil {
+		return code
 	}
 	return serve(c, stdout, stderr, nil)
 }
