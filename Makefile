@@ -3,7 +3,7 @@ GO      ?= go
 BIN     ?= bin/sekisho
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: build test bench lint fuzz
+.PHONY: build test bench lint fuzz bench-load
 
 build: ## the binary, static and cgo-free
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o $(BIN) ./cmd/sekisho
@@ -23,3 +23,6 @@ fuzz: ## a short run of every fuzz target
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 20s ./gateway/config/
 	$(GO) test -run '^$$' -fuzz FuzzFramingScan -fuzztime 20s ./gateway/listen/
 	$(GO) test -run '^$$' -fuzz FuzzCheckPath -fuzztime 20s ./gateway/
+
+bench-load: ## side-by-side load benchmark vs HAProxy, nginx(+ModSecurity), Go(+Coraza) on loopback; e2e/bench/README.md (~15 min; e2e/bench/setup.sh first)
+	RUNS=$(or $(RUNS),3) DURATION=$(or $(DURATION),5) bash e2e/bench/run.sh
