@@ -46,6 +46,7 @@ func registerRX() {
 // first need.
 type rx struct {
 	re      *re2.Regexp
+	pf      prefilter
 	pattern string // for the Go fallback; "" for byte-wise patterns, which need none
 	goOnce  sync.Once
 	goRe    *regexp.Regexp
@@ -76,16 +77,20 @@ func newRX(o plugintypes.OperatorOptions) (plugintypes.Operator, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &rx{re: re, pattern: pattern}, nil
+	return &rx{re: re, pf: newPrefilter(pattern), pattern: pattern}, nil
 }
 
 // Evaluate implements plugintypes.Operator.
 func (o *rx) Evaluate(tx plugintypes.TransactionState, value string) bool {
 	var re matcher = o.re
-	if o.pattern != "" && !utf8.ValidString(value) {
-		o.goOnce.Do(func() { o.goRe, _ = regexp.Compile(o.pattern) })
-		if o.goRe != nil {
-			re = o.goRe
+	if o.pattern != "" {
+		if !utf8.ValidString(value) {
+			o.goOnce.Do(func() { o.goRe, _ = regexp.Compile(o.pattern) })
+			if o.goRe != nil {
+				re = o.goRe
+			}
+		} else if !o.pf.maybe(value) {
+			return false
 		}
 	}
 	if !tx.Capturing() {
