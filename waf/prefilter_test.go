@@ -79,7 +79,7 @@ func TestPrefilter_NeverRefusesAMatch(t *testing.T) {
 			}
 			skipped++
 			if re.MatchString(v) {
-				t.Errorf("prefilter refused a match: pattern %q value %q (min %d, lit %q fold %v)", p, v, pf.minLen, pf.lit, pf.fold)
+				t.Errorf("prefilter refused a match: pattern %q value %q (min %d, lits %v)", p, v, pf.minLen, pf.lits)
 			}
 		}
 		checked += len(values)
@@ -116,6 +116,7 @@ func TestIndexFoldASCII(t *testing.T) {
 		want     int
 	}{
 		{"xxSeLeCt", "select", 2}, {"select", "select", 0}, {"selec", "select", -1}, {"", "a", -1}, {"ab", "b", 1},
+		{"sssSELECT", "select", 3}, {"Ss-sel", "sel", 3}, {"a(b", "(b", 1}, {"UNIONunion", "union", 0}, {"xUNIO", "union", -1},
 	}
 	for _, c := range cases {
 		if got := indexFoldASCII(c.s, c.lower); got != c.want {
@@ -139,7 +140,7 @@ func TestPrefilter_UnicodeFold(t *testing.T) {
 			t.Fatalf("bad case: %q does not match %q", c.pattern, c.value)
 		}
 		if pf := newPrefilter(c.pattern); !pf.maybe(c.value) {
-			t.Errorf("prefilter refused %q for %q (lit %q fold %v)", c.value, c.pattern, pf.lit, pf.fold)
+			t.Errorf("prefilter refused %q for %q (lits %v)", c.value, c.pattern, pf.lits)
 		}
 	}
 }
