@@ -9,6 +9,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -36,6 +37,7 @@ type Options struct {
 // Gateway is a running configuration: frontends, WAF engines and backends.
 type Gateway struct {
 	log             zerolog.Logger
+	idle            *idleRelease
 	shutdownTimeout time.Duration
 	frontends       []*frontend
 	backends        []*forward.Backend
@@ -54,7 +56,8 @@ type frontend struct {
 // New builds everything a config describes (compiles each WAF policy once,
 // loads certificates, makes the pools) without binding any address.
 func New(c *config.Config, o Options) (*Gateway, error) {
-	g := &Gateway{log: o.Log, shutdownTimeout: c.ShutdownTimeout}
+	g := &Gateway{log: o.Log, shutdownTimeout: c.ShutdownTimeout,
+		idle: &idleRelease{quietAfter: time.Second, release: debug.FreeOSMemory}}
 	proxyLog := log.New(o.Log.With().Str("component", "proxy").Logger(), "", 0)
 
 	engines := map[string]*waf.Engine{}
@@ -93,7 +96,7 @@ func New(c *config.Config, o Options) (*Gateway, error) {
 			}
 			f.tls = tc
 		}
-		h := &handler{name: fc.Name, access: access, log: o.Log.With().Str("frontend", fc.Name).Logger()}
+		h := &handler{name: fc.Name, access: access, idle: g.idle, log: o.Log.With().Str("frontend", fc.Name).Logger()}
 		for _, rc := range fc.Routes {
 			h.routes = append(h.routes, route{
 				host: rc.Host, prefix: rc.PathPrefix,
@@ -194,6 +197,9 @@ func (g *Gateway) Run(ctx context.Context) error {
 			return err
 		}
 	}
+	idleCtx, stopIdle := context.WithCancel(context.Background())
+	defer stopIdle()
+	go g.idle.run(idleCtx)
 	errc := make(chan error, 1)
 	var serving sync.WaitGroup
 	for _, f := range g.frontends {

@@ -47,6 +47,7 @@ type handler struct {
 	routes []route
 	def    *route // default_backend, or nil
 	access *accesslog.Logger
+	idle   *idleRelease
 	log    zerolog.Logger
 }
 
@@ -67,6 +68,7 @@ func (h *handler) match(host, path string) *route {
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h.idle.touch()
 	e := &accesslog.Entry{
 		Time: time.Now(), Frontend: h.name, Method: r.Method, Host: r.Host,
 		Path: r.URL.Path, Query: r.URL.RawQuery, Protocol: r.Proto, UserAgent: r.UserAgent(),

@@ -329,6 +329,10 @@ for t in $TARGETS; do verify_one "$t"; done
 if [ $FAILED = 1 ] && [ "$VERIFY_STRICT" = 1 ]; then log "verification failed (VERIFY_STRICT=0 to measure anyway)"; exit 1; fi
 
 # ---- idle RSS --------------------------------------------------------------------------
+# sekisho: idle means quiet. Verification has just sent 1 MiB forms to every
+# target; each gets the same few seconds without traffic before it is measured
+# (sekisho gives memory back after 1 s of quiet; the others do what they do).
+sleep "${IDLE_WAIT:-3}"
 printf 'target\tidle_rss_kb\tidle_pss_kb\n' >"$OUT/idle_rss.tsv"
 for t in $TARGETS; do
   r=${ROOT[$t]:-}; [ -n "$r" ] || continue
