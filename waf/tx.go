@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/corazawaf/coraza/v3/experimental"
@@ -116,7 +117,13 @@ func (t *Tx) InspectRequest(r *http.Request, uri string, c Conn) *Verdict {
 	limit := t.e.cfg.RequestBodyLimit
 	partial := t.e.cfg.RequestBodyLimitAction == LimitProcessPartial
 	hasBody := r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0
-	if hasBody && r.ContentLength > limit && !partial {
+	// A body that is not multipart is all arguments: it is held to the
+	// inspection budget (multipart text fields are, by rule 10001).
+	budget := limit
+	if !partial && !isMultipart(r.Header.Get("Content-Type")) {
+		budget = t.e.cfg.RequestBodyNoFilesLimit
+	}
+	if hasBody && r.ContentLength > budget && !partial {
 		// Refused before one byte of the body is read.
 		return t.interrupted(&types.Interruption{Status: http.StatusRequestEntityTooLarge, Action: "deny"})
 	}
@@ -134,6 +141,9 @@ func (t *Tx) InspectRequest(r *http.Request, uri string, c Conn) *Verdict {
 		}
 		if it != nil {
 			return t.interrupted(it)
+		}
+		if int64(n) > budget && !partial { // chunked, so not known before reading
+			return t.interrupted(&types.Interruption{Status: http.StatusRequestEntityTooLarge, Action: "deny"})
 		}
 		inspected, err := tx.RequestBodyReader()
 		if err != nil {
@@ -239,6 +249,11 @@ func (t *Tx) verdict(a Action) *Verdict {
 		}
 	}
 	return v
+}
+
+func isMultipart(contentType string) bool {
+	mt, _, _ := strings.Cut(contentType, ";")
+	return strings.EqualFold(strings.TrimSpace(mt), "multipart/form-data")
 }
 
 // errReader remembers a read error from the client, which Coraza's copy

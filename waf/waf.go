@@ -54,7 +54,10 @@ func Directives(c Config) string {
 	}
 	// Coraza refuses a body whose length reaches its limit, so a limit one
 	// byte larger accepts bodies of exactly RequestBodyLimit bytes. The whole
-	// inspected body stays in memory: never more than the limit.
+	// inspected body stays in memory: never more than the limit. Rule 10001
+	// enforces the inspection budget on multipart text fields after parsing
+	// and before any CRS rule of phase 2 runs (other bodies are held to it
+	// before they are read, in Tx.InspectRequest).
 	coraLimit := c.RequestBodyLimit + 1
 	var b strings.Builder
 	fmt.Fprintf(&b, `Include @coraza.conf-recommended
@@ -63,11 +66,12 @@ SecRuleEngine %s
 SecRequestBodyLimit %d
 SecRequestBodyInMemoryLimit %d
 SecRequestBodyLimitAction %s
+SecRule ARGS_COMBINED_SIZE "@gt %d" "id:10001,phase:2,t:none,log,deny,status:413,msg:'Arguments larger than the inspection budget (request_body_no_files_limit)'"
 Include @crs-setup.conf.example
 SecAction "id:900000,phase:1,pass,t:none,nolog,setvar:tx.blocking_paranoia_level=%d"
 SecAction "id:900110,phase:1,pass,t:none,nolog,setvar:tx.inbound_anomaly_score_threshold=%d,setvar:tx.outbound_anomaly_score_threshold=%d"
 Include @owasp_crs/*.conf
-`, engine, coraLimit, coraLimit, action, c.ParanoiaLevel, c.InboundAnomalyThreshold, c.OutboundAnomalyThreshold)
+`, engine, coraLimit, coraLimit, action, c.RequestBodyNoFilesLimit, c.ParanoiaLevel, c.InboundAnomalyThreshold, c.OutboundAnomalyThreshold)
 	if c.Directives != "" {
 		b.WriteString(c.Directives)
 		b.WriteByte('\n')

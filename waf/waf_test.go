@@ -55,12 +55,28 @@ func inspect(t testing.TB, e *waf.Engine, r *http.Request) (*waf.Verdict, string
 
 func form(values url.Values) string { return values.Encode() }
 
+// chunked makes r look like a request whose length is not declared.
+func chunked(r *http.Request) *http.Request {
+	r.ContentLength = -1
+	r.Header.Del("Content-Length")
+	r.TransferEncoding = []string{"chunked"}
+	return r
+}
+
+// multipartFile is a form with one short field and a file of n bytes.
+func multipartFile(n int) string {
+	return "--XyZ\r\nContent-Disposition: form-data; name=\"title\"\r\n\r\nholiday\r\n" +
+		"--XyZ\r\nContent-Disposition: form-data; name=\"photo\"; filename=\"a.bin\"\r\nContent-Type: application/octet-stream\r\n\r\n" +
+		strings.Repeat("x", n) + "\r\n--XyZ--\r\n"
+}
+
 func TestEngine_Verdicts(t *testing.T) {
 	block := waf.Config{Name: "block"}
 	detect := waf.Config{Name: "detect", Mode: waf.ModeDetect}
 	off := waf.Config{Name: "off", Mode: waf.ModeOff}
 	small := waf.Config{Name: "small", RequestBodyLimit: 100}
 	partial := waf.Config{Name: "partial", RequestBodyLimit: 100, RequestBodyLimitAction: waf.LimitProcessPartial}
+	budget := waf.Config{Name: "budget", RequestBodyLimit: 64 << 10, RequestBodyNoFilesLimit: 1024}
 
 	get := func(target string) *http.Request {
 		r := httptest.NewRequest("GET", target, nil)
@@ -100,6 +116,10 @@ func TestEngine_Verdicts(t *testing.T) {
 		{"XSS in multipart field blocks", block, post("multipart/form-data; boundary=XyZ", "--XyZ\r\nContent-Disposition: form-data; name=\"bio\"\r\n\r\n<script>alert(1)</script>\r\n--XyZ--\r\n"), waf.ActionBlock, 403, ""},
 		{"attack past 1000 query arguments is refused", block, get("/search?" + padded), waf.ActionBlock, 400, ""},
 		{"attack past 1000 form arguments is refused", block, post("application/x-www-form-urlencoded", padded), waf.ActionBlock, 400, ""},
+		{"form past the inspection budget is refused", budget, post("application/x-www-form-urlencoded", "a="+strings.Repeat("b", 1100)), waf.ActionBlock, 413, ""},
+		{"chunked form past the inspection budget is refused", budget, chunked(post("application/x-www-form-urlencoded", "a="+strings.Repeat("b", 1100))), waf.ActionBlock, 413, ""},
+		{"file upload larger than the budget passes", budget, post("multipart/form-data; boundary=XyZ", multipartFile(8<<10)), waf.ActionPass, 0, multipartFile(8 << 10)},
+		{"multipart text field past the budget is refused", budget, post("multipart/form-data; boundary=XyZ", "--XyZ\r\nContent-Disposition: form-data; name=\"bio\"\r\n\r\n"+strings.Repeat("b", 1100)+"\r\n--XyZ--\r\n"), waf.ActionBlock, 413, ""},
 		{"malformed JSON is refused", block, post("application/json", `{"a":`), waf.ActionBlock, 400, ""},
 		{"body over limit is refused", small, post("application/x-www-form-urlencoded", "a="+strings.Repeat("a", 99)), waf.ActionBlock, 413, ""},
 		{"body at the limit passes", small, post("application/x-www-form-urlencoded", "a="+strings.Repeat("a", 98)), waf.ActionPass, 0, "a=" + strings.Repeat("a", 98)},

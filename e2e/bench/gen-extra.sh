@@ -12,7 +12,9 @@
 #                              the latter refuses a 1 MiB form with 413)
 #        goref-coraza*         SecRequestBodyLimit and SecRequestBodyInMemoryLimit 2 MiB
 #                              (run.sh passes them; Coraza's recommended: 12.5 MiB / 128 KiB)
-#        sekisho               waf request_body_limit: 2097152 (default 1 MiB)
+#        sekisho               waf request_body_limit and request_body_no_files_limit 2 MiB
+#                              (defaults 1 MiB and 128 KiB: the latter, like ModSecurity's,
+#                              refuses a 1 MiB form with 413)
 #   2. Two more workloads, generated like the shared get/post ones (same
 #      browser headers; a random token in a field makes every request differ):
 #        wrk/json16k.lua   POST application/json, exactly 16384 bytes
@@ -159,6 +161,7 @@ waf:
       mode: "$mode"
       paranoia_level: 1
       request_body_limit: $BODY_LIMIT
+      request_body_no_files_limit: $BODY_LIMIT
 log:
   level: warn
   access: "off"

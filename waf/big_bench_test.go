@@ -1,0 +1,24 @@
+package waf_test
+
+import (
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/sekisho/sekisho/waf"
+)
+
+func BenchmarkWAF_Form1M(b *testing.B) {
+	msg := strings.Repeat("Hello, I ordered running shoes last week and would like to know when they will ship. ", 1<<20/88)
+	body := "name=Ann&email=ann%40example.com&message=" + url.QueryEscape(msg)
+	benchInspectLimit(b, waf.Config{Name: "big", RequestBodyLimit: 2 << 20}, func(i int) *http.Request {
+		r, _ := http.NewRequest("POST", "http://shop.example.com/app/contact", strings.NewReader(body))
+		r.Header.Set("User-Agent", "Mozilla/5.0 Chrome/131.0")
+		r.Header.Set("Accept", "text/html")
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		r.Header.Set("Content-Length", strconv.Itoa(len(body)))
+		return r
+	})
+}
