@@ -1,5 +1,7 @@
 package listen
 
+import "bytes"
+
 // framingScan watches the bytes of an HTTP/1 connection for request header
 // blocks that carry both Content-Length and Transfer-Encoding. net/http
 // honours Transfer-Encoding and silently drops Content-Length, so the handler
@@ -21,7 +23,7 @@ type framingScan struct {
 func (s *framingScan) feed(p []byte) (ambiguous int) {
 	for len(p) > 0 {
 		if s.skipping {
-			i := indexNL(p)
+			i := bytes.IndexByte(p, '\n') // vectorised: body bytes pass here
 			if i < 0 {
 				return ambiguous
 			}
@@ -62,13 +64,4 @@ func (s *framingScan) feed(p []byte) (ambiguous int) {
 		}
 	}
 	return ambiguous
-}
-
-func indexNL(p []byte) int {
-	for i, c := range p {
-		if c == '\n' {
-			return i
-		}
-	}
-	return -1
 }
