@@ -60,9 +60,22 @@ func New(c *config.Config, o Options) (*Gateway, error) {
 		idle: &idleRelease{quietAfter: time.Second, release: debug.FreeOSMemory}}
 	proxyLog := log.New(o.Log.With().Str("component", "proxy").Logger(), "", 0)
 
+	// A policy costs ~12 MiB once compiled: only those that routes use are.
+	used := map[string]bool{}
+	for _, f := range c.Frontends {
+		for _, r := range f.Routes {
+			used[r.WAFPolicy] = true
+		}
+		if f.DefaultBackend != "" {
+			used[f.DefaultWAFPolicy] = true
+		}
+	}
 	engines := map[string]*waf.Engine{}
 	ruleFS := rules.FS()
 	for _, p := range c.WAF.Policies {
+		if !used[p.Name] {
+			continue
+		}
 		start := time.Now()
 		e, err := waf.New(p, ruleFS)
 		if err != nil {

@@ -22,6 +22,8 @@ import (
 	"github.com/sekisho/sekisho/gateway"
 	"github.com/sekisho/sekisho/gateway/config"
 	"github.com/sekisho/sekisho/gateway/demo"
+	"github.com/sekisho/sekisho/rules"
+	"github.com/sekisho/sekisho/waf"
 )
 
 // version is stamped at build time: -ldflags "-X main.version=v1.2.3".
@@ -102,7 +104,14 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 	if c == nil {
 		return code
 	}
-	// Compile the rules and load the certificates too: what run would do, short of binding.
+	// Compile every policy (run compiles only those in use) and load the
+	// certificates: what run would do, short of binding.
+	for _, p := range c.WAF.Policies {
+		if _, err := waf.New(p, rules.FS()); err != nil {
+			fmt.Fprintf(stderr, "%s: %v\n", path, err)
+			return 1
+		}
+	}
 	if _, err := gateway.New(c, gateway.Options{Log: zerolog.Nop()}); err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", path, err)
 		return 1

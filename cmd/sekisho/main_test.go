@@ -54,3 +54,24 @@ func TestVersion(t *testing.T) {
 		t.Fatalf("exit %d, output %q", code, stdout.String())
 	}
 }
+
+// run compiles only the policies routes use; validate still checks them all.
+func TestValidate_CompilesUnusedPolicies(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "unused.yaml")
+	os.WriteFile(path, []byte(`frontends:
+  - name: web
+    bind: [{address: "127.0.0.1:0"}]
+    default_backend: app
+backends:
+  - name: app
+    servers: [{address: "127.0.0.1:9"}]
+waf:
+  policies:
+    - name: spare
+      directives: 'SecRule ARGS "@rx (" "id:1,deny"'
+`), 0o600)
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"validate", "-c", path}, &stdout, &stderr); code != 1 || !strings.Contains(stderr.String(), `waf policy "spare"`) {
+		t.Fatalf("exit %d, stderr %q: want 1 naming the spare policy", code, stderr.String())
+	}
+}
