@@ -123,15 +123,22 @@ func (t *Tx) InspectRequest(r *http.Request, uri string, c Conn) *Verdict {
 	if !partial && !isMultipart(r.Header.Get("Content-Type")) {
 		budget = t.e.cfg.RequestBodyNoFilesLimit
 	}
-	if hasBody && r.ContentLength > budget && !partial {
-		// Refused before one byte of the body is read.
+	tooLarge := func() *Verdict {
 		return t.interrupted(&types.Interruption{Status: http.StatusRequestEntityTooLarge, Action: "deny"})
+	}
+	if hasBody && r.ContentLength > budget && !partial {
+		return tooLarge() // before one byte of the body is read
 	}
 	truncated := false
 	if hasBody && tx.IsRequestBodyAccessible() {
 		rd := &errReader{r: r.Body}
+		var src io.Reader = rd
+		if !partial {
+			// One byte past the budget is enough to know: read no further.
+			src = io.LimitReader(rd, budget+1)
+		}
 		readStart := time.Now()
-		it, n, err := tx.ReadRequestBodyFrom(rd)
+		it, n, err := tx.ReadRequestBodyFrom(src)
 		t.ReadTime = time.Since(readStart)
 		if rd.err != nil {
 			return t.failed(http.StatusBadRequest, fmt.Errorf("%w: %v", ErrClientBody, rd.err))
@@ -142,8 +149,8 @@ func (t *Tx) InspectRequest(r *http.Request, uri string, c Conn) *Verdict {
 		if it != nil {
 			return t.interrupted(it)
 		}
-		if int64(n) > budget && !partial { // chunked, so not known before reading
-			return t.interrupted(&types.Interruption{Status: http.StatusRequestEntityTooLarge, Action: "deny"})
+		if int64(n) > budget && !partial { // a chunked body, whose length came only now
+			return tooLarge()
 		}
 		inspected, err := tx.RequestBodyReader()
 		if err != nil {
