@@ -12,15 +12,16 @@ import (
 )
 
 func benchInspect(b *testing.B, newReq func(i int) *http.Request) {
-	benchInspectLimit(b, waf.Config{Name: "default"}, newReq)
+	benchInspectLimit(b, waf.Config{Name: "default"}, 256, newReq)
 }
 
-func benchInspectLimit(b *testing.B, policy waf.Config, newReq func(i int) *http.Request) {
+// benchInspectLimit inspects `distinct` different requests in turn, built
+// before timing; their bodies are re-read each time.
+func benchInspectLimit(b *testing.B, policy waf.Config, distinct int, newReq func(i int) *http.Request) {
 	e := engine(b, policy)
 	ctx := context.Background()
 	conn := waf.Conn{ClientIP: "192.0.2.10", ClientPort: 40000, ServerIP: "127.0.0.1", ServerPort: 443}
-	// 256 distinct requests, built before timing; bodies are re-read each time.
-	reqs := make([]*http.Request, min(256, b.N+1))
+	reqs := make([]*http.Request, distinct)
 	bodies := make([]string, len(reqs))
 	for i := range reqs {
 		reqs[i] = newReq(i)

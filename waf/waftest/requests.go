@@ -34,8 +34,10 @@ func BrowserGET(i int) *http.Request {
 }
 
 // FormPOST4K is a contact form POST with a body of exactly 4096 bytes.
-func FormPOST4K(i int) *http.Request {
-	body := FormBody4K(i)
+func FormPOST4K(i int) *http.Request { return FormPOST(FormBody4K(i), i) }
+
+// FormPOST is a contact form POST carrying body, with browser headers varied by i.
+func FormPOST(body string, i int) *http.Request {
 	r, _ := http.NewRequest("POST", "http://shop.example.com/app/contact", strings.NewReader(body))
 	r.RequestURI = r.URL.RequestURI()
 	BrowserHeaders(r.Header, i)
