@@ -92,8 +92,9 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}()
 
 	e.RequestID = requestID(r.Header.Get("X-Request-Id"))
-	r.Header["X-Request-Id"] = []string{e.RequestID}
-	rw.Header()["X-Request-Id"] = []string{e.RequestID}
+	id := []string{e.RequestID} // read-only in both maps; the proxy copies request headers
+	r.Header["X-Request-Id"] = id
+	rw.Header()["X-Request-Id"] = id
 	e.ClientIP, e.ClientPort = splitHostPort(r.RemoteAddr)
 	conn, _ := r.Context().Value(connKey{}).(*listen.Conn)
 	e.TLS = r.TLS

@@ -39,9 +39,6 @@ func New(cfg Config, root fs.FS) (*Engine, error) {
 	return e, nil
 }
 
-// Config returns the policy the engine was built from, defaults filled in.
-func (e *Engine) Config() Config { return e.cfg }
-
 // Directives returns the SecLang configuration that a policy compiles to.
 func Directives(c Config) string {
 	engine := "On"

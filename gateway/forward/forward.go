@@ -45,7 +45,6 @@ type Exchange struct {
 	Server   *balancer.Server
 	Attempts int
 	Err      error
-	Status   int // the error status when Err is set
 	// connectNs and responseNs are atomics: a connection may finish dialing
 	// on the transport's goroutine after the request gave up on it.
 	connectNs  atomic.Int64
@@ -128,9 +127,6 @@ func New(pool *balancer.Pool, o Options) *Backend {
 // ServeHTTP forwards r; its context should carry an Exchange.
 func (b *Backend) ServeHTTP(w http.ResponseWriter, r *http.Request) { b.proxy.ServeHTTP(w, r) }
 
-// Pool returns the backend's balancer pool.
-func (b *Backend) Pool() *balancer.Pool { return b.pool }
-
 // Close drops the idle connections to the servers.
 func (b *Backend) Close() { b.transport.CloseIdleConnections() }
 
@@ -172,7 +168,7 @@ func errorHandler(w http.ResponseWriter, r *http.Request, err error) {
 	case isTimeout(err):
 		status = http.StatusGatewayTimeout
 	}
-	x.Err, x.Status = err, status
+	x.Err = err
 	if status == 499 {
 		return
 	}
