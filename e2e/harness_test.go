@@ -308,8 +308,10 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-// webConfig: one frontend ("web") with a plain and a TLS bind in front of one
-// backend, CRS blocking. {{.Extra}} adds top-level keys (shutdown_timeout).
+// webConfig: one frontend ("web") with a plain and a TLS bind in front of
+// one backend, CRS blocking. {{.Policy}} (a YAML flow mapping with a name,
+// given with its {{.PolicyName}}) replaces the default policy; {{.Extra}}
+// adds top-level keys (shutdown_timeout).
 const webConfig = `
 frontends:
   - name: web
@@ -320,10 +322,18 @@ frontends:
     tls:
       self_signed: [localhost]
     default_backend: app
+{{- if .Policy}}
+    default_waf_policy: {{.PolicyName}}
+{{- end}}
 backends:
   - name: app
     servers:
       - {name: a, address: "{{.A}}"}
+{{- if .Policy}}
+waf:
+  policies:
+    - {{.Policy}}
+{{- end}}
 log:
   access: {{.AccessLog}}
 {{if .Extra}}{{.Extra}}{{end}}

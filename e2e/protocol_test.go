@@ -120,16 +120,19 @@ func protoPoll(t testing.TB, d time.Duration, what string, cond func() bool) {
 	}
 }
 
+// protoFramingEcho answers with the framing the backend received.
+func protoFramingEcho(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("X-Backend-TE", strings.Join(r.TransferEncoding, ","))
+	w.Header().Set("X-Backend-CL", strconv.FormatInt(r.ContentLength, 10))
+	fmt.Fprint(w, "ok a")
+}
+
 // TestProtocol_AmbiguousFraming: Content-Length together with
 // Transfer-Encoding is refused, never forwarded, and ends the connection;
 // plain chunked requests pass with their exact body.
 func TestProtocol_AmbiguousFraming(t *testing.T) {
 	a := StartBackend(t, "a")
-	a.Handle = func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("X-Backend-TE", strings.Join(r.TransferEncoding, ","))
-		w.Header().Set("X-Backend-CL", strconv.FormatInt(r.ContentLength, 10))
-		fmt.Fprint(w, "ok a")
-	}
+	a.Handle = protoFramingEcho
 	g := StartGateway(t, webConfig, ConfigData{"A": a.Addr})
 
 	for _, tr := range []struct {
@@ -278,11 +281,7 @@ func TestProtocol_AmbiguousTargets(t *testing.T) {
 // address headers are replaced by the gateway's own.
 func TestProtocol_HeaderHygiene(t *testing.T) {
 	a := StartBackend(t, "a")
-	a.Handle = func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("X-Backend-TE", strings.Join(r.TransferEncoding, ","))
-		w.Header().Set("X-Backend-CL", strconv.FormatInt(r.ContentLength, 10))
-		fmt.Fprint(w, "ok a")
-	}
+	a.Handle = protoFramingEcho
 	g := StartGateway(t, webConfig, ConfigData{"A": a.Addr})
 	last := func(t *testing.T, before int) Received {
 		t.Helper()

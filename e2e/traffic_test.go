@@ -436,34 +436,12 @@ func trafficHasFamily(rules any, family int) bool {
 	return false
 }
 
-const trafficDetectConfig = `
-frontends:
-  - name: web
-    bind:
-      - address: 127.0.0.1:0
-      - address: 127.0.0.1:0
-        tls: true
-    tls:
-      self_signed: [localhost]
-    default_backend: app
-    default_waf_policy: watch
-backends:
-  - name: app
-    servers:
-      - {name: a, address: "{{.A}}"}
-waf:
-  policies:
-    - {name: watch, mode: detect}
-log:
-  access: {{.AccessLog}}
-`
-
 // TestTraffic_DetectModePassesAndLogs: a policy in detect mode lets the
 // same attacks through unchanged and logs each with waf_action "detect" and
 // the matching CRS rule family.
 func TestTraffic_DetectModePassesAndLogs(t *testing.T) {
 	a := StartBackend(t, "a")
-	g := StartGateway(t, trafficDetectConfig, ConfigData{"A": a.Addr})
+	g := StartGateway(t, webConfig, ConfigData{"A": a.Addr, "PolicyName": "watch", "Policy": "{name: watch, mode: detect}"})
 	trs := trafficTransports(t, g)
 	for _, tr := range []trafficTransport{trs[0], trs[2]} {
 		for _, at := range trafficAttackMatrix(t) {
@@ -638,28 +616,6 @@ func TestTraffic_DeadServerFailover(t *testing.T) {
 	})
 }
 
-const trafficBodyLimitConfig = `
-frontends:
-  - name: web
-    bind:
-      - address: 127.0.0.1:0
-      - address: 127.0.0.1:0
-        tls: true
-    tls:
-      self_signed: [localhost]
-    default_backend: app
-    default_waf_policy: small
-backends:
-  - name: app
-    servers:
-      - {name: a, address: "{{.A}}"}
-waf:
-  policies:
-    - {name: small, request_body_limit: 1024}
-log:
-  access: {{.AccessLog}}
-`
-
 // trafficFormOfSize is a benign urlencoded body of exactly n bytes.
 func trafficFormOfSize(n int) []byte {
 	return []byte("message=" + strings.Repeat("a", n-len("message=")))
@@ -705,7 +661,7 @@ func trafficRawChunked(t *testing.T, addr string, body []byte) (*http.Response, 
 // exactly 1024 bytes passes whole.
 func TestTraffic_BodyLimit(t *testing.T) {
 	a := StartBackend(t, "a")
-	g := StartGateway(t, trafficBodyLimitConfig, ConfigData{"A": a.Addr})
+	g := StartGateway(t, webConfig, ConfigData{"A": a.Addr, "PolicyName": "small", "Policy": "{name: small, request_body_limit: 1024}"})
 	h1, h2 := H1Client(), H2Client()
 	defer h1.CloseIdleConnections()
 	defer h2.CloseIdleConnections()
