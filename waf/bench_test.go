@@ -52,3 +52,10 @@ func BenchmarkWAF_BrowserGET(b *testing.B) { benchInspect(b, waftest.BrowserGET)
 
 // BenchmarkWAF_FormPOST4K is the WAF step alone (CRS PL1) for a 4 KiB urlencoded form.
 func BenchmarkWAF_FormPOST4K(b *testing.B) { benchInspect(b, waftest.FormPOST4K) }
+
+// BenchmarkWAF_LoremPOST4K is the WAF step alone (CRS PL1) for the load
+// harness's 4 KiB form, whose lorem ipsum text CRS's base64Decode turns
+// into bytes that are not UTF-8.
+func BenchmarkWAF_LoremPOST4K(b *testing.B) {
+	benchInspect(b, func(i int) *http.Request { return waftest.FormPOST(waftest.LoremBody4K(i), i) })
+}

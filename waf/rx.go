@@ -1,7 +1,6 @@
 package waf
 
 import (
-	"regexp"
 	"regexp/syntax"
 	"strconv"
 	"strings"
@@ -24,7 +23,7 @@ import (
 // The operator keeps Coraza's semantics exactly (TestCRSEquivalence compares
 // every CRS regression request against stock Coraza): the same (?sm) flags,
 // byte-wise matching for patterns with non-UTF-8 byte escapes, up to 9
-// captures, and Go's regexp for values that are not valid UTF-8.
+// captures, and Go's reading of bytes that are not UTF-8 (below).
 
 // rxOnce guards the registration: Coraza's operator registry is process-wide
 // and is read when rules are compiled, so it is set once, before the first WAF.
@@ -40,21 +39,11 @@ func registerRX() {
 	})
 }
 
-// rx is Coraza's @rx operator on RE2. RE2 and Go's regexp agree on valid
-// UTF-8, but at a byte that is not UTF-8 RE2 matches nothing where Go sees
-// U+FFFD (which "." and \W match); such values go to a Go regexp, compiled on
-// first need.
+// rx is Coraza's @rx operator on RE2.
 type rx struct {
-	re      *re2.Regexp
-	pf      prefilter
-	pattern string // for the Go fallback; "" for byte-wise patterns, which need none
-	goOnce  sync.Once
-	goRe    *regexp.Regexp
-}
-
-type matcher interface {
-	FindStringSubmatchIndex(string) []int
-	MatchString(string) bool
+	re     *re2.Regexp
+	pf     prefilter
+	latin1 bool // byte-wise: every value is matched as it is
 }
 
 var _ plugintypes.Operator = (*rx)(nil)
@@ -66,10 +55,10 @@ func newRX(o plugintypes.OperatorOptions) (plugintypes.Operator, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &rx{re: re}, nil
+		return &rx{re: re, latin1: true}, nil
 	}
 	pattern := "(?sm)" + o.Arguments
-	// The Go fallback must be able to compile it later: check now, at load time.
+	// Stock Coraza refuses what Go's regexp cannot compile; so do we.
 	if _, err := syntax.Parse(pattern, syntax.Perl); err != nil {
 		return nil, err
 	}
@@ -77,37 +66,71 @@ func newRX(o plugintypes.OperatorOptions) (plugintypes.Operator, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &rx{re: re, pf: newPrefilter(pattern), pattern: pattern}, nil
+	return &rx{re: re, pf: newPrefilter(pattern)}, nil
 }
 
 // Evaluate implements plugintypes.Operator.
 func (o *rx) Evaluate(tx plugintypes.TransactionState, value string) bool {
-	var re matcher = o.re
-	if o.pattern != "" {
+	subject, fixes := value, []int(nil)
+	if !o.latin1 {
 		if !utf8.ValidString(value) {
-			o.goOnce.Do(func() { o.goRe, _ = regexp.Compile(o.pattern) })
-			if o.goRe != nil {
-				re = o.goRe
-			}
-		} else if !o.pf.maybe(value) {
+			subject, fixes = readAsGo(value)
+		}
+		if !o.pf.maybe(subject) {
 			return false
 		}
 	}
 	if !tx.Capturing() {
-		return re.MatchString(value)
+		return o.re.MatchString(subject)
 	}
-	m := re.FindStringSubmatchIndex(value)
+	m := o.re.FindStringSubmatchIndex(subject)
 	if m == nil {
 		return false
 	}
 	for i := 0; i < len(m)/2 && i < 9; i++ {
 		if m[2*i] >= 0 {
-			tx.CaptureField(i, value[m[2*i]:m[2*i+1]])
+			tx.CaptureField(i, value[originalOffset(m[2*i], fixes):originalOffset(m[2*i+1], fixes)])
 		} else {
 			tx.CaptureField(i, "")
 		}
 	}
 	return true
+}
+
+// Go's regexp reads each byte that is not part of valid UTF-8 as U+FFFD
+// (which "." and \W match); RE2 would match nothing there. readAsGo writes
+// U+FFFD for each such byte, so RE2 sees the runes Go sees, and returns
+// where in the result it did so, to map match offsets back to value.
+// (Running Go's regexp on such values instead costs ~75× more: a CRS
+// transformation such as base64Decode makes them out of every long text.)
+func readAsGo(value string) (string, []int) {
+	var b strings.Builder
+	b.Grow(len(value) + 16)
+	var fixes []int
+	for i := 0; i < len(value); {
+		r, n := utf8.DecodeRuneInString(value[i:])
+		if r == utf8.RuneError && n == 1 {
+			fixes = append(fixes, b.Len())
+			b.WriteString(string(utf8.RuneError))
+		} else {
+			b.WriteString(value[i : i+n])
+		}
+		i += n
+	}
+	return b.String(), fixes
+}
+
+// originalOffset maps an offset in readAsGo's result back to value: each
+// replacement before it stands for one byte but took three.
+func originalOffset(off int, fixes []int) int {
+	n := 0
+	for _, f := range fixes {
+		if f >= off {
+			break
+		}
+		n++
+	}
+	return off - 2*n
 }
 
 // matchesArbitraryBytes reports a pattern whose \xNN escapes decode to bytes
