@@ -195,8 +195,8 @@ func writeStockReference(path string) error {
 	if err != nil {
 		return err
 	}
-	if rxRegistered.Load() {
-		return errors.New("sekisho's @rx is registered: this would not be stock Coraza")
+	if operatorsRegistered.Load() {
+		return errors.New("sekisho's operators are registered: this would not be stock Coraza")
 	}
 	cases, err := loadFTW()
 	if err != nil {

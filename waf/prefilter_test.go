@@ -69,17 +69,20 @@ func TestPrefilter_NeverRefusesAMatch(t *testing.T) {
 	for _, v := range []string{"SELECT", "sElEcT * fRoM users", "K", "\u212a", "ſelect", "<ScRiPt>", "/etc/passwd", "a"} {
 		add(v)
 	}
+	memo := new(int) // stands for a transaction: each value is scanned once
+	trackAtoms(memo)
+	defer untrackAtoms(memo)
 	skipped, checked := 0, 0
 	for _, p := range crsPatterns(t) {
 		re := regexp.MustCompile(p)
 		pf := newPrefilter(p)
 		for _, v := range values {
-			if pf.maybe(v) {
+			if pf.maybe(memo, v) {
 				continue
 			}
 			skipped++
 			if re.MatchString(v) {
-				t.Errorf("prefilter refused a match: pattern %q value %q (min %d, lits %v)", p, v, pf.minLen, pf.lits)
+				t.Errorf("prefilter refused a match: pattern %q value %q (min %d, cond %v)", p, v, pf.minLen, pf.cond)
 			}
 		}
 		checked += len(values)
@@ -101,7 +104,7 @@ func FuzzPrefilter(f *testing.F) {
 	f.Add(uint16(7), "<script>alert(1)</script>")
 	f.Fuzz(func(t *testing.T, i uint16, v string) {
 		k := int(i) % len(patterns)
-		if !utf8.ValidString(v) || filters[k].maybe(v) {
+		if !utf8.ValidString(v) || filters[k].maybe(nil, v) {
 			return
 		}
 		if compiled[k].MatchString(v) {
@@ -110,37 +113,47 @@ func FuzzPrefilter(f *testing.F) {
 	})
 }
 
-func TestIndexFoldASCII(t *testing.T) {
-	cases := []struct {
-		s, lower string
-		want     int
-	}{
-		{"xxSeLeCt", "select", 2}, {"select", "select", 0}, {"selec", "select", -1}, {"", "a", -1}, {"ab", "b", 1},
-		{"sssSELECT", "select", 3}, {"Ss-sel", "sel", 3}, {"a(b", "(b", 1}, {"UNIONunion", "union", 0}, {"xUNIO", "union", -1},
-	}
-	for _, c := range cases {
-		if got := indexFoldASCII(c.s, c.lower); got != c.want {
-			t.Errorf("indexFoldASCII(%q, %q) = %d, want %d", c.s, c.lower, got, c.want)
+func TestPrefilter_Conditions(t *testing.T) {
+	for _, c := range []struct{ pattern, cond string }{
+		{`(?i)union[\s]+select`, `and("union" "select")`},
+		{`(?:eval|exec)\(`, `or("eval(" "exec(")`},
+		{`(?i)<script\b`, `"<script"`},
+		{`[;|&]\s*cat\b`, `and(or("&" ";" "|") "cat")`},
+		{`a[bc]d`, `or("abd" "acd")`},
+		{`(?:abc|abcd)x?`, `"abc"`}, // abcd implies abc
+		{`ab|cd`, `*`},              // short runs of letters say nothing
+		{`select.*from`, `and("select" "from")`},
+		{`(?:select)?from`, `"from"`},
+		{`\d+`, `*`},
+		{`(?i)k`, `*`},
+		{`(?i)kelvin`, `"kelvin"`}, // K and the Kelvin sign fold alike
+		{`(?:^|[^a-z])passwd`, `"passwd"`},
+		{`x{3}`, `"xxx"`},
+	} {
+		if got := newPrefilter("(?sm)" + c.pattern).cond.String(); got != c.cond {
+			t.Errorf("%s: condition %s, want %s", c.pattern, got, c.cond)
 		}
 	}
 }
 
 // Unicode case folding maps some non-ASCII runes onto ASCII letters; the
-// prefilter's ASCII search must not refuse those matches.
+// prefilter must not refuse those matches.
 func TestPrefilter_UnicodeFold(t *testing.T) {
 	cases := []struct{ pattern, value string }{
 		{"(?sm)(?i)select", "\u017felect"}, // long s
 		{"(?sm)(?i)kill", "\u212aill"},     // Kelvin sign
 		{"(?sm)(?i)union\\s+all", "UNION ALL"},
 		{"(?sm)passwd", "/etc/passwd"},
+		{"(?sm)(?i)\u212aelvin", "kelvin"},
+		{"(?sm)(?i)\u017fystem", "SYSTEM"},
 	}
 	for _, c := range cases {
 		re := regexp.MustCompile(c.pattern)
 		if !re.MatchString(c.value) {
 			t.Fatalf("bad case: %q does not match %q", c.pattern, c.value)
 		}
-		if pf := newPrefilter(c.pattern); !pf.maybe(c.value) {
-			t.Errorf("prefilter refused %q for %q (lits %v)", c.value, c.pattern, pf.lits)
+		if pf := newPrefilter(c.pattern); !pf.maybe(nil, c.value) {
+			t.Errorf("prefilter refused %q for %q (cond %v)", c.value, c.pattern, pf.cond)
 		}
 	}
 }

@@ -4,11 +4,8 @@ import (
 	"regexp/syntax"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"unicode/utf8"
 
-	"github.com/corazawaf/coraza/v3/experimental/plugins"
 	"github.com/corazawaf/coraza/v3/experimental/plugins/plugintypes"
 	re2 "github.com/wasilibs/go-re2"
 	re2x "github.com/wasilibs/go-re2/experimental"
@@ -24,20 +21,6 @@ import (
 // every CRS regression request against stock Coraza): the same (?sm) flags,
 // byte-wise matching for patterns with non-UTF-8 byte escapes, up to 9
 // captures, and Go's reading of bytes that are not UTF-8 (below).
-
-// rxOnce guards the registration: Coraza's operator registry is process-wide
-// and is read when rules are compiled, so it is set once, before the first WAF.
-var (
-	rxOnce       sync.Once
-	rxRegistered atomic.Bool // for tests that need stock Coraza in the same binary
-)
-
-func registerRX() {
-	rxOnce.Do(func() {
-		plugins.RegisterOperator("rx", newRX)
-		rxRegistered.Store(true)
-	})
-}
 
 // rx is Coraza's @rx operator on RE2.
 type rx struct {
@@ -76,7 +59,7 @@ func (o *rx) Evaluate(tx plugintypes.TransactionState, value string) bool {
 		if !utf8.ValidString(value) {
 			subject, fixes = readAsGo(value)
 		}
-		if !o.pf.maybe(subject) {
+		if !o.pf.maybe(tx, subject) {
 			return false
 		}
 	}

@@ -78,6 +78,7 @@ func (e *Engine) NewTx(ctx context.Context, id string) *Tx {
 	t := &Tx{e: e, bodyLen: -1}
 	if e.waf != nil {
 		t.tx = e.waf.NewTransactionWithOptions(experimental.Options{ID: id, Context: ctx})
+		trackAtoms(t.tx)
 	}
 	return t
 }
@@ -209,6 +210,7 @@ func (t *Tx) Close() error {
 		return nil
 	}
 	t.tx.ProcessLogging()
+	untrackAtoms(t.tx)
 	return t.tx.Close()
 }
 
