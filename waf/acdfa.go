@@ -13,7 +13,7 @@ type acDFA struct {
 	n       int       // atoms, ids 0..n-1
 	class   [256]byte // byte -> column
 	ncls    int
-	delta   []uint32 // state*ncls + class -> next state | hasOutput
+	delta   []uint32 // state*ncls + class -> next state*ncls | hasOutput
 	atomAt  []int32  // state -> atom that ends there, or -1
 	outLink []int32  // state -> nearest suffix state with an atom, or -1
 }
@@ -85,9 +85,12 @@ func newACDFA(atoms []string) *acDFA {
 			}
 		}
 	}
+	// Rows hold the next row's offset: no multiplication per byte.
 	for i, t := range d.delta {
 		if d.atomAt[t] >= 0 || d.outLink[t] >= 0 {
-			d.delta[i] = t | hasOutput
+			d.delta[i] = t*uint32(d.ncls) | hasOutput
+		} else {
+			d.delta[i] = t * uint32(d.ncls)
 		}
 	}
 	return d
@@ -110,14 +113,15 @@ func (d *acDFA) seenWords() int { return (len(d.atomAt) + 63) / 64 }
 // scratch of seenWords() words, all clear; scan clears it again.
 func (d *acDFA) scan(text string, found, seen []uint64) {
 	text = foldedForAtoms(text)
-	s := uint32(0)
+	delta, class, ncls := d.delta, &d.class, uint32(d.ncls)
+	row := uint32(0)
 	for i := 0; i < len(text); i++ {
-		s = d.delta[int(s)*d.ncls+int(d.class[text[i]])]
-		if s&hasOutput == 0 {
+		row = delta[row+uint32(class[text[i]])]
+		if row&hasOutput == 0 {
 			continue
 		}
-		s &^= hasOutput
-		for t := int32(s); t >= 0; t = d.outLink[t] {
+		row &^= hasOutput
+		for t := int32(row / ncls); t >= 0; t = d.outLink[t] {
 			if seen[t>>6]&(1<<(t&63)) != 0 {
 				break // this state and its suffixes are recorded
 			}
@@ -150,10 +154,11 @@ var foldToASCII = strings.NewReplacer("\u212a", "k", "\u017f", "s")
 // any reports whether text contains any atom at all.
 func (d *acDFA) any(text string) bool {
 	text = foldedForAtoms(text)
-	s := uint32(0)
+	delta, class := d.delta, &d.class
+	row := uint32(0)
 	for i := 0; i < len(text); i++ {
-		s = d.delta[int(s)*d.ncls+int(d.class[text[i]])]
-		if s&hasOutput != 0 {
+		row = delta[row+uint32(class[text[i]])]
+		if row&hasOutput != 0 {
 			return true
 		}
 	}

@@ -176,7 +176,9 @@ func equivalencePolicy() Config {
 
 // referenceEnv makes the test binary compute stock Coraza's verdicts into
 // the named file and exit: Coraza's operator registry is process-wide, so
-// stock Coraza needs a process in which sekisho's @rx was never registered.
+// stock Coraza needs a process in which sekisho's operators were never
+// registered. (Transformations are bound when rules are compiled, so one
+// stock WAF built first in this process keeps them: newTransformProbe.)
 const referenceEnv = "SEKISHO_CRS_STOCK_REFERENCE"
 
 func TestMain(m *testing.M) {
@@ -187,6 +189,11 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
+	var err error
+	if stockTransforms, err = newTransformProbe(); err != nil {
+		fmt.Fprintln(os.Stderr, "stock transformation probe:", err)
+		os.Exit(1)
+	}
 	os.Exit(m.Run())
 }
 
@@ -195,8 +202,8 @@ func writeStockReference(path string) error {
 	if err != nil {
 		return err
 	}
-	if operatorsRegistered.Load() {
-		return errors.New("sekisho's operators are registered: this would not be stock Coraza")
+	if pluginsRegistered.Load() {
+		return errors.New("sekisho's plugins are registered: this would not be stock Coraza")
 	}
 	cases, err := loadFTW()
 	if err != nil {

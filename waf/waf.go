@@ -26,7 +26,7 @@ func New(cfg Config, root fs.FS) (*Engine, error) {
 	if cfg.Mode == ModeOff {
 		return e, nil
 	}
-	registerOperators()
+	registerPlugins()
 	w, err := coraza.NewWAF(coraza.NewWAFConfig().WithRootFS(root).WithDirectives(Directives(cfg)))
 	if err != nil {
 		return nil, fmt.Errorf("waf policy %q: loading rules: %w", cfg.Name, err)
