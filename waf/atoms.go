@@ -4,6 +4,8 @@ import (
 	"regexp/syntax"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"unicode"
 )
 
@@ -312,4 +314,52 @@ func joinConds(cs []*cond) string {
 		parts[i] = c.String()
 	}
 	return strings.Join(parts, " ")
+}
+
+// atomTable holds the atoms of every compiled pattern and the DFA that finds
+// them. It is process-wide, like Coraza's operator registry: every policy
+// compiles the same CRS, so they share it.
+var atomTable struct {
+	mu   sync.Mutex
+	ids  map[string]int
+	list []string
+	dfa  atomic.Pointer[acDFA]
+}
+
+// internAtoms gives each atom of c its id and returns how many atoms the
+// DFA must know for c (its largest id + 1).
+func internAtoms(c *cond) int {
+	atomTable.mu.Lock()
+	defer atomTable.mu.Unlock()
+	if atomTable.ids == nil {
+		atomTable.ids = map[string]int{}
+	}
+	need := 0
+	for _, a := range c.atoms(nil) {
+		id, ok := atomTable.ids[a.atom]
+		if !ok {
+			id = len(atomTable.list)
+			atomTable.ids[a.atom] = id
+			atomTable.list = append(atomTable.list, a.atom)
+		}
+		a.id = id
+		need = max(need, id+1)
+	}
+	return need
+}
+
+// atomDFA returns a DFA that knows at least need atoms, built over all the
+// atoms interned so far when the current one is too old.
+func atomDFA(need int) *acDFA {
+	if d := atomTable.dfa.Load(); d != nil && d.n >= need {
+		return d
+	}
+	atomTable.mu.Lock()
+	defer atomTable.mu.Unlock()
+	d := atomTable.dfa.Load()
+	if d == nil || d.n < len(atomTable.list) {
+		d = newACDFA(atomTable.list)
+		atomTable.dfa.Store(d)
+	}
+	return d
 }

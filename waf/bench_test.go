@@ -59,3 +59,13 @@ func BenchmarkWAF_FormPOST4K(b *testing.B) { benchInspect(b, waftest.FormPOST4K)
 func BenchmarkWAF_LoremPOST4K(b *testing.B) {
 	benchInspect(b, func(i int) *http.Request { return waftest.FormPOST(waftest.LoremBody4K(i), i) })
 }
+
+// BenchmarkWAF_JSON16K is the WAF step alone (CRS PL1) for the load
+// harness's 16 KiB JSON order: about 330 arguments.
+func BenchmarkWAF_JSON16K(b *testing.B) {
+	benchInspect(b, func(i int) *http.Request {
+		r := waftest.FormPOST(waftest.JSONBody16K(i), i)
+		r.Header.Set("Content-Type", "application/json")
+		return r
+	})
+}

@@ -70,8 +70,8 @@ func TestPrefilter_NeverRefusesAMatch(t *testing.T) {
 		add(v)
 	}
 	memo := new(int) // stands for a transaction: each value is scanned once
-	trackAtoms(memo)
-	defer untrackAtoms(memo)
+	trackTx(memo)
+	defer untrackTx(memo)
 	skipped, checked := 0, 0
 	for _, p := range crsPatterns(t) {
 		re := regexp.MustCompile(p)

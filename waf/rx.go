@@ -57,7 +57,7 @@ func (o *rx) Evaluate(tx plugintypes.TransactionState, value string) bool {
 	subject, fixes := value, []int(nil)
 	if !o.latin1 {
 		if !utf8.ValidString(value) {
-			subject, fixes = readAsGo(value)
+			subject, fixes = goViewOf(tx, value)
 		}
 		if !o.pf.maybe(tx, subject) {
 			return false

@@ -78,7 +78,7 @@ func (e *Engine) NewTx(ctx context.Context, id string) *Tx {
 	t := &Tx{e: e, bodyLen: -1}
 	if e.waf != nil {
 		t.tx = e.waf.NewTransactionWithOptions(experimental.Options{ID: id, Context: ctx})
-		trackAtoms(t.tx)
+		trackTx(t.tx)
 	}
 	return t
 }
@@ -210,7 +210,7 @@ func (t *Tx) Close() error {
 		return nil
 	}
 	t.tx.ProcessLogging()
-	untrackAtoms(t.tx)
+	untrackTx(t.tx)
 	return t.tx.Close()
 }
 

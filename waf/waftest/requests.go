@@ -70,3 +70,24 @@ func LoremBody4K(i int) string {
 	body := "name=Jane+Doe&email=jane.doe%40example.com&order=A-" + t + "&subject=Question+" + t + "+about+my+order&rating=4&newsletter=yes&message="
 	return (body + strings.Repeat(lorem, 4096/len(lorem)+1))[:4096]
 }
+
+// JSONBody16K is the load harness's 16384-byte JSON order (40 line items,
+// about 330 values), its order ID varied by i.
+func JSONBody16K(i int) string {
+	const desc = "Lightweight breathable mesh upper with a cushioned midsole for daily training and long distance running"
+	var b strings.Builder
+	b.WriteString(`{"order_id":"A-` + strconv.Itoa(100000+i) + `","customer":{"name":"Jane Doe","email":"jane.doe@example.com","phone":"+1 555 0100","address":{"street":"12 Market Street","city":"Springfield","zip":"12345","country":"US"}},"currency":"USD","items":[`)
+	for k := 1; k <= 40; k++ {
+		if k > 1 {
+			b.WriteByte(',')
+		}
+		b.WriteString(`{"sku":"SKU-` + strconv.Itoa(10000+k*37) + `","name":"Running shoes model ` + strconv.Itoa(k) +
+			`","qty":` + strconv.Itoa(k%3+1) + `,"price":` + strconv.Itoa(40+k) + `.99,"color":"blue","size":"42","gift":false,"description":"` + desc + `"}`)
+	}
+	b.WriteString(`],"notes":"Please deliver in the afternoon`)
+	const tail = `"}`
+	for b.Len() < 16384-len(tail) {
+		b.WriteString(" thank you")
+	}
+	return b.String()[:16384-len(tail)] + tail
+}
