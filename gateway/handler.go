@@ -139,7 +139,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if v.Blocked() {
 		if v.Action == waf.ActionError {
 			e.Error = tx.Err().Error()
-			if !errors.Is(tx.Err(), waf.ErrClientBody) {
+			if !errors.Is(tx.Err(), waf.ErrClientBody) && !errors.Is(tx.Err(), waf.ErrClientGone) {
 				h.log.Error().Err(tx.Err()).Str(accesslog.FieldRequestID, e.RequestID).Msg("waf inspection failed; request refused")
 			}
 		}

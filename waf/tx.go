@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -57,8 +58,9 @@ type Conn struct {
 
 // Tx is one request's inspection. Close it when the response is done.
 type Tx struct {
-	e  *Engine
-	tx types.Transaction // nil when the mode is off
+	e   *Engine
+	ctx context.Context
+	tx  types.Transaction // nil when the mode is off
 
 	body    io.Reader // what to forward, set by InspectRequest
 	bodyLen int64     // -1 when not known in advance
@@ -69,13 +71,16 @@ type Tx struct {
 	err error
 }
 
+// ErrClientGone marks a request whose client went away before it was inspected.
+var ErrClientGone = errors.New("client went away")
+
 // ErrClientBody marks a request body that could not be read from the client
 // (reset, timeout, bad chunking): a client error, not a WAF failure.
 var ErrClientBody = errors.New("reading request body")
 
 // NewTx starts the inspection of one request; id becomes the transaction's unique ID.
 func (e *Engine) NewTx(ctx context.Context, id string) *Tx {
-	t := &Tx{e: e, bodyLen: -1}
+	t := &Tx{e: e, ctx: ctx, bodyLen: -1}
 	if e.waf != nil {
 		t.tx = e.waf.NewTransactionWithOptions(experimental.Options{ID: id, Context: ctx})
 		trackTx(t.tx)
@@ -111,7 +116,11 @@ func (t *Tx) InspectRequest(r *http.Request, uri string, c Conn) *Verdict {
 	for _, te := range r.TransferEncoding {
 		tx.AddRequestHeader("Transfer-Encoding", te)
 	}
-	if it := tx.ProcessRequestHeaders(); it != nil {
+	var it *types.Interruption
+	if err := t.inSlot(func() { it = tx.ProcessRequestHeaders() }); err != nil {
+		return t.failed(http.StatusServiceUnavailable, err)
+	}
+	if it != nil {
 		return t.interrupted(it)
 	}
 
@@ -169,7 +178,10 @@ func (t *Tx) InspectRequest(r *http.Request, uri string, c Conn) *Verdict {
 	} else {
 		t.body, t.bodyLen = http.NoBody, 0
 	}
-	it, err := tx.ProcessRequestBody()
+	var err error
+	if slotErr := t.inSlot(func() { it, err = tx.ProcessRequestBody() }); slotErr != nil {
+		return t.failed(http.StatusServiceUnavailable, slotErr)
+	}
 	if err != nil {
 		return t.failed(http.StatusInternalServerError, fmt.Errorf("processing request body: %w", err))
 	}
@@ -278,4 +290,28 @@ func (e *errReader) Read(p []byte) (int, error) {
 		e.err = err
 	}
 	return n, err
+}
+
+// Rule evaluation is pure CPU work. inspectSlots lets as many requests run
+// rules at once as there are CPUs and queues the rest, as an event loop
+// would: interleaving many transactions on few cores only spreads their
+// working sets (CRS's transformation caches reach megabytes for a JSON body)
+// over the CPU caches, and holds every one of them in memory at once. A slot
+// is held for one phase at a time, never while a client sends its body.
+var inspectSlots = make(chan struct{}, runtime.GOMAXPROCS(0))
+
+// inSlot runs phase in an inspection slot, unless the client leaves first.
+func (t *Tx) inSlot(phase func()) error {
+	select {
+	case inspectSlots <- struct{}{}:
+	default:
+		select {
+		case inspectSlots <- struct{}{}:
+		case <-t.ctx.Done():
+			return fmt.Errorf("%w while waiting for inspection: %v", ErrClientGone, context.Cause(t.ctx))
+		}
+	}
+	defer func() { <-inspectSlots }()
+	phase()
+	return nil
 }
