@@ -273,10 +273,10 @@ func (c *cond) atoms(out []*cond) []*cond {
 }
 
 // holds evaluates c given which atoms a value contains.
-func (c *cond) holds(found []uint64) bool {
+func (c *cond) holds(found atomSet) bool {
 	switch c.op {
 	case condAtom:
-		return found[c.id>>6]&(1<<(c.id&63)) != 0
+		return found.has(c.id)
 	case condAnd:
 		for _, s := range c.subs {
 			if !s.holds(found) {

@@ -1,6 +1,10 @@
 package waf
 
-import "sync"
+import (
+	"math/bits"
+	"slices"
+	"sync"
+)
 
 // txMemo remembers, for one transaction, what the operators learnt about
 // each value: CRS runs many patterns over the same transformed value, and
@@ -8,10 +12,11 @@ import "sync"
 // transaction: nothing is remembered from one request to the next.
 type txMemo struct {
 	dfa   *acDFA
-	found map[string][]uint64 // the atoms each value holds
-	slab  []uint64            // backing for found's bit sets
-	seen  []uint64
-	views map[string]goView // values that are not UTF-8, as Go's regexp reads them
+	found map[string]atomSet // the atoms each value holds
+	slab  []int32            // backing for found's sets
+	bits  []uint64           // scan's output, cleared after each use
+	seen  []uint64           // scan's scratch
+	views map[string]goView  // values that are not UTF-8, as Go's regexp reads them
 }
 
 // goView is readAsGo's answer.
@@ -23,7 +28,7 @@ type goView struct {
 var (
 	txMemos    sync.Map // Coraza transaction -> *txMemo
 	txMemoPool = sync.Pool{New: func() any {
-		return &txMemo{found: map[string][]uint64{}, views: map[string]goView{}}
+		return &txMemo{found: map[string]atomSet{}, views: map[string]goView{}}
 	}}
 )
 
@@ -61,32 +66,49 @@ func goViewOf(tx any, value string) (string, []int) {
 	return v.s, v.fixes
 }
 
+// atomSet is the sorted ids of the atoms a value holds: most hold none.
+type atomSet []int32
+
+func (s atomSet) has(id int) bool {
+	_, ok := slices.BinarySearch(s, int32(id))
+	return ok
+}
+
 // atomsIn returns the set of atoms that value holds, over a DFA that
 // knows at least need atoms.
-func atomsIn(tx any, value string, need int) []uint64 {
+func atomsIn(tx any, value string, need int) atomSet {
 	d := atomDFA(need)
 	c := memoOf(tx)
 	if c == nil {
-		found := make([]uint64, d.words())
-		d.scan(value, found, make([]uint64, d.seenWords()))
-		return found
+		bits := make([]uint64, d.words())
+		d.scan(value, bits, make([]uint64, d.seenWords()))
+		return appendAtoms(nil, bits)
 	}
 	if c.dfa != d {
 		clear(c.found)
 		c.slab = c.slab[:0]
-		c.dfa, c.seen = d, make([]uint64, d.seenWords())
+		c.dfa, c.bits, c.seen = d, make([]uint64, d.words()), make([]uint64, d.seenWords())
 	}
 	if found, ok := c.found[value]; ok {
 		return found
 	}
-	w := d.words()
-	if cap(c.slab)-len(c.slab) < w {
-		c.slab = make([]uint64, 0, max(64*w, 2*cap(c.slab)))
-	}
-	found := c.slab[len(c.slab) : len(c.slab)+w]
-	c.slab = c.slab[:len(c.slab)+w]
-	clear(found)
-	d.scan(value, found, c.seen)
+	d.scan(value, c.bits, c.seen)
+	start := len(c.slab)
+	c.slab = appendAtoms(c.slab, c.bits)
+	clear(c.bits)
+	// Full capacity: a later append to slab must not write into this set.
+	found := atomSet(c.slab[start:len(c.slab):len(c.slab)])
 	c.found[value] = found
 	return found
+}
+
+// appendAtoms appends the ids of the bits set, in order.
+func appendAtoms(ids []int32, set []uint64) []int32 {
+	for w, word := range set {
+		for word != 0 {
+			ids = append(ids, int32(w*64+bits.TrailingZeros64(word)))
+			word &= word - 1
+		}
+	}
+	return ids
 }
