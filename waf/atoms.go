@@ -348,8 +348,9 @@ func internAtoms(c *cond) int {
 	return need
 }
 
-// atomDFA returns a DFA that knows at least need atoms, built over all the
-// atoms interned so far when the current one is too old.
+// atomDFA returns a DFA that knows at least need atoms, and every atom
+// interned so far when it has to build one: when there is none yet or the
+// current one is too old.
 func atomDFA(need int) *acDFA {
 	if d := atomTable.dfa.Load(); d != nil && d.n >= need {
 		return d

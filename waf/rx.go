@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/corazawaf/coraza/v3/experimental/plugins/plugintypes"
 	re2 "github.com/wasilibs/go-re2"
@@ -87,20 +88,25 @@ func (o *rx) Evaluate(tx plugintypes.TransactionState, value string) bool {
 // (Running Go's regexp on such values instead costs ~75× more: a CRS
 // transformation such as base64Decode makes them out of every long text.)
 func readAsGo(value string) (string, []int) {
-	var b strings.Builder
-	b.Grow(len(value) + 16)
+	b := make([]byte, 0, len(value)+len(value)/2)
 	var fixes []int
+	valid := 0 // value[valid:i] is valid UTF-8 not yet copied
 	for i := 0; i < len(value); {
+		if value[i] < utf8.RuneSelf {
+			i++
+			continue
+		}
 		r, n := utf8.DecodeRuneInString(value[i:])
 		if r == utf8.RuneError && n == 1 {
-			fixes = append(fixes, b.Len())
-			b.WriteString(string(utf8.RuneError))
-		} else {
-			b.WriteString(value[i : i+n])
+			b = append(b, value[valid:i]...)
+			fixes = append(fixes, len(b))
+			b = utf8.AppendRune(b, utf8.RuneError)
+			valid = i + 1
 		}
 		i += n
 	}
-	return b.String(), fixes
+	b = append(b, value[valid:]...)
+	return unsafe.String(unsafe.SliceData(b), len(b)), fixes
 }
 
 // originalOffset maps an offset in readAsGo's result back to value: each

@@ -3,6 +3,7 @@ package waf
 import (
 	"fmt"
 	"io/fs"
+	"math"
 	"strings"
 
 	"github.com/corazawaf/coraza/v3"
@@ -36,6 +37,9 @@ func New(cfg Config, root fs.FS) (*Engine, error) {
 		return nil, fmt.Errorf("waf policy %q: coraza WAF lacks transaction options", cfg.Name)
 	}
 	e.waf = wo
+	// The atom DFA, shared by all policies, is brought up to date now
+	// rather than by this policy's first request.
+	atomDFA(math.MaxInt)
 	return e, nil
 }
 

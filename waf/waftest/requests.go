@@ -60,15 +60,15 @@ func FormBody4K(i int) string {
 	return head + enc[:4096-len(head)]
 }
 
-// lorem is the filler of the shared load harness's 4 KiB form.
-const lorem = "Lorem+ipsum+dolor+sit+amet+consectetur+adipiscing+elit+sed+do+eiusmod+tempor+incididunt+ut+labore+et+dolore+magna+aliqua+Ut+enim+ad+minim+veniam+quis+nostrud+exercitation+ullamco+laboris+nisi+ut+aliquip+ex+ea+commodo+consequat+Duis+aute+irure+dolor+in+reprehenderit+in+voluptate+velit+esse+cillum+dolore+eu+fugiat+nulla+pariatur+"
+// Lorem is the filler of the shared load harness's 4 KiB form.
+const Lorem = "Lorem+ipsum+dolor+sit+amet+consectetur+adipiscing+elit+sed+do+eiusmod+tempor+incididunt+ut+labore+et+dolore+magna+aliqua+Ut+enim+ad+minim+veniam+quis+nostrud+exercitation+ullamco+laboris+nisi+ut+aliquip+ex+ea+commodo+consequat+Duis+aute+irure+dolor+in+reprehenderit+in+voluptate+velit+esse+cillum+dolore+eu+fugiat+nulla+pariatur+"
 
 // LoremBody4K is the load harness's 4096-byte form (6 short fields and a
 // lorem ipsum message), its order number and subject varied by i.
 func LoremBody4K(i int) string {
 	t := strconv.Itoa(10000 + i)
 	body := "name=Jane+Doe&email=jane.doe%40example.com&order=A-" + t + "&subject=Question+" + t + "+about+my+order&rating=4&newsletter=yes&message="
-	return (body + strings.Repeat(lorem, 4096/len(lorem)+1))[:4096]
+	return (body + strings.Repeat(Lorem, 4096/len(Lorem)+1))[:4096]
 }
 
 // JSONBody16K is the load harness's 16384-byte JSON order (40 line items,
