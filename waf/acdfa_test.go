@@ -1,9 +1,12 @@
 package waf
 
 import (
+	"math"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/sekisho/sekisho/waf/waftest"
 )
 
 // naiveAtoms is what acDFA.scan must find: each atom contained in the text,
@@ -80,4 +83,21 @@ func FuzzACDFA(f *testing.F) {
 		slices.Sort(as)
 		checkScan(t, slices.Compact(as), text)
 	})
+}
+
+// BenchmarkACDFA_Scan finds CRS's atoms in the load harness's lorem ipsum
+// message, as a 4 KiB form's value.
+func BenchmarkACDFA_Scan(b *testing.B) {
+	for _, p := range crsPatterns(b) {
+		newPrefilter(p)
+	}
+	d := atomDFA(math.MaxInt)
+	text := strings.ToLower(strings.Repeat(strings.ReplaceAll(waftest.Lorem, "+", " "), 13)[:4000])
+	found := make([]uint64, d.words())
+	seen := make([]uint64, d.seenWords())
+	b.SetBytes(int64(len(text)))
+	for b.Loop() {
+		clear(found)
+		d.scan(text, found, seen)
+	}
 }
