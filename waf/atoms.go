@@ -208,13 +208,14 @@ func takeMatch(i info) *cond {
 }
 
 // usefulAtom reports whether looking for s can tell values apart: a short
-// run of letters, digits and spaces is in nearly every text.
+// run of letters, digits and spaces is in nearly every text. (Line breaks
+// are not: most values have none.)
 func usefulAtom(s string) bool {
 	if len(s) >= minAtomLen {
 		return true
 	}
 	for _, r := range s {
-		if !('a' <= r && r <= 'z' || '0' <= r && r <= '9' || strings.ContainsRune(" \t\n\v\f\r", r)) {
+		if !('a' <= r && r <= 'z' || '0' <= r && r <= '9' || r == ' ' || r == '\t') {
 			return true
 		}
 	}
