@@ -29,6 +29,12 @@ type cond struct {
 	atom string  // condAtom: the folded literal
 	id   int     // condAtom: its index in the atom table, once interned
 	subs []*cond // condAnd, condOr: two or more, none nil
+	// condOr, once interned: its atom children as a bit set over atom ids,
+	// and the other children. A value holds few atoms; an OR can list
+	// hundreds (CRS's SQL keywords), so the value's atoms are looked up in
+	// the OR, not the other way round.
+	anyOf  []uint64
+	others []*cond
 }
 
 type condOp uint8
@@ -286,7 +292,12 @@ func (c *cond) holds(found atomSet) bool {
 		}
 		return true
 	default:
-		for _, s := range c.subs {
+		for _, id := range found {
+			if w := int(id >> 6); w < len(c.anyOf) && c.anyOf[w]&(1<<(id&63)) != 0 {
+				return true
+			}
+		}
+		for _, s := range c.others {
 			if s.holds(found) {
 				return true
 			}
@@ -346,7 +357,28 @@ func internAtoms(c *cond) int {
 		a.id = id
 		need = max(need, id+1)
 	}
+	c.indexOrs()
 	return need
+}
+
+func (c *cond) indexOrs() {
+	for _, s := range c.subs {
+		s.indexOrs()
+	}
+	if c.op != condOr {
+		return
+	}
+	c.anyOf, c.others = nil, nil
+	for _, s := range c.subs {
+		if s.op != condAtom {
+			c.others = append(c.others, s)
+			continue
+		}
+		for len(c.anyOf) <= s.id>>6 {
+			c.anyOf = append(c.anyOf, 0)
+		}
+		c.anyOf[s.id>>6] |= 1 << (s.id & 63)
+	}
 }
 
 // atomDFA returns a DFA that knows at least need atoms, and every atom
