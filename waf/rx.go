@@ -33,15 +33,28 @@ type rx struct {
 var _ plugintypes.Operator = (*rx)(nil)
 
 func newRX(o plugintypes.OperatorOptions) (plugintypes.Operator, error) {
-	if matchesArbitraryBytes(o.Arguments) {
+	if o.Memoizer == nil {
+		return compileRX(o.Arguments)
+	}
+	// Coraza's memoizer is process-wide: policies that load the same CRS
+	// share one compiled operator per pattern (it holds no mutable state).
+	op, err := o.Memoizer.Do("sekisho.rx:"+o.Arguments, func() (any, error) { return compileRX(o.Arguments) })
+	if err != nil {
+		return nil, err
+	}
+	return op.(*rx), nil
+}
+
+func compileRX(expr string) (*rx, error) {
+	if matchesArbitraryBytes(expr) {
 		// Coraza matches these byte-wise (binaryregexp) on the bare pattern: RE2's Latin-1 mode does the same.
-		re, err := re2x.CompileLatin1(o.Arguments)
+		re, err := re2x.CompileLatin1(expr)
 		if err != nil {
 			return nil, err
 		}
 		return &rx{re: re, latin1: true}, nil
 	}
-	pattern := "(?sm)" + o.Arguments
+	pattern := "(?sm)" + expr
 	// Stock Coraza refuses what Go's regexp cannot compile; so do we.
 	if _, err := syntax.Parse(pattern, syntax.Perl); err != nil {
 		return nil, err
