@@ -118,10 +118,11 @@ func (d *pmDict) prefilter() *acDFA {
 		}
 		// The DFA folds ASCII like the matcher, and also the Kelvin sign
 		// and the long s, which the matcher doesn't: it may only say
-		// "maybe" more often, never less.
+		// "maybe" more often, never less. Other bytes stay as they are,
+		// valid UTF-8 or not.
 		folded := make([]string, len(d.phrases))
 		for i, p := range d.phrases {
-			folded[i] = strings.Map(foldRune, p)
+			folded[i] = foldToASCII.Replace(p)
 		}
 		d.dfa = newACDFA(folded)
 	})

@@ -17,6 +17,9 @@ func TestPM(t *testing.T) {
 		{"ab abc", "xABCd ab", []string{"ABC", "ab"}}, // leftmost-longest
 		{"kill", "\u212aill", nil},                    // ASCII case only, as Coraza
 		{"é", "café", []string{"é"}},
+		// Coraza lowercases phrases rune-wise, which turns a stray byte into U+FFFD.
+		{"a\xffb", "xA\xffBx", nil},
+		{"a\xffb", "xA\ufffdBx", []string{"A\ufffdB"}},
 		{"a  b", "zzz", []string{"", "", "", ""}},                                         // an empty phrase matches everywhere
 		{"x", "xxxxxxxxxxxx", []string{"x", "x", "x", "x", "x", "x", "x", "x", "x", "x"}}, // 10 captures at most
 	} {
