@@ -97,7 +97,10 @@ func (t *Tx) InspectRequest(r *http.Request, uri string, c Conn) *Verdict {
 		return &Verdict{Action: ActionOff}
 	}
 	start := time.Now()
-	defer func() { t.InspectTime = time.Since(start) - t.ReadTime }()
+	defer func() {
+		t.InspectTime = time.Since(start) - t.ReadTime
+		forgetValues(t.tx)
+	}()
 
 	tx := t.tx
 	tx.ProcessConnection(c.ClientIP, c.ClientPort, c.ServerIP, c.ServerPort)

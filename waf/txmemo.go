@@ -38,11 +38,24 @@ func trackTx(tx any) { txMemos.Store(tx, txMemoPool.Get()) }
 func untrackTx(tx any) {
 	if v, ok := txMemos.LoadAndDelete(tx); ok {
 		c := v.(*txMemo)
-		clear(c.found)
-		clear(c.views)
-		c.slab = c.slab[:0]
+		c.forget()
 		txMemoPool.Put(c)
 	}
+}
+
+// forgetValues drops what a transaction's memo holds: the values of the
+// request phases (up to several MiB for a large form) need not live on
+// while the backend answers.
+func forgetValues(tx any) {
+	if c := memoOf(tx); c != nil {
+		c.forget()
+	}
+}
+
+func (c *txMemo) forget() {
+	clear(c.found)
+	clear(c.views)
+	c.slab = c.slab[:0]
 }
 
 func memoOf(tx any) *txMemo {
