@@ -34,6 +34,11 @@ func BenchmarkGateway_InProcess(b *testing.B) {
 }
 
 func benchHandler(b *testing.B, mode string) http.Handler {
+	return benchGateway(b, mode).frontends[0].handler
+}
+
+// benchGateway is one frontend with a real backend on loopback and a policy in mode.
+func benchGateway(b testing.TB, mode string) *Gateway {
 	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
 		w.Header().Set("Content-Type", "text/html")
@@ -59,7 +64,7 @@ waf:
 	if err != nil {
 		b.Fatal(err)
 	}
-	return g.frontends[0].handler
+	return g
 }
 
 func benchServe(b *testing.B, h http.Handler, newReq func(int) *http.Request) {

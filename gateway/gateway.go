@@ -148,6 +148,9 @@ func New(c *config.Config, o Options) (*Gateway, error) {
 		}
 		g.frontends = append(g.frontends, f)
 	}
+	// Compiling CRS leaves tens of MiB of garbage: count it as activity, so
+	// that a gateway that starts and waits gives it back like after a burst.
+	g.idle.touch()
 	return g, nil
 }
 

@@ -35,3 +35,12 @@ func TestIdleRelease_OnceAfterTrafficStops(t *testing.T) {
 		t.Fatalf("released %d times after traffic stopped, want 1", n)
 	}
 }
+
+// A new gateway has compiled its policies: its first quiet second gives the
+// compiler's garbage back.
+func TestNew_CountsCompilingAsActivity(t *testing.T) {
+	g := benchGateway(t, "off")
+	if n := g.idle.active.Load(); n != 1 {
+		t.Fatalf("a new gateway has %d requests since the last release, want 1 (compiling)", n)
+	}
+}
