@@ -9,7 +9,6 @@ import (
 	"log"
 	"net"
 	"net/http"
-	"runtime/debug"
 	"sync"
 	"time"
 
@@ -57,7 +56,7 @@ type frontend struct {
 // loads certificates, makes the pools) without binding any address.
 func New(c *config.Config, o Options) (*Gateway, error) {
 	g := &Gateway{log: o.Log, shutdownTimeout: c.ShutdownTimeout,
-		idle: &idleRelease{quietAfter: time.Second, release: debug.FreeOSMemory}}
+		idle: &idleRelease{quietAfter: time.Second, release: releaseMemory}}
 	proxyLog := log.New(o.Log.With().Str("component", "proxy").Logger(), "", 0)
 
 	// A policy costs ~12 MiB once compiled: only those that routes use are.
