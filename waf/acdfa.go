@@ -20,10 +20,16 @@ type acDFA struct {
 
 const hasOutput = 1 << 31
 
-func newACDFA(atoms []string) *acDFA {
+// newACDFA builds the DFA, or returns nil when its table could exceed
+// maxEntries (0: no limit): a dense table costs states x classes x 4 bytes,
+// and a dictionary of tens of thousands of phrases would take hundreds of MiB.
+func newACDFA(atoms []string, maxEntries int) *acDFA {
 	d := &acDFA{n: len(atoms)}
-	// Byte classes: one per distinct (folded) byte of any atom, 0 for the rest.
+	// Byte classes: one per distinct (folded) byte of any atom, 0 for the
+	// rest. There are at most 230 folded byte values: a byte holds a class.
+	states := 1
 	for _, a := range atoms {
+		states += len(a)
 		for i := 0; i < len(a); i++ {
 			if c := foldByte(a[i]); d.class[c] == 0 {
 				d.ncls++
@@ -32,6 +38,9 @@ func newACDFA(atoms []string) *acDFA {
 		}
 	}
 	d.ncls++
+	if maxEntries > 0 && states*d.ncls > maxEntries {
+		return nil
+	}
 	for c := 'A'; c <= 'Z'; c++ {
 		d.class[c] = d.class[c+'a'-'A']
 	}

@@ -26,7 +26,7 @@ func naiveAtoms(atoms []string, text string) []bool {
 
 func checkScan(t *testing.T, atoms []string, text string) {
 	t.Helper()
-	d := newACDFA(atoms)
+	d := newACDFA(atoms, 0)
 	found := make([]uint64, d.words())
 	seen := make([]uint64, d.seenWords())
 	d.scan(text, found, seen)
@@ -99,5 +99,14 @@ func BenchmarkACDFA_Scan(b *testing.B) {
 	for b.Loop() {
 		clear(found)
 		d.scan(text, found, seen)
+	}
+}
+
+func TestACDFA_TooLarge(t *testing.T) {
+	if d := newACDFA([]string{"passwd", "shadow"}, 10); d != nil {
+		t.Errorf("a table of up to %d entries was built under a limit of 10", 13*d.ncls)
+	}
+	if d := newACDFA([]string{"passwd", "shadow"}, 1000); d == nil {
+		t.Error("a small table was refused")
 	}
 }

@@ -392,7 +392,7 @@ func atomDFA(need int) *acDFA {
 	defer atomTable.mu.Unlock()
 	d := atomTable.dfa.Load()
 	if d == nil || d.n < len(atomTable.list) {
-		d = newACDFA(atomTable.list)
+		d = newACDFA(atomTable.list, 0)
 		atomTable.dfa.Store(d)
 	}
 	return d

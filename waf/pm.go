@@ -21,6 +21,9 @@ import (
 // Coraza's own matcher, built exactly as Coraza builds it, gives the answer
 // and the captures, so the semantics are Coraza's by construction.
 
+// maxPMTable bounds a dictionary's DFA to 16 MiB; CRS's largest needs 11.
+const maxPMTable = 4 << 20
+
 // pm is Coraza's @pm with a DFA in front.
 type pm struct {
 	dict   *pmDict
@@ -124,7 +127,7 @@ func (d *pmDict) prefilter() *acDFA {
 		for i, p := range d.phrases {
 			folded[i] = foldToASCII.Replace(p)
 		}
-		d.dfa = newACDFA(folded)
+		d.dfa = newACDFA(folded, maxPMTable) // nil when too large: the matcher alone answers
 	})
 	return d.dfa
 }
