@@ -123,13 +123,14 @@ func (d *acDFA) seenWords() int { return (len(d.atomAt) + 63) / 64 }
 func (d *acDFA) scan(text string, found, seen []uint64) {
 	text = foldedForAtoms(text)
 	delta, class, ncls := d.delta, &d.class, uint32(d.ncls)
-	row := uint32(0)
+	row, hits := uint32(0), false
 	for i := 0; i < len(text); i++ {
 		row = delta[row+uint32(class[text[i]])]
 		if row&hasOutput == 0 {
 			continue
 		}
 		row &^= hasOutput
+		hits = true
 		for t := int32(row / ncls); t >= 0; t = d.outLink[t] {
 			if seen[t>>6]&(1<<(t&63)) != 0 {
 				break // this state and its suffixes are recorded
@@ -140,7 +141,9 @@ func (d *acDFA) scan(text string, found, seen []uint64) {
 			}
 		}
 	}
-	clear(seen)
+	if hits { // most values hold no atom: their scratch is still clear
+		clear(seen)
+	}
 }
 
 // foldedForAtoms folds the two non-ASCII runes that case folding maps onto
