@@ -23,6 +23,11 @@ func newPrefilter(pattern string) prefilter {
 	if err != nil {
 		return prefilter{}
 	}
+	return prefilterOf(re)
+}
+
+// prefilterOf analyses a parsed pattern.
+func prefilterOf(re *syntax.Regexp) prefilter {
 	re = re.Simplify()
 	p := prefilter{minLen: minLen(re), cond: takeMatch(analyse(re))}
 	if p.cond != nil {

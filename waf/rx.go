@@ -56,14 +56,15 @@ func compileRX(expr string) (*rx, error) {
 	}
 	pattern := "(?sm)" + expr
 	// Stock Coraza refuses what Go's regexp cannot compile; so do we.
-	if _, err := syntax.Parse(pattern, syntax.Perl); err != nil {
+	parsed, err := syntax.Parse(pattern, syntax.Perl)
+	if err != nil {
 		return nil, err
 	}
 	re, err := re2.Compile(pattern)
 	if err != nil {
 		return nil, err
 	}
-	return &rx{re: re, pf: newPrefilter(pattern)}, nil
+	return &rx{re: re, pf: prefilterOf(parsed)}, nil
 }
 
 // Evaluate implements plugintypes.Operator.
