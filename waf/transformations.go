@@ -7,6 +7,7 @@ import (
 	"unsafe"
 
 	"github.com/corazawaf/coraza/v3/experimental/plugins"
+	"github.com/corazawaf/coraza/v3/experimental/plugins/plugintypes"
 )
 
 // CRS lowercases and strips whitespace from every value dozens of times a
@@ -16,9 +17,16 @@ import (
 // (nearly all), and Coraza's own formulation for the rest.
 // TestTransformations compares them with stock Coraza.
 
+// transformations are sekisho's, by the name CRS uses.
+var transformations = map[string]plugintypes.Transformation{
+	"lowercase":        lowerCase,
+	"removeWhitespace": removeWhitespace,
+}
+
 func registerTransformations() {
-	plugins.RegisterTransformation("lowercase", lowerCase)
-	plugins.RegisterTransformation("removeWhitespace", removeWhitespace)
+	for name, t := range transformations {
+		plugins.RegisterTransformation(name, t)
+	}
 }
 
 func lowerCase(data string) (string, bool, error) {

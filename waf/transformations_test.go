@@ -3,6 +3,8 @@ package waf
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 
@@ -16,9 +18,8 @@ import (
 type transformProbe struct{ w coraza.WAF }
 
 var (
-	stockTransforms  *transformProbe
-	probedTransforms = []string{"lowercase", "removeWhitespace"}
-	errProbeTooLate  = errors.New("sekisho's plugins are already registered")
+	stockTransforms *transformProbe
+	errProbeTooLate = errors.New("sekisho's plugins are already registered")
 )
 
 func newTransformProbe() (*transformProbe, error) {
@@ -26,7 +27,7 @@ func newTransformProbe() (*transformProbe, error) {
 		return nil, errProbeTooLate
 	}
 	var rules strings.Builder
-	for i, name := range probedTransforms {
+	for i, name := range slices.Sorted(maps.Keys(transformations)) {
 		fmt.Fprintf(&rules, "SecRule REQUEST_HEADERS:x-in \"@unconditionalMatch\" \"id:%d,phase:1,pass,nolog,t:none,t:%s,setvar:'tx.%s=v%%{MATCHED_VAR}'\"\n", i+1, name, strings.ToLower(name))
 	}
 	w, err := coraza.NewWAF(coraza.NewWAFConfig().WithDirectives("SecRuleEngine On\n" + rules.String()))
@@ -44,15 +45,10 @@ func (p *transformProbe) run(t testing.TB, name, in string) string {
 	return strings.TrimPrefix(tx.(plugintypes.TransactionState).Variables().TX().Get(strings.ToLower(name))[0], "v")
 }
 
-var ourTransforms = map[string]plugintypes.Transformation{
-	"lowercase":        lowerCase,
-	"removeWhitespace": removeWhitespace,
-}
-
 func checkTransforms(t *testing.T, in string) {
 	t.Helper()
-	for _, name := range probedTransforms {
-		got, changed, err := ourTransforms[name](in)
+	for name, transform := range transformations {
+		got, changed, err := transform(in)
 		want := stockTransforms.run(t, name, in)
 		if err != nil || got != want {
 			t.Errorf("%s(%q) = %q, %v; stock Coraza: %q", name, in, got, err, want)
