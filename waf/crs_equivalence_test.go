@@ -119,6 +119,9 @@ type verdict struct {
 func run(w coraza.WAF, c ftwCase) verdict {
 	tx := w.NewTransaction()
 	defer tx.Close()
+	// As Engine.NewTx does: sekisho's operators remember per transaction.
+	trackTx(tx)
+	defer untrackTx(tx)
 	tx.ProcessConnection("127.0.0.1", 40000, "127.0.0.1", 80)
 	tx.ProcessURI(c.uri, c.method, c.version)
 	for _, h := range c.headers {

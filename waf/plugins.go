@@ -22,6 +22,7 @@ func registerPlugins() {
 		plugins.RegisterOperator("pm", newPM)
 		plugins.RegisterOperator("pmFromFile", newPMFromFile)
 		plugins.RegisterOperator("pmf", newPMFromFile)
+		plugins.RegisterOperator(fusedOperator, newFusedOp)
 		registerTransformations()
 		pluginsRegistered.Store(true)
 	})

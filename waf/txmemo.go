@@ -17,6 +17,8 @@ type txMemo struct {
 	bits  []uint64           // scan's output, cleared after each use
 	seen  []uint64           // scan's scratch
 	views map[string]goView  // values that are not UTF-8, as Go's regexp reads them
+	vidx  map[string]int32   // index in vals of each value's transformations
+	vals  []valueMemo
 }
 
 // goView is readAsGo's answer.
@@ -28,7 +30,7 @@ type goView struct {
 var (
 	txMemos    sync.Map // Coraza transaction -> *txMemo
 	txMemoPool = sync.Pool{New: func() any {
-		return &txMemo{found: map[string]atomSet{}, views: map[string]goView{}}
+		return &txMemo{found: map[string]atomSet{}, views: map[string]goView{}, vidx: map[string]int32{}}
 	}}
 )
 
@@ -56,6 +58,28 @@ func (c *txMemo) forget() {
 	clear(c.found)
 	clear(c.views)
 	c.slab = c.slab[:0]
+	clear(c.vidx)
+	for i := range c.vals {
+		clear(c.vals[i].outs)
+		c.vals[i] = valueMemo{outs: c.vals[i].outs[:0]}
+	}
+	c.vals = c.vals[:0]
+}
+
+// valueState returns what the transaction learnt about value's
+// transformations. The pointer is good until the next call.
+func (c *txMemo) valueState(value string) *valueMemo {
+	i, ok := c.vidx[value]
+	if !ok {
+		i = int32(len(c.vals))
+		c.vidx[value] = i
+		if len(c.vals) < cap(c.vals) {
+			c.vals = c.vals[:i+1]
+		} else {
+			c.vals = append(c.vals, valueMemo{})
+		}
+	}
+	return &c.vals[i]
 }
 
 func memoOf(tx any) *txMemo {

@@ -28,7 +28,11 @@ func New(cfg Config, root fs.FS) (*Engine, error) {
 		return e, nil
 	}
 	registerPlugins()
-	w, err := coraza.NewWAF(coraza.NewWAFConfig().WithRootFS(root).WithDirectives(Directives(cfg)))
+	f := &fuser{}
+	w, err := build(cfg, root, f)
+	if again := f.retry(); err == nil && again != nil {
+		w, err = build(cfg, root, again)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("waf policy %q: loading rules: %w", cfg.Name, err)
 	}
@@ -41,6 +45,11 @@ func New(cfg Config, root fs.FS) (*Engine, error) {
 	// rather than by this policy's first request.
 	atomDFA(math.MaxInt)
 	return e, nil
+}
+
+// build compiles the policy with its rules rewritten by f (fuse.go).
+func build(cfg Config, root fs.FS, f *fuser) (coraza.WAF, error) {
+	return coraza.NewWAF(coraza.NewWAFConfig().WithRootFS(fusedFS{root, f}).WithDirectives(f.rewrite(Directives(cfg))))
 }
 
 // Directives returns the SecLang configuration that a policy compiles to.

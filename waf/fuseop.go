@@ -1,0 +1,163 @@
+package waf
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	_ "unsafe" // go:linkname, below
+
+	"github.com/corazawaf/coraza/v3/experimental/plugins/plugintypes"
+)
+
+// The fused operator runs Coraza's own transformations and operators, which
+// Coraza keeps in internal packages; their registries are reached by name
+// rather than copied, so the rewritten rules behave exactly as the originals
+// (and a Coraza upgrade that renames them fails the build, not detection).
+
+//go:linkname corazaTransformation github.com/corazawaf/coraza/v3/internal/transformations.GetTransformation
+func corazaTransformation(name string) (plugintypes.Transformation, error)
+
+//go:linkname corazaOperator github.com/corazawaf/coraza/v3/internal/operators.Get
+func corazaOperator(name string, options plugintypes.OperatorOptions) (plugintypes.Operator, error)
+
+// fusedOp is a rule's operator with the rule's transformations: see fuse.go.
+type fusedOp struct {
+	chain *tchain
+	inner plugintypes.Operator
+}
+
+// newFusedOp reads "NAMES OPERATOR ARGUMENTS", NAMES being the rule's
+// transformations joined by commas.
+func newFusedOp(o plugintypes.OperatorOptions) (plugintypes.Operator, error) {
+	names, rest, _ := strings.Cut(o.Arguments, " ")
+	chain, err := chainOf(names)
+	if err != nil {
+		return nil, err
+	}
+	// As Coraza's rule parser cuts an operator from its arguments.
+	name, args, _ := strings.Cut(rest, " ")
+	o.Arguments = strings.TrimSpace(args)
+	inner, err := corazaOperator(strings.TrimSpace(name), o)
+	if err != nil {
+		return nil, err
+	}
+	return &fusedOp{chain: chain, inner: inner}, nil
+}
+
+func (o *fusedOp) Evaluate(tx plugintypes.TransactionState, value string) bool {
+	return o.inner.Evaluate(tx, o.chain.apply(tx, value))
+}
+
+// tchain is a list of transformations, as a rule's t: actions give them.
+type tchain struct {
+	id    int32
+	steps []tstep
+	mask  uint64 // the steps' bits; 0 when a step has none (always run)
+}
+
+// tstep is one transformation and its bit in a value's memo.
+type tstep struct {
+	bit uint64
+	fn  plugintypes.Transformation
+}
+
+// The chains and the transformations in them are numbered process-wide;
+// CRS uses ~20 transformations in ~40 chains.
+var chains = struct {
+	sync.Mutex
+	byNames map[string]*tchain
+	bits    map[string]uint64
+}{byNames: map[string]*tchain{}, bits: map[string]uint64{}}
+
+func chainOf(names string) (*tchain, error) {
+	chains.Lock()
+	defer chains.Unlock()
+	if c, ok := chains.byNames[names]; ok {
+		return c, nil
+	}
+	c := &tchain{id: int32(len(chains.byNames))}
+	fast := true
+	for _, name := range strings.Split(names, ",") {
+		fn, err := corazaTransformation(name)
+		if err != nil {
+			return nil, fmt.Errorf("transformation %q: %w", name, err)
+		}
+		key := strings.ToLower(name)
+		bit, ok := chains.bits[key]
+		if !ok && len(chains.bits) < 64 {
+			bit = 1 << len(chains.bits)
+			chains.bits[key] = bit
+		}
+		fast = fast && bit != 0
+		c.steps = append(c.steps, tstep{bit: bit, fn: fn})
+		c.mask |= bit
+	}
+	if !fast {
+		c.mask = 0
+	}
+	chains.byNames[names] = c
+	return c, nil
+}
+
+// run applies the chain from step `from` on, as Coraza does: a step that
+// fails leaves the value as it was.
+func (c *tchain) run(value string, from int) string {
+	for _, s := range c.steps[from:] {
+		if out, _, err := s.fn(value); err == nil {
+			value = out
+		}
+	}
+	return value
+}
+
+// apply returns value transformed by the chain. Per transaction it learns,
+// for each value, which transformations leave it as it is: when all of the
+// chain's do, so does the chain, and nothing is computed. Other results are
+// remembered per value and chain.
+func (c *tchain) apply(tx any, value string) string {
+	m := memoOf(tx)
+	if m == nil || c.mask == 0 {
+		return c.run(value, 0)
+	}
+	v := m.valueState(value)
+	if unknown := c.mask &^ v.known; unknown != 0 {
+		for _, s := range c.steps {
+			if unknown&s.bit == 0 {
+				continue
+			}
+			unknown &^= s.bit // a transformation named twice is tried once
+			if out, _, err := s.fn(value); err == nil && out != value {
+				v.changed |= s.bit
+			}
+			v.known |= s.bit
+		}
+	}
+	if v.changed&c.mask == 0 {
+		return value
+	}
+	for _, o := range v.outs {
+		if o.chain == c.id {
+			return o.value
+		}
+	}
+	// Steps before the first that changes the value leave it as it is.
+	from := 0
+	for c.steps[from].bit&v.changed == 0 {
+		from++
+	}
+	out := c.run(value, from)
+	v.outs = append(v.outs, chainOut{chain: c.id, value: out})
+	return out
+}
+
+// valueMemo is what a transaction learnt about one value's transformations.
+type valueMemo struct {
+	known, changed uint64 // transformations tried on the value; those that change it
+	outs           []chainOut
+}
+
+// chainOut is a chain's result on a value that the chain changes.
+type chainOut struct {
+	chain int32
+	value string
+}
