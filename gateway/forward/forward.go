@@ -6,8 +6,10 @@
 package forward
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log"
 	"net"
@@ -45,6 +47,8 @@ type Exchange struct {
 	Server   *balancer.Server
 	Attempts int
 	Err      error
+
+	body []byte // the request body when it was read whole (bufferedBodyMax)
 	// connectNs and responseNs are atomics: a connection may finish dialing
 	// on the transport's goroutine after the request gave up on it.
 	connectNs  atomic.Int64
@@ -112,6 +116,8 @@ func New(pool *balancer.Pool, o Options) *Backend {
 		ResponseHeaderTimeout: o.ResponseHeaderTimeout,
 		ExpectContinueTimeout: time.Second,
 		DisableCompression:    true, // bytes pass as they are
+		// Headers and a buffered body in one write (net/http's default is 4 KiB).
+		WriteBufferSize: bufferedBodyMax + 4<<10,
 	}
 	b.proxy = &httputil.ReverseProxy{
 		Rewrite:        rewrite,
@@ -125,7 +131,27 @@ func New(pool *balancer.Pool, o Options) *Backend {
 }
 
 // ServeHTTP forwards r; its context should carry an Exchange.
-func (b *Backend) ServeHTTP(w http.ResponseWriter, r *http.Request) { b.proxy.ServeHTTP(w, r) }
+func (b *Backend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if n := r.ContentLength; n > 0 && n <= bufferedBodyMax && r.Body != nil {
+		x, ok := r.Context().Value(exchangeKey{}).(*Exchange)
+		if !ok {
+			x = &Exchange{}
+			r = r.WithContext(WithExchange(r.Context(), x))
+		}
+		x.body = make([]byte, n)
+		if _, err := io.ReadFull(r.Body, x.body); err != nil {
+			errorHandler(w, r, &StatusError{Status: http.StatusBadRequest, Err: fmt.Errorf("reading the request body: %w", err)})
+			return
+		}
+	}
+	b.proxy.ServeHTTP(w, r)
+}
+
+// bufferedBodyMax is the largest body read whole before a server is
+// picked, as nginx's proxy_request_buffering does: it then goes out with
+// its headers in one write, and a slow client never holds a server's
+// connection. Larger bodies stream.
+const bufferedBodyMax = 64 << 10
 
 // Close drops the idle connections to the servers.
 func (b *Backend) Close() { b.transport.CloseIdleConnections() }
@@ -212,7 +238,12 @@ func (rt roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 		x.Server, x.Attempts = s, x.Attempts+1
 		req.URL.Host = s.Address
 		var cb *countingBody
-		if body != nil {
+		switch {
+		case x.body != nil:
+			// A reader the transport knows to be in memory: it sends the
+			// headers and the body in one write.
+			req.Body = io.NopCloser(bytes.NewReader(x.body))
+		case body != nil:
 			cb = &countingBody{r: body}
 			req.Body = cb
 		}

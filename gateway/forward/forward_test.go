@@ -1,6 +1,7 @@
 package forward
 
 import (
+	"bufio"
 	"io"
 	"net"
 	"net/http"
@@ -49,18 +50,99 @@ func TestBackend_RetriesRefusedServerWithTheWholeBody(t *testing.T) {
 	defer live.Close()
 	b := newBackend(t, deadAddr(t), strings.TrimPrefix(live.URL, "http://"))
 
-	const body = "name=Ann&message=hello"
-	for i := 0; i < 4; i++ { // round robin starts on either server; both orders must succeed
-		x := &Exchange{ClientIP: "192.0.2.1", Proto: "http"}
-		r := httptest.NewRequest("POST", "http://shop.example.com/contact", strings.NewReader(body))
-		w := httptest.NewRecorder()
-		b.ServeHTTP(w, r.WithContext(WithExchange(r.Context(), x)))
-		if w.Code != 200 || got.Load() != body {
-			t.Fatalf("request %d: status %d, body at server %q, err %v", i, w.Code, got.Load(), x.Err)
+	for _, tc := range []struct {
+		name   string
+		body   string
+		length int64
+	}{
+		{"read whole", "name=Ann&message=hello", 22},
+		{"streamed, no length", "name=Ann&message=hello", -1},
+		{"streamed, over the buffer", strings.Repeat("a", bufferedBodyMax+1), bufferedBodyMax + 1},
+	} {
+		for i := 0; i < 4; i++ { // round robin starts on either server; both orders must succeed
+			x := &Exchange{ClientIP: "192.0.2.1", Proto: "http"}
+			r := httptest.NewRequest("POST", "http://shop.example.com/contact", strings.NewReader(tc.body))
+			r.ContentLength = tc.length
+			w := httptest.NewRecorder()
+			b.ServeHTTP(w, r.WithContext(WithExchange(r.Context(), x)))
+			if w.Code != 200 || got.Load() != tc.body {
+				t.Fatalf("%s, request %d: status %d, %d bytes at server, err %v", tc.name, i, w.Code, len(got.Load().(string)), x.Err)
+			}
+			if x.Server == nil || x.Server.Address != strings.TrimPrefix(live.URL, "http://") {
+				t.Fatalf("%s, request %d: served by %v", tc.name, i, x.Server)
+			}
 		}
-		if x.Server == nil || x.Server.Address != strings.TrimPrefix(live.URL, "http://") {
-			t.Fatalf("request %d: served by %v", i, x.Server)
-		}
+	}
+}
+
+// frontend serves b on a real listener, as the gateway does.
+func frontend(t *testing.T, b *Backend) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b.ServeHTTP(w, r.WithContext(WithExchange(r.Context(), &Exchange{ClientIP: "192.0.2.1", Proto: "http"})))
+	}))
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://")
+}
+
+// A small body is read whole before a server is picked (nginx's
+// proxy_request_buffering): a client that sends it slowly holds no server
+// connection meanwhile, and the server gets all of it.
+func TestBackend_ReadsSmallBodiesWhole(t *testing.T) {
+	var calls atomic.Int32
+	var got atomic.Value
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		b, _ := io.ReadAll(r.Body)
+		got.Store(string(b))
+		io.WriteString(w, "ok")
+	}))
+	defer app.Close()
+	addr := frontend(t, newBackend(t, strings.TrimPrefix(app.URL, "http://")))
+
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	body := strings.Repeat("x", 1000)
+	io.WriteString(c, "POST /upload HTTP/1.1\r\nHost: shop.example.com\r\nContent-Length: 1000\r\n\r\n"+body[:500])
+	time.Sleep(300 * time.Millisecond)
+	if n := calls.Load(); n != 0 {
+		t.Fatalf("the server got the request before its body was complete (%d calls)", n)
+	}
+	io.WriteString(c, body[500:])
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != 200 || got.Load() != body {
+		t.Fatalf("status %d, server got %d bytes", resp.StatusCode, len(got.Load().(string)))
+	}
+}
+
+// A body shorter than its Content-Length is a 400, and no server sees it.
+func TestBackend_TruncatedBodyIs400(t *testing.T) {
+	var calls atomic.Int32
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { calls.Add(1) }))
+	defer app.Close()
+	addr := frontend(t, newBackend(t, strings.TrimPrefix(app.URL, "http://")))
+
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "POST /upload HTTP/1.1\r\nHost: shop.example.com\r\nContent-Length: 1000\r\n\r\n"+strings.Repeat("x", 500))
+	c.(*net.TCPConn).CloseWrite()
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusBadRequest || calls.Load() != 0 {
+		t.Fatalf("status %d, %d calls at the server; want 400 and none", resp.StatusCode, calls.Load())
 	}
 }
 
