@@ -45,7 +45,12 @@ func newFusedOp(o plugintypes.OperatorOptions) (plugintypes.Operator, error) {
 }
 
 func (o *fusedOp) Evaluate(tx plugintypes.TransactionState, value string) bool {
-	return o.inner.Evaluate(tx, o.chain.apply(tx, value))
+	m := memoOf(tx)
+	value = o.chain.apply(m, value)
+	if r, ok := o.inner.(*rx); ok {
+		return r.evaluate(tx, m, value) // one memo lookup for both
+	}
+	return o.inner.Evaluate(tx, value)
 }
 
 // tchain is a list of transformations, as a rule's t: actions give them.
@@ -114,8 +119,7 @@ func (c *tchain) run(value string, from int) string {
 // for each value, which transformations leave it as it is: when all of the
 // chain's do, so does the chain, and nothing is computed. Other results are
 // remembered per value and chain.
-func (c *tchain) apply(tx any, value string) string {
-	m := memoOf(tx)
+func (c *tchain) apply(m *txMemo, value string) string {
 	if m == nil || c.mask == 0 {
 		return c.run(value, 0)
 	}
@@ -148,12 +152,6 @@ func (c *tchain) apply(tx any, value string) string {
 	out := c.run(value, from)
 	v.outs = append(v.outs, chainOut{chain: c.id, value: out})
 	return out
-}
-
-// valueMemo is what a transaction learnt about one value's transformations.
-type valueMemo struct {
-	known, changed uint64 // transformations tried on the value; those that change it
-	outs           []chainOut
 }
 
 // chainOut is a chain's result on a value that the chain changes.

@@ -36,10 +36,10 @@ func prefilterOf(re *syntax.Regexp) prefilter {
 	return p
 }
 
-// maybe reports whether value could match. value must be valid UTF-8; tx is
-// the transaction that memoizes the atoms of its values.
-func (p *prefilter) maybe(tx any, value string) bool {
-	return len(value) >= p.minLen && (p.cond == nil || p.cond.holds(atomsIn(tx, value, p.need)))
+// maybe reports whether value could match. value must be valid UTF-8; m
+// is the transaction's memo of the atoms of its values (nil: none).
+func (p *prefilter) maybe(m *txMemo, value string) bool {
+	return len(value) >= p.minLen && (p.cond == nil || p.cond.holds(atomsIn(m, value, p.need)))
 }
 
 // minLen is a lower bound, in bytes, of the length of any match.

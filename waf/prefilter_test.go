@@ -77,7 +77,7 @@ func TestPrefilter_NeverRefusesAMatch(t *testing.T) {
 		re := regexp.MustCompile(p)
 		pf := newPrefilter(p)
 		for _, v := range values {
-			if pf.maybe(memo, v) {
+			if pf.maybe(memoOf(memo), v) {
 				continue
 			}
 			skipped++

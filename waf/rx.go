@@ -69,25 +69,30 @@ func compileRX(expr string) (*rx, error) {
 
 // Evaluate implements plugintypes.Operator.
 func (o *rx) Evaluate(tx plugintypes.TransactionState, value string) bool {
+	return o.evaluate(tx, memoOf(tx), value)
+}
+
+// evaluate is Evaluate with the transaction's memo at hand.
+func (o *rx) evaluate(tx plugintypes.TransactionState, m *txMemo, value string) bool {
 	subject, fixes := value, []int(nil)
 	if !o.latin1 {
 		if !utf8.ValidString(value) {
-			subject, fixes = goViewOf(tx, value)
+			subject, fixes = goViewOf(m, value)
 		}
-		if !o.pf.maybe(tx, subject) {
+		if !o.pf.maybe(m, subject) {
 			return false
 		}
 	}
 	if !tx.Capturing() {
 		return o.re.MatchString(subject)
 	}
-	m := o.re.FindStringSubmatchIndex(subject)
-	if m == nil {
+	loc := o.re.FindStringSubmatchIndex(subject)
+	if loc == nil {
 		return false
 	}
-	for i := 0; i < len(m)/2 && i < 9; i++ {
-		if m[2*i] >= 0 {
-			tx.CaptureField(i, value[originalOffset(m[2*i], fixes):originalOffset(m[2*i+1], fixes)])
+	for i := 0; i < len(loc)/2 && i < 9; i++ {
+		if loc[2*i] >= 0 {
+			tx.CaptureField(i, value[originalOffset(loc[2*i], fixes):originalOffset(loc[2*i+1], fixes)])
 		} else {
 			tx.CaptureField(i, "")
 		}

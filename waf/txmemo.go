@@ -12,13 +12,20 @@ import (
 // transaction: nothing is remembered from one request to the next.
 type txMemo struct {
 	dfa   *acDFA
-	found map[string]atomSet // the atoms each value holds
-	slab  []int32            // backing for found's sets
-	bits  []uint64           // scan's output, cleared after each use
-	seen  []uint64           // scan's scratch
-	views map[string]goView  // values that are not UTF-8, as Go's regexp reads them
-	vidx  map[string]int32   // index in vals of each value's transformations
+	vidx  map[string]int32 // index in vals of each value
 	vals  []valueMemo
+	slab  []int32           // backing for the values' atom sets
+	bits  []uint64          // scan's output, cleared after each use
+	seen  []uint64          // scan's scratch
+	views map[string]goView // values that are not UTF-8, as Go's regexp reads them
+}
+
+// valueMemo is what a transaction learnt about one value.
+type valueMemo struct {
+	scanned        bool    // atoms is known, over the memo's dfa
+	atoms          atomSet // the atoms the value holds
+	known, changed uint64  // transformations tried on the value; those that change it
+	outs           []chainOut
 }
 
 // goView is readAsGo's answer.
@@ -30,7 +37,7 @@ type goView struct {
 var (
 	txMemos    sync.Map // Coraza transaction -> *txMemo
 	txMemoPool = sync.Pool{New: func() any {
-		return &txMemo{found: map[string]atomSet{}, views: map[string]goView{}, vidx: map[string]int32{}}
+		return &txMemo{vidx: map[string]int32{}, views: map[string]goView{}}
 	}}
 )
 
@@ -55,7 +62,6 @@ func forgetValues(tx any) {
 }
 
 func (c *txMemo) forget() {
-	clear(c.found)
 	clear(c.views)
 	c.slab = c.slab[:0]
 	clear(c.vidx)
@@ -66,8 +72,8 @@ func (c *txMemo) forget() {
 	c.vals = c.vals[:0]
 }
 
-// valueState returns what the transaction learnt about value's
-// transformations. The pointer is good until the next call.
+// valueState returns what the transaction learnt about value. The pointer
+// is good until the next call.
 func (c *txMemo) valueState(value string) *valueMemo {
 	i, ok := c.vidx[value]
 	if !ok {
@@ -90,8 +96,7 @@ func memoOf(tx any) *txMemo {
 }
 
 // goViewOf is readAsGo(value), once per transaction.
-func goViewOf(tx any, value string) (string, []int) {
-	c := memoOf(tx)
+func goViewOf(c *txMemo, value string) (string, []int) {
 	if c == nil {
 		return readAsGo(value)
 	}
@@ -113,30 +118,31 @@ func (s atomSet) has(id int) bool {
 
 // atomsIn returns the set of atoms that value holds, over a DFA that
 // knows at least need atoms.
-func atomsIn(tx any, value string, need int) atomSet {
+func atomsIn(c *txMemo, value string, need int) atomSet {
 	d := atomDFA(need)
-	c := memoOf(tx)
 	if c == nil {
 		bits := make([]uint64, d.words())
 		d.scan(value, bits, make([]uint64, d.seenWords()))
 		return appendAtoms(nil, bits)
 	}
 	if c.dfa != d {
-		clear(c.found)
+		for i := range c.vals {
+			c.vals[i].scanned = false
+		}
 		c.slab = c.slab[:0]
 		c.dfa, c.bits, c.seen = d, make([]uint64, d.words()), make([]uint64, d.seenWords())
 	}
-	if found, ok := c.found[value]; ok {
-		return found
+	v := c.valueState(value)
+	if v.scanned {
+		return v.atoms
 	}
 	d.scan(value, c.bits, c.seen)
 	start := len(c.slab)
 	c.slab = appendAtoms(c.slab, c.bits)
 	clear(c.bits)
 	// Full capacity: a later append to slab must not write into this set.
-	found := atomSet(c.slab[start:len(c.slab):len(c.slab)])
-	c.found[value] = found
-	return found
+	v.atoms, v.scanned = atomSet(c.slab[start:len(c.slab):len(c.slab)]), true
+	return v.atoms
 }
 
 // appendAtoms appends the ids of the bits set, in order.
