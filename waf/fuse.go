@@ -38,10 +38,11 @@ type fuser struct {
 	off  bool     // rewrite nothing
 	keep idRanges // rules to leave as they are
 
-	mu       sync.Mutex
-	fused    []int    // rule IDs rewritten
-	touched  idRanges // rules a SecRuleUpdateActionById gives transformations
-	unfusing bool     // something reads MATCHED_VAR across rules: build without fusing
+	mu        sync.Mutex
+	rewritten int      // rules rewritten, chain links included
+	fused     []int    // IDs of the rules rewritten
+	touched   idRanges // rules a SecRuleUpdateActionById gives transformations
+	unfusing  bool     // something reads MATCHED_VAR across rules: build without fusing
 }
 
 // idRanges is a list of inclusive rule ID ranges.
@@ -63,7 +64,7 @@ func (f *fuser) retry() *fuser {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.unfusing {
-		if len(f.fused) == 0 {
+		if f.rewritten == 0 {
 			return nil
 		}
 		return &fuser{off: true}
@@ -361,7 +362,9 @@ func (f *fuser) fuse(r secRule, head bool) (string, bool) {
 		}
 		kept = append(kept, a.raw)
 	}
-	if len(chain) == 0 || head && id < 0 || strings.IndexAny(firstRaw[:min(1, len(firstRaw))], `':,\`) >= 0 {
+	// Coraza's action parser never looks at the first byte of the list:
+	// keep lists whose new first byte would have mattered.
+	if len(chain) == 0 || head && id < 0 || firstRaw != "" && strings.IndexByte(`':,\`, firstRaw[0]) >= 0 {
 		return "", false
 	}
 	if head && f.keep.has(id) {
@@ -383,12 +386,19 @@ func (f *fuser) fuse(r secRule, head bool) (string, bool) {
 	default: // "!@"
 		neg, body = "!", inner[2:]
 	}
-	if head {
-		f.mu.Lock()
-		f.fused = append(f.fused, id)
-		f.mu.Unlock()
+	text := "SecRule " + r.vars + ` "` + neg + "@" + fusedOperator + " " + strings.Join(chain, ",") + " " + body + `" "` + strings.Join(kept, ",") + `"`
+	if len(text) >= 60<<10 {
+		// Coraza reads lines with bufio.Scanner, which stops (silently) at
+		// a line of 64 KiB: the joined rule must stay well below.
+		return "", false
 	}
-	return "SecRule " + r.vars + ` "` + neg + "@" + fusedOperator + " " + strings.Join(chain, ",") + " " + body + `" "` + strings.Join(kept, ",") + `"`, true
+	f.mu.Lock()
+	f.rewritten++
+	if head {
+		f.fused = append(f.fused, id)
+	}
+	f.mu.Unlock()
+	return text, true
 }
 
 func isName(s string) bool {

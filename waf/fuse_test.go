@@ -227,3 +227,20 @@ func FuzzFuseRewrite(f *testing.F) {
 		}
 	})
 }
+
+// TestFuse_UpdatedRuleKeepsOrder: an operator's SecRuleUpdateActionById
+// that adds a transformation applies it after the rule's own, as in stock
+// Coraza (base64Decode then lowercase; the other order decodes garbage).
+func TestFuse_UpdatedRuleKeepsOrder(t *testing.T) {
+	c := Config{Name: "updated", Directives: `SecRule ARGS:q "@streq admin" "id:9100,phase:2,deny,status:403,t:none,t:base64Decode"
+SecRuleUpdateActionById 9100 "t:lowercase"`}
+	e, err := New(c, rules.FS())
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := run(e.waf.(coraza.WAF), ftwCase{name: "q", method: "GET", uri: "/?q=QURNSU4=", version: "HTTP/1.1",
+		headers: [][2]string{{"Host", "example.com"}, {"User-Agent", "test"}, {"Accept", "*/*"}}})
+	if v.RuleID != 9100 || v.Status != 403 {
+		t.Fatalf("verdict %+v, want rule 9100's 403", v)
+	}
+}
