@@ -85,6 +85,29 @@ func frontend(t *testing.T, b *Backend) string {
 	return strings.TrimPrefix(srv.URL, "http://")
 }
 
+// sendHalfUpload sends a request that declares a 1000-byte body and the
+// first part of it.
+func sendHalfUpload(t *testing.T, addr, part string) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	io.WriteString(c, "POST /upload HTTP/1.1\r\nHost: shop.example.com\r\nContent-Length: 1000\r\n\r\n"+part)
+	return c
+}
+
+func readResponse(t *testing.T, c net.Conn) *http.Response {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
+}
+
 // A small body is read whole before a server is picked (nginx's
 // proxy_request_buffering): a client that sends it slowly holds no server
 // connection meanwhile, and the server gets all of it.
@@ -100,23 +123,14 @@ func TestBackend_ReadsSmallBodiesWhole(t *testing.T) {
 	defer app.Close()
 	addr := frontend(t, newBackend(t, strings.TrimPrefix(app.URL, "http://")))
 
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
 	body := strings.Repeat("x", 1000)
-	io.WriteString(c, "POST /upload HTTP/1.1\r\nHost: shop.example.com\r\nContent-Length: 1000\r\n\r\n"+body[:500])
+	c := sendHalfUpload(t, addr, body[:500])
 	time.Sleep(300 * time.Millisecond)
 	if n := calls.Load(); n != 0 {
 		t.Fatalf("the server got the request before its body was complete (%d calls)", n)
 	}
 	io.WriteString(c, body[500:])
-	c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := readResponse(t, c)
 	if resp.StatusCode != 200 || got.Load() != body {
 		t.Fatalf("status %d, server got %d bytes", resp.StatusCode, len(got.Load().(string)))
 	}
@@ -129,19 +143,9 @@ func TestBackend_TruncatedBodyIs400(t *testing.T) {
 	defer app.Close()
 	addr := frontend(t, newBackend(t, strings.TrimPrefix(app.URL, "http://")))
 
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	io.WriteString(c, "POST /upload HTTP/1.1\r\nHost: shop.example.com\r\nContent-Length: 1000\r\n\r\n"+strings.Repeat("x", 500))
+	c := sendHalfUpload(t, addr, strings.Repeat("x", 500))
 	c.(*net.TCPConn).CloseWrite()
-	c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if resp.StatusCode != http.StatusBadRequest || calls.Load() != 0 {
+	if resp := readResponse(t, c); resp.StatusCode != http.StatusBadRequest || calls.Load() != 0 {
 		t.Fatalf("status %d, %d calls at the server; want 400 and none", resp.StatusCode, calls.Load())
 	}
 }
