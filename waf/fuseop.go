@@ -44,6 +44,7 @@ func newFusedOp(o plugintypes.OperatorOptions) (plugintypes.Operator, error) {
 	return &fusedOp{chain: chain, inner: inner}, nil
 }
 
+// Evaluate implements plugintypes.Operator.
 func (o *fusedOp) Evaluate(tx plugintypes.TransactionState, value string) bool {
 	m := memoOf(tx)
 	value = o.chain.apply(m, value)
