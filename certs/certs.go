@@ -15,6 +15,8 @@ import (
 	"fmt"
 	"math/big"
 	"net"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -28,6 +30,22 @@ type Config struct {
 	SelfSigned []string `yaml:"self_signed"`
 	// MinVersion is the lowest TLS version accepted: "1.2" (default) or "1.3".
 	MinVersion string `yaml:"min_version"`
+	// MaxVersion, when set, is the highest: "1.2" or "1.3".
+	MaxVersion string `yaml:"max_version"`
+	// CipherSuites are the TLS 1.2 suites accepted, by IANA or OpenSSL
+	// name. Default: ECDHE with AEAD ciphers. (TLS 1.3's suites are fixed
+	// by Go, and all are safe.)
+	CipherSuites []string `yaml:"cipher_suites"`
+	// Curves are the key exchange groups, by name (X25519MLKEM768, X25519,
+	// P-256, P-384, P-521). Default: Go's, post-quantum hybrid first.
+	Curves []string `yaml:"curves"`
+	// ALPN lists the protocols offered over TLS, preferred first: "h2"
+	// and "http/1.1" (the default is both).
+	ALPN []string `yaml:"alpn"`
+	// Observe accepts handshakes below the policy (TLS 1.0 and 1.1, and TLS
+	// 1.2 suites outside CipherSuites) and reports each one, so an operator
+	// can measure who enforcing the policy would cut off.
+	Observe bool `yaml:"observe"`
 }
 
 // CertFile is a certificate chain and its private key, both PEM files.
@@ -42,6 +60,14 @@ var versions = map[string]uint16{"1.2": tls.VersionTLS12, "1.3": tls.VersionTLS1
 func (c *Config) SetDefaults() {
 	if c.MinVersion == "" {
 		c.MinVersion = "1.2"
+	}
+	if len(c.CipherSuites) == 0 {
+		for _, id := range defaultSuites {
+			c.CipherSuites = append(c.CipherSuites, tls.CipherSuiteName(id))
+		}
+	}
+	if len(c.ALPN) == 0 {
+		c.ALPN = []string{"h2", "http/1.1"}
 	}
 }
 
@@ -60,14 +86,89 @@ func (c *Config) Validate() error {
 		}
 	}
 	if _, ok := versions[c.MinVersion]; !ok {
-		errs = append(errs, fmt.Errorf("min_version: %q is not one of 1.2, 1.3 (TLS 1.0 and 1.1 are refused)", c.MinVersion))
+		errs = append(errs, fmt.Errorf("min_version: %q is not one of 1.2, 1.3 (TLS 1.0 and 1.1 are refused; observe: true measures who uses them)", c.MinVersion))
+	}
+	if c.MaxVersion != "" {
+		if v, ok := versions[c.MaxVersion]; !ok {
+			errs = append(errs, fmt.Errorf("max_version: %q is not one of 1.2, 1.3", c.MaxVersion))
+		} else if v < versions[c.MinVersion] {
+			errs = append(errs, fmt.Errorf("max_version: %s is below min_version %s", c.MaxVersion, c.MinVersion))
+		}
+	}
+	for i, name := range c.CipherSuites {
+		if _, err := suiteID(name); err != nil {
+			errs = append(errs, fmt.Errorf("cipher_suites[%d]: %w", i, err))
+		}
+	}
+	for i, name := range c.Curves {
+		if _, ok := curves[strings.ToUpper(name)]; !ok {
+			errs = append(errs, fmt.Errorf("curves[%d]: %q is not one of X25519MLKEM768, X25519, P-256, P-384, P-521", i, name))
+		}
+	}
+	for i, p := range c.ALPN {
+		if p != "h2" && p != "http/1.1" {
+			errs = append(errs, fmt.Errorf("alpn[%d]: %q is not h2 or http/1.1", i, p))
+		}
 	}
 	return errors.Join(errs...)
 }
 
-// cipherSuites are the TLS 1.2 suites offered: ECDHE key exchange with AEAD
-// ciphers only (TLS 1.3 suites are not configurable in Go, and all are safe).
-var cipherSuites = []uint16{
+// curves names the key exchange groups Go offers (upper case; OpenSSL's
+// names for the NIST curves too).
+var curves = map[string]tls.CurveID{
+	"X25519MLKEM768": tls.X25519MLKEM768, "X25519": tls.X25519,
+	"P-256": tls.CurveP256, "P256": tls.CurveP256, "PRIME256V1": tls.CurveP256, "SECP256R1": tls.CurveP256,
+	"P-384": tls.CurveP384, "P384": tls.CurveP384, "SECP384R1": tls.CurveP384,
+	"P-521": tls.CurveP521, "P521": tls.CurveP521, "SECP521R1": tls.CurveP521,
+}
+
+// openSSLSuites maps OpenSSL's names (as HAProxy and nginx configurations
+// write them) to Go's TLS 1.2 suites.
+var openSSLSuites = map[string]uint16{
+	"ECDHE-ECDSA-AES128-GCM-SHA256": tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+	"ECDHE-RSA-AES128-GCM-SHA256":   tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+	"ECDHE-ECDSA-AES256-GCM-SHA384": tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+	"ECDHE-RSA-AES256-GCM-SHA384":   tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+	"ECDHE-ECDSA-CHACHA20-POLY1305": tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+	"ECDHE-RSA-CHACHA20-POLY1305":   tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+	"ECDHE-ECDSA-AES128-SHA256":     tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256,
+	"ECDHE-RSA-AES128-SHA256":       tls.TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256,
+	"ECDHE-ECDSA-AES128-SHA":        tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA,
+	"ECDHE-RSA-AES128-SHA":          tls.TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA,
+	"ECDHE-ECDSA-AES256-SHA":        tls.TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA,
+	"ECDHE-RSA-AES256-SHA":          tls.TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA,
+	"AES128-GCM-SHA256":             tls.TLS_RSA_WITH_AES_128_GCM_SHA256,
+	"AES256-GCM-SHA384":             tls.TLS_RSA_WITH_AES_256_GCM_SHA384,
+	"AES128-SHA256":                 tls.TLS_RSA_WITH_AES_128_CBC_SHA256,
+	"AES128-SHA":                    tls.TLS_RSA_WITH_AES_128_CBC_SHA,
+	"AES256-SHA":                    tls.TLS_RSA_WITH_AES_256_CBC_SHA,
+}
+
+// suiteID reads a TLS 1.2 suite name; Go's insecure suites (RC4, 3DES)
+// and TLS 1.3's are refused.
+func suiteID(name string) (uint16, error) {
+	if id, ok := openSSLSuites[strings.ToUpper(name)]; ok {
+		return id, nil
+	}
+	for _, s := range tls.CipherSuites() {
+		if s.Name == name {
+			if !slices.Contains(s.SupportedVersions, tls.VersionTLS12) {
+				return 0, fmt.Errorf("%s is a TLS 1.3 suite: those are not configurable", name)
+			}
+			return s.ID, nil
+		}
+	}
+	for _, s := range tls.InsecureCipherSuites() {
+		if s.Name == name {
+			return 0, fmt.Errorf("%s is insecure and not offered", name)
+		}
+	}
+	return 0, fmt.Errorf("%q is not a TLS 1.2 cipher suite Go knows (IANA or OpenSSL name)", name)
+}
+
+// defaultSuites are the TLS 1.2 suites offered by default: ECDHE key
+// exchange with AEAD ciphers only.
+var defaultSuites = []uint16{
 	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
 	tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
 	tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
@@ -76,33 +177,72 @@ var cipherSuites = []uint16{
 	tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
 }
 
-// New loads the certificates and returns the server TLS configuration, with
-// ALPN offering HTTP/2 and HTTP/1.1.
-func New(c Config) (*tls.Config, error) {
+// Policy tells whether a completed handshake is below a frontend's TLS
+// policy: only in observe mode can one complete.
+type Policy struct {
+	min    uint16
+	suites []uint16 // the policy's TLS 1.2 suites
+}
+
+// Below returns why a handshake is below the policy, "version" or
+// "cipher", or "" when it is not.
+func (p *Policy) Below(st *tls.ConnectionState) string {
+	switch {
+	case st.Version < p.min:
+		return "version"
+	case st.Version == tls.VersionTLS12 && !slices.Contains(p.suites, st.CipherSuite):
+		return "cipher"
+	}
+	return ""
+}
+
+// New loads the certificates and returns the server TLS configuration and
+// its policy.
+func New(c Config) (*tls.Config, *Policy, error) {
 	c.SetDefaults()
 	if err := c.Validate(); err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	p := &Policy{min: versions[c.MinVersion]}
+	for _, name := range c.CipherSuites {
+		id, _ := suiteID(name)
+		p.suites = append(p.suites, id)
 	}
 	tc := &tls.Config{
-		MinVersion:   versions[c.MinVersion],
-		CipherSuites: cipherSuites,
-		NextProtos:   []string{"h2", "http/1.1"},
+		MinVersion:   p.min,
+		MaxVersion:   versions[c.MaxVersion], // 0: the highest Go knows
+		CipherSuites: p.suites,
+		NextProtos:   c.ALPN,
+	}
+	for _, name := range c.Curves {
+		tc.CurvePreferences = append(tc.CurvePreferences, curves[strings.ToUpper(name)])
+	}
+	if c.Observe {
+		// Everything Go does not call insecure; Below reports what the
+		// policy itself would refuse.
+		tc.MinVersion = tls.VersionTLS10
+		tc.CipherSuites = slices.Clone(p.suites)
+		for _, s := range tls.CipherSuites() {
+			if slices.Contains(s.SupportedVersions, tls.VersionTLS12) && !slices.Contains(tc.CipherSuites, s.ID) {
+				tc.CipherSuites = append(tc.CipherSuites, s.ID)
+			}
+		}
 	}
 	for i, cf := range c.Certificates {
 		cert, err := tls.LoadX509KeyPair(cf.CertFile, cf.KeyFile)
 		if err != nil {
-			return nil, fmt.Errorf("certificates[%d]: loading %s: %w", i, cf.CertFile, err)
+			return nil, nil, fmt.Errorf("certificates[%d]: loading %s: %w", i, cf.CertFile, err)
 		}
 		tc.Certificates = append(tc.Certificates, cert)
 	}
 	if len(c.SelfSigned) > 0 {
 		cert, err := SelfSigned(c.SelfSigned, time.Now())
 		if err != nil {
-			return nil, fmt.Errorf("self_signed: %w", err)
+			return nil, nil, fmt.Errorf("self_signed: %w", err)
 		}
 		tc.Certificates = append(tc.Certificates, cert)
 	}
-	return tc, nil
+	return tc, p, nil
 }
 
 // SelfSigned makes an ECDSA P-256 certificate for names, valid from now for a year.

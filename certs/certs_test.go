@@ -54,7 +54,7 @@ func writePair(t *testing.T, dir, name string) CertFile {
 
 func TestNew_PicksCertificateBySNI(t *testing.T) {
 	dir := t.TempDir()
-	tc, err := New(Config{Certificates: []CertFile{writePair(t, dir, "a.example"), writePair(t, dir, "b.example")}})
+	tc, _, err := New(Config{Certificates: []CertFile{writePair(t, dir, "a.example"), writePair(t, dir, "b.example")}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,27 +69,89 @@ func TestNew_PicksCertificateBySNI(t *testing.T) {
 	}
 }
 
-func TestNew_RefusesTLS11ByDefault(t *testing.T) {
-	tc, err := New(Config{SelfSigned: []string{"localhost"}})
+// TestPolicy_Default: TLS 1.0 and 1.1 are refused (HAProxy's no-tlsv10
+// no-tlsv11), 1.2 and 1.3 accepted, and a TLS 1.2 client that offers only
+// CBC or RSA key exchange suites is refused.
+func TestPolicy_Default(t *testing.T) {
+	tc, _, err := New(Config{SelfSigned: []string{"localhost"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := handshake(t, tc, &tls.Config{InsecureSkipVerify: true, MaxVersion: tls.VersionTLS11}); err == nil {
-		t.Fatal("a TLS 1.1 client completed a handshake")
+	for _, v := range []uint16{tls.VersionTLS10, tls.VersionTLS11} {
+		if _, err := handshake(t, tc, &tls.Config{InsecureSkipVerify: true, MinVersion: v, MaxVersion: v}); err == nil {
+			t.Errorf("a %s client completed a handshake", tls.VersionName(v))
+		}
 	}
-	st, err := handshake(t, tc, &tls.Config{InsecureSkipVerify: true, MaxVersion: tls.VersionTLS12})
+	for _, v := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
+		st, err := handshake(t, tc, &tls.Config{InsecureSkipVerify: true, MinVersion: v, MaxVersion: v})
+		if err != nil || st.Version != v {
+			t.Errorf("%s: version %x, err %v", tls.VersionName(v), st.Version, err)
+		}
+	}
+	weak := []uint16{tls.TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA, tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA,
+		tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256, tls.TLS_RSA_WITH_AES_128_GCM_SHA256, tls.TLS_RSA_WITH_AES_128_CBC_SHA}
+	if _, err := handshake(t, tc, &tls.Config{InsecureSkipVerify: true, MaxVersion: tls.VersionTLS12, CipherSuites: weak}); err == nil {
+		t.Error("a TLS 1.2 client offering only CBC and RSA key exchange suites completed a handshake")
+	}
+}
+
+// TestPolicy_Observe: in observe mode the old handshakes complete, and
+// Below names what the policy would refuse.
+func TestPolicy_Observe(t *testing.T) {
+	tc, p, err := New(Config{SelfSigned: []string{"localhost"}, Observe: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Version != tls.VersionTLS12 {
-		t.Fatalf("version = %x", st.Version)
+	for _, tt := range []struct {
+		name   string
+		client *tls.Config
+		below  string
+	}{
+		{"TLS 1.0", &tls.Config{MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS10}, "version"},
+		{"TLS 1.1", &tls.Config{MinVersion: tls.VersionTLS11, MaxVersion: tls.VersionTLS11}, "version"},
+		{"TLS 1.2 CBC", &tls.Config{MaxVersion: tls.VersionTLS12, CipherSuites: []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA}}, "cipher"},
+		{"TLS 1.2 GCM", &tls.Config{MaxVersion: tls.VersionTLS12}, ""},
+		{"TLS 1.3", &tls.Config{MinVersion: tls.VersionTLS13}, ""},
+	} {
+		tt.client.InsecureSkipVerify = true
+		st, err := handshake(t, tc, tt.client)
+		if err != nil {
+			t.Errorf("%s: %v", tt.name, err)
+			continue
+		}
+		if got := p.Below(&st); got != tt.below {
+			t.Errorf("%s (%s, %s): below %q, want %q", tt.name, tls.VersionName(st.Version), tls.CipherSuiteName(st.CipherSuite), got, tt.below)
+		}
+	}
+}
+
+func TestPolicy_Settings(t *testing.T) {
+	tc, _, err := New(Config{SelfSigned: []string{"localhost"}, MaxVersion: "1.2", Curves: []string{"X25519"},
+		CipherSuites: []string{"ECDHE-ECDSA-CHACHA20-POLY1305"}, ALPN: []string{"http/1.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := handshake(t, tc, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2", "http/1.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Version != tls.VersionTLS12 || st.CipherSuite != tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256 || st.NegotiatedProtocol != "http/1.1" {
+		t.Errorf("negotiated %s, %s, %q", tls.VersionName(st.Version), tls.CipherSuiteName(st.CipherSuite), st.NegotiatedProtocol)
+	}
+	if _, err := handshake(t, tc, &tls.Config{InsecureSkipVerify: true, CurvePreferences: []tls.CurveID{tls.CurveP256}}); err == nil {
+		t.Error("a client with only P-256 completed a handshake with an X25519-only policy")
 	}
 }
 
 func TestConfig_Validate(t *testing.T) {
-	c := Config{Certificates: []CertFile{{CertFile: "a.pem"}}, MinVersion: "1.0"}
+	c := Config{Certificates: []CertFile{{CertFile: "a.pem"}}, MinVersion: "1.0", MaxVersion: "1.1",
+		CipherSuites: []string{"TLS_RSA_WITH_RC4_128_SHA", "TLS_AES_128_GCM_SHA256", "FANCY"},
+		Curves:       []string{"P-192"}, ALPN: []string{"h3"}}
 	err := c.Validate()
-	for _, want := range []string{"certificates[0].key_file: is required", `min_version: "1.0" is not one of`} {
+	for _, want := range []string{"certificates[0].key_file: is required", `min_version: "1.0" is not one of`,
+		`max_version: "1.1" is not one of`, "cipher_suites[0]: TLS_RSA_WITH_RC4_128_SHA is insecure",
+		"cipher_suites[1]: TLS_AES_128_GCM_SHA256 is a TLS 1.3 suite", `cipher_suites[2]: "FANCY" is not`,
+		`curves[0]: "P-192" is not one of`, `alpn[0]: "h3" is not`} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("errors %v lack %q", err, want)
 		}

@@ -46,6 +46,7 @@ type frontend struct {
 	name    string
 	binds   []config.Bind
 	tls     *tls.Config
+	watch   *tlsWatch // nil without TLS
 	handler *handler
 	srv     *http.Server
 	h2      *http2.Server
@@ -101,14 +102,18 @@ func New(c *config.Config, o Options) (*Gateway, error) {
 	access := accesslog.New(o.Access)
 	for _, fc := range c.Frontends {
 		f := &frontend{name: fc.Name, binds: fc.Bind}
+		flog := o.Log.With().Str("frontend", fc.Name).Logger()
 		if fc.TLS != nil {
-			tc, err := certs.New(*fc.TLS)
+			tc, policy, err := certs.New(*fc.TLS)
 			if err != nil {
 				return nil, fmt.Errorf("frontend %q: tls: %w", fc.Name, err)
 			}
-			f.tls = tc
+			f.tls, f.watch = tc, newTLSWatch(policy, flog)
 		}
-		h := &handler{name: fc.Name, access: access, idle: g.idle, log: o.Log.With().Str("frontend", fc.Name).Logger()}
+		h := &handler{name: fc.Name, access: access, idle: g.idle, log: flog, redirectHTTPS: fc.RedirectHTTPS}
+		if fc.HSTS != nil {
+			h.hsts = fc.HSTS.Header()
+		}
 		for _, rc := range fc.Routes {
 			h.routes = append(h.routes, route{
 				host: rc.Host, prefix: rc.PathPrefix,
@@ -162,11 +167,15 @@ func (g *Gateway) Listen() error {
 				g.closeListeners()
 				return fmt.Errorf("frontend %q: %w", f.name, err)
 			}
-			var tc *tls.Config
+			o := listen.Options{HandshakeTimeout: f.srv.ReadHeaderTimeout}
 			if b.TLS {
-				tc = f.tls
+				o.TLS, o.ServeH2 = f.tls, f.serveH2
+				o.OnHandshake, o.OnHandshakeError = f.watch.handshake, f.watch.handshakeError
+				if h := f.handler; h.redirectHTTPS && h.httpsPort == "" {
+					_, h.httpsPort, _ = net.SplitHostPort(ln.Addr().String()) // the bound port, for :0 too
+				}
 			}
-			f.lns = append(f.lns, listen.New(ln, tc, f.srv.ReadHeaderTimeout, f.serveH2))
+			f.lns = append(f.lns, listen.New(ln, o))
 			g.log.Info().Str("frontend", f.name).Str("address", ln.Addr().String()).Bool("tls", b.TLS).Msg("listening")
 		}
 	}

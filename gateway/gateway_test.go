@@ -31,11 +31,17 @@ backends:
     servers: [{address: "` + strings.TrimPrefix(backendURL, "http://") + `"}]
 shutdown_timeout: 10s
 `
+	return runGateway(t, yaml, zerolog.Nop())
+}
+
+// runGateway runs the gateway a config describes until the test ends.
+func runGateway(t *testing.T, yaml string, log zerolog.Logger) (g *Gateway, cancel context.CancelFunc, done chan struct{}, runErr *error) {
+	t.Helper()
 	c, err := config.Parse("test.yaml", []byte(yaml))
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, err = New(c, Options{Log: zerolog.Nop()})
+	g, err = New(c, Options{Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -49,6 +49,11 @@ type handler struct {
 	access *accesslog.Logger
 	idle   *idleRelease
 	log    zerolog.Logger
+	// redirectHTTPS sends plain-HTTP requests to httpsPort, the frontend's
+	// first TLS bind (set when it is bound).
+	redirectHTTPS bool
+	httpsPort     string
+	hsts          string // Strict-Transport-Security for responses over TLS
 }
 
 type connKey struct{}
@@ -115,6 +120,14 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		fail(rej.status, rej.reason)
 		return
 	}
+	if e.TLS == nil && h.redirectHTTPS && !strings.HasPrefix(r.URL.Path, "/.well-known/acme-challenge/") {
+		// 308 keeps the method and body, unlike 301.
+		http.Redirect(rw, r, httpsURL(r, h.httpsPort), http.StatusPermanentRedirect)
+		return
+	}
+	if e.TLS != nil && h.hsts != "" {
+		rw.Header().Set("Strict-Transport-Security", h.hsts)
+	}
 	cleanHeaders(r.Header)
 
 	rt := h.match(r.Host, r.URL.Path)
@@ -170,6 +183,10 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Proto:    "http",
 		OnError:  func(w http.ResponseWriter, r *http.Request, status int) { writeErrorPage(w, r, status, e.RequestID) },
 		OnResponse: func(resp *http.Response) error {
+			if h.hsts != "" {
+				// The gateway's policy stands: its header over TLS, none over plain HTTP.
+				resp.Header.Del("Strict-Transport-Security")
+			}
 			if v := tx.InspectResponseHeaders(resp.StatusCode, resp.Proto, resp.Header); v != nil && v.Blocked() {
 				setVerdict(e, v)
 				return &forward.StatusError{Status: v.Status, Err: errors.New("response refused by the WAF")}
@@ -189,6 +206,21 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if x.Err != nil {
 		e.Error = x.Err.Error()
 	}
+}
+
+// httpsURL is r's URL over HTTPS on port (left out when 443).
+func httpsURL(r *http.Request, port string) string {
+	host := r.Host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]" // IPv6
+	}
+	if port != "443" {
+		host = net.JoinHostPort(strings.Trim(host, "[]"), port)
+	}
+	return "https://" + host + r.URL.RequestURI()
 }
 
 func setVerdict(e *accesslog.Entry, v *waf.Verdict) {

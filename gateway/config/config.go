@@ -6,6 +6,7 @@
 package config
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/sekisho/sekisho/balancer"
@@ -37,6 +38,38 @@ type Frontend struct {
 	// DefaultWAFPolicy inspects requests sent to DefaultBackend.
 	DefaultWAFPolicy string `yaml:"default_waf_policy"`
 	Limits           Limits `yaml:"limits"`
+	// RedirectHTTPS answers requests on the plain-HTTP binds with a 308 to
+	// the same URL over HTTPS, on the port of the first TLS bind; ACME
+	// HTTP-01 challenges (/.well-known/acme-challenge/) are not redirected.
+	RedirectHTTPS bool `yaml:"redirect_https"`
+	// HSTS, when set, puts Strict-Transport-Security on every response
+	// over TLS (replacing a backend's).
+	HSTS *HSTS `yaml:"hsts"`
+}
+
+// HSTS is a Strict-Transport-Security policy (RFC 6797).
+type HSTS struct {
+	// MaxAge is how long browsers keep to HTTPS; default one year.
+	MaxAge            time.Duration `yaml:"max_age"`
+	IncludeSubdomains bool          `yaml:"include_subdomains"`
+	// Preload asks browsers' preload lists to include the domain: it
+	// requires include_subdomains and a max_age of at least one year.
+	Preload bool `yaml:"preload"`
+}
+
+// DefaultHSTSMaxAge is one year, as hstspreload.org asks.
+const DefaultHSTSMaxAge = 365 * 24 * time.Hour
+
+// Header is the Strict-Transport-Security header value.
+func (h HSTS) Header() string {
+	v := fmt.Sprintf("max-age=%d", int64(h.MaxAge/time.Second))
+	if h.IncludeSubdomains {
+		v += "; includeSubDomains"
+	}
+	if h.Preload {
+		v += "; preload"
+	}
+	return v
 }
 
 // Bind is one listening address.
@@ -128,6 +161,9 @@ func (c *Config) SetDefaults() {
 		}
 		if f.TLS != nil {
 			f.TLS.SetDefaults()
+		}
+		if f.HSTS != nil {
+			setDuration(&f.HSTS.MaxAge, DefaultHSTSMaxAge)
 		}
 		for j := range f.Routes {
 			r := &f.Routes[j]

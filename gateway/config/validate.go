@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"time"
 )
 
 // Validate reports every problem in a config whose defaults are set, each
@@ -83,6 +84,19 @@ func (c *Config) Validate() error {
 			fail("%s.tls: a bind has tls: true, so certificates are required here", key)
 		case f.TLS != nil:
 			add(key+".tls", f.TLS.Validate())
+		}
+		if f.RedirectHTTPS && !anyTLS {
+			fail("%s.redirect_https: needs a bind with tls: true to redirect to", key)
+		}
+		if h := f.HSTS; h != nil {
+			switch {
+			case !anyTLS:
+				fail("%s.hsts: needs a bind with tls: true (browsers ignore the header over plain HTTP)", key)
+			case h.MaxAge < time.Second:
+				fail("%s.hsts.max_age: must be at least 1s", key)
+			case h.Preload && (h.MaxAge < DefaultHSTSMaxAge || !h.IncludeSubdomains):
+				fail("%s.hsts.preload: needs include_subdomains: true and a max_age of at least 8760h (one year)", key)
+			}
 		}
 		if len(f.Routes) == 0 && f.DefaultBackend == "" {
 			fail("%s.routes: give routes or a default_backend", key)

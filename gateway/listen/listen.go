@@ -69,6 +69,8 @@ type Listener struct {
 	serveH2 func(*tls.Conn)
 	// handshakeTimeout bounds a TLS handshake, so a silent client cannot hold a goroutine.
 	handshakeTimeout time.Duration
+	onHandshake      func(*tls.ConnectionState, net.Addr)
+	onHandshakeError func(error, net.Addr)
 
 	conns     chan net.Conn
 	done      chan struct{}
@@ -78,12 +80,24 @@ type Listener struct {
 	h2conns   map[*tls.Conn]struct{}
 }
 
-// New wraps ln. With tc non-nil, connections are TLS and those that
-// negotiate "h2" are served by serveH2 (on their own goroutine).
-func New(ln net.Listener, tc *tls.Config, handshakeTimeout time.Duration, serveH2 func(*tls.Conn)) *Listener {
-	l := &Listener{ln: ln, tls: tc, serveH2: serveH2, handshakeTimeout: handshakeTimeout,
+// Options are a listener's TLS settings; without TLS, none applies.
+type Options struct {
+	TLS *tls.Config
+	// HandshakeTimeout bounds a TLS handshake.
+	HandshakeTimeout time.Duration
+	// ServeH2 serves the connections that negotiated "h2", each on its own goroutine.
+	ServeH2 func(*tls.Conn)
+	// OnHandshake sees every completed handshake, OnHandshakeError every failed one.
+	OnHandshake      func(st *tls.ConnectionState, remote net.Addr)
+	OnHandshakeError func(err error, remote net.Addr)
+}
+
+// New wraps ln; with o.TLS set, its connections are TLS.
+func New(ln net.Listener, o Options) *Listener {
+	l := &Listener{ln: ln, tls: o.TLS, serveH2: o.ServeH2, handshakeTimeout: o.HandshakeTimeout,
+		onHandshake: o.OnHandshake, onHandshakeError: o.OnHandshakeError,
 		conns: make(chan net.Conn), done: make(chan struct{}), h2conns: map[*tls.Conn]struct{}{}}
-	if tc != nil {
+	if o.TLS != nil {
 		go l.acceptTLS()
 	}
 	return l
@@ -134,10 +148,16 @@ func (l *Listener) handshake(raw net.Conn) {
 	err := tc.HandshakeContext(ctx)
 	cancel()
 	if err != nil {
+		if l.onHandshakeError != nil {
+			l.onHandshakeError(err, raw.RemoteAddr())
+		}
 		raw.Close()
 		return
 	}
 	st := tc.ConnectionState()
+	if l.onHandshake != nil {
+		l.onHandshake(&st, raw.RemoteAddr())
+	}
 	if st.NegotiatedProtocol == "h2" && l.serveH2 != nil {
 		if !l.trackH2(tc) {
 			tc.Close()
