@@ -196,9 +196,17 @@ func (p *Policy) Below(st *tls.ConnectionState) string {
 	return ""
 }
 
+// Options are what New needs besides the configuration.
+type Options struct {
+	// OnReload hears of every reload of a changed certificate file: err is
+	// nil when the new certificate is served, else the old one stays.
+	OnReload func(file string, err error)
+}
+
 // New loads the certificates and returns the server TLS configuration and
-// its policy.
-func New(c Config) (*tls.Config, *Policy, error) {
+// its policy. Certificate files are checked for changes at most once a
+// second, on handshakes, and reloaded without a restart.
+func New(c Config, o Options) (*tls.Config, *Policy, error) {
 	c.SetDefaults()
 	if err := c.Validate(); err != nil {
 		return nil, nil, err
@@ -228,20 +236,22 @@ func New(c Config) (*tls.Config, *Policy, error) {
 			}
 		}
 	}
+	store := &fileStore{onReload: o.OnReload}
 	for i, cf := range c.Certificates {
-		cert, err := tls.LoadX509KeyPair(cf.CertFile, cf.KeyFile)
-		if err != nil {
-			return nil, nil, fmt.Errorf("certificates[%d]: loading %s: %w", i, cf.CertFile, err)
+		e := &fileCert{CertFile: cf}
+		if err := e.load(); err != nil {
+			return nil, nil, fmt.Errorf("certificates[%d]: %w", i, err)
 		}
-		tc.Certificates = append(tc.Certificates, cert)
+		store.files = append(store.files, e)
 	}
 	if len(c.SelfSigned) > 0 {
 		cert, err := SelfSigned(c.SelfSigned, time.Now())
 		if err != nil {
 			return nil, nil, fmt.Errorf("self_signed: %w", err)
 		}
-		tc.Certificates = append(tc.Certificates, cert)
+		store.fixed = append(store.fixed, &cert)
 	}
+	tc.GetCertificate = store.get
 	return tc, p, nil
 }
 

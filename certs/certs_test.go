@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -54,7 +55,7 @@ func writePair(t *testing.T, dir, name string) CertFile {
 
 func TestNew_PicksCertificateBySNI(t *testing.T) {
 	dir := t.TempDir()
-	tc, _, err := New(Config{Certificates: []CertFile{writePair(t, dir, "a.example"), writePair(t, dir, "b.example")}})
+	tc, _, err := New(Config{Certificates: []CertFile{writePair(t, dir, "a.example"), writePair(t, dir, "b.example")}}, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +74,7 @@ func TestNew_PicksCertificateBySNI(t *testing.T) {
 // no-tlsv11), 1.2 and 1.3 accepted, and a TLS 1.2 client that offers only
 // CBC or RSA key exchange suites is refused.
 func TestPolicy_Default(t *testing.T) {
-	tc, _, err := New(Config{SelfSigned: []string{"localhost"}})
+	tc, _, err := New(Config{SelfSigned: []string{"localhost"}}, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +99,7 @@ func TestPolicy_Default(t *testing.T) {
 // TestPolicy_Observe: in observe mode the old handshakes complete, and
 // Below names what the policy would refuse.
 func TestPolicy_Observe(t *testing.T) {
-	tc, p, err := New(Config{SelfSigned: []string{"localhost"}, Observe: true})
+	tc, p, err := New(Config{SelfSigned: []string{"localhost"}, Observe: true}, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +128,7 @@ func TestPolicy_Observe(t *testing.T) {
 
 func TestPolicy_Settings(t *testing.T) {
 	tc, _, err := New(Config{SelfSigned: []string{"localhost"}, MaxVersion: "1.2", Curves: []string{"X25519"},
-		CipherSuites: []string{"ECDHE-ECDSA-CHACHA20-POLY1305"}, ALPN: []string{"http/1.1"}})
+		CipherSuites: []string{"ECDHE-ECDSA-CHACHA20-POLY1305"}, ALPN: []string{"http/1.1"}}, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,5 +156,49 @@ func TestConfig_Validate(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("errors %v lack %q", err, want)
 		}
+	}
+}
+
+// A certificate file that changes is served from the next handshake a
+// second later, without a restart; a broken one leaves the old certificate
+// in service and is reported.
+func TestNew_ReloadsChangedFiles(t *testing.T) {
+	dir := t.TempDir()
+	cf := writePair(t, dir, "a.example")
+	var mu sync.Mutex
+	var reloads []error
+	tc, _, err := New(Config{Certificates: []CertFile{cf}}, Options{OnReload: func(file string, err error) {
+		mu.Lock()
+		reloads = append(reloads, err)
+		mu.Unlock()
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	serial := func() string {
+		st, err := handshake(t, tc, &tls.Config{ServerName: "a.example", InsecureSkipVerify: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.PeerCertificates[0].SerialNumber.String()
+	}
+	before := serial()
+
+	writePair(t, dir, "a.example") // a new key and serial in the same files
+	time.Sleep(checkEvery + 100*time.Millisecond)
+	after := serial()
+	if after == before {
+		t.Fatal("the changed certificate was not served")
+	}
+
+	os.WriteFile(cf.CertFile, []byte("not a certificate"), 0o600)
+	time.Sleep(checkEvery + 100*time.Millisecond)
+	if got := serial(); got != after {
+		t.Fatalf("a broken file replaced the certificate in service: %s, want %s", got, after)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(reloads) < 2 || reloads[0] != nil || reloads[len(reloads)-1] == nil || !strings.Contains(reloads[len(reloads)-1].Error(), "still served") {
+		t.Fatalf("reloads reported: %v", reloads)
 	}
 }

@@ -104,7 +104,13 @@ func New(c *config.Config, o Options) (*Gateway, error) {
 		f := &frontend{name: fc.Name, binds: fc.Bind}
 		flog := o.Log.With().Str("frontend", fc.Name).Logger()
 		if fc.TLS != nil {
-			tc, policy, err := certs.New(*fc.TLS)
+			tc, policy, err := certs.New(*fc.TLS, certs.Options{OnReload: func(file string, err error) {
+				if err != nil {
+					flog.Error().Str("file", file).Err(err).Msg("certificate reload failed")
+					return
+				}
+				flog.Info().Str("file", file).Msg("certificate reloaded")
+			}})
 			if err != nil {
 				return nil, fmt.Errorf("frontend %q: tls: %w", fc.Name, err)
 			}
