@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	cryptotls "crypto/tls"
 	"io"
 	"net/http"
 	"os/exec"
@@ -10,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/quic-go/quic-go/http3"
 )
 
 // TestDemo_ServesPassBlockAndBalancing runs the README's first command
@@ -85,5 +88,14 @@ func TestDemo_ServesPassBlockAndBalancing(t *testing.T) {
 	}
 	if servers[`"server":"app1"`] != 2 || servers[`"server":"app2"`] != 2 {
 		t.Errorf("4 HTTPS requests went to %v, want 2 each", servers)
+	}
+	h3 := &http3.Transport{TLSClientConfig: &cryptotls.Config{InsecureSkipVerify: true}}
+	defer h3.Close()
+	h3Client := &http.Client{Transport: h3, Timeout: 10 * time.Second}
+	if code, body := get(h3Client, tls+"/search?q=running+shoes"); code != 200 || !strings.Contains(body, `"server":"app`) {
+		t.Errorf("HTTP/3 request: %d %q", code, body)
+	}
+	if code, _ := get(h3Client, tls+"/search?q=%27%20OR%201%3D1--"); code != 403 {
+		t.Errorf("SQL injection over HTTP/3: %d, want 403", code)
 	}
 }

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/quic-go/quic-go"
+	"github.com/quic-go/quic-go/http3"
 	"github.com/rs/zerolog"
 	"golang.org/x/net/http2"
 
@@ -51,6 +53,8 @@ type frontend struct {
 	srv     *http.Server
 	h2      *http2.Server
 	lns     []*listen.Listener
+	h3      *http3.Server // nil unless http3: true
+	udp     []net.PacketConn
 }
 
 // New builds everything a config describes (compiles each WAF policy once,
@@ -151,6 +155,15 @@ func New(c *config.Config, o Options) (*Gateway, error) {
 				return ctx
 			},
 		}
+		if fc.HTTP3 {
+			f.h3 = &http3.Server{
+				Handler:        h,
+				TLSConfig:      f.tls,
+				QUICConfig:     &quic.Config{Allow0RTT: false}, // 0-RTT requests can be replayed
+				MaxHeaderBytes: l.MaxHeaderBytes,
+				IdleTimeout:    l.IdleTimeout,
+			}
+		}
 		f.h2 = &http2.Server{}
 		// Registers the HTTP/2 server for graceful shutdown with srv.
 		if err := http2.ConfigureServer(f.srv, f.h2); err != nil {
@@ -180,6 +193,21 @@ func (g *Gateway) Listen() error {
 				if h := f.handler; h.redirectHTTPS && h.httpsPort == "" {
 					_, h.httpsPort, _ = net.SplitHostPort(ln.Addr().String()) // the bound port, for :0 too
 				}
+				if f.h3 != nil {
+					// QUIC on the UDP port of the same number (for :0, the one TCP got).
+					pc, err := net.ListenPacket("udp", ln.Addr().String())
+					if err != nil {
+						ln.Close()
+						g.closeListeners()
+						return fmt.Errorf("frontend %q: http3: %w", f.name, err)
+					}
+					f.udp = append(f.udp, pc)
+					if f.handler.altSvc == "" {
+						_, port, _ := net.SplitHostPort(pc.LocalAddr().String())
+						f.handler.altSvc = `h3=":` + port + `"; ma=86400`
+					}
+					g.log.Info().Str("frontend", f.name).Str("address", pc.LocalAddr().String()).Msg("listening (HTTP/3)")
+				}
 			}
 			f.lns = append(f.lns, listen.New(ln, o))
 			g.log.Info().Str("frontend", f.name).Str("address", ln.Addr().String()).Bool("tls", b.TLS).Msg("listening")
@@ -197,7 +225,10 @@ func (g *Gateway) closeListeners() {
 		for _, ln := range f.lns {
 			ln.Close()
 		}
-		f.lns = nil
+		for _, pc := range f.udp {
+			pc.Close()
+		}
+		f.lns, f.udp = nil, nil
 	}
 }
 
@@ -245,6 +276,18 @@ func (g *Gateway) Run(ctx context.Context) error {
 				}
 			}()
 		}
+		for _, pc := range f.udp {
+			serving.Add(1)
+			go func() {
+				defer serving.Done()
+				if err := f.h3.Serve(pc); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, quic.ErrServerClosed) {
+					select {
+					case errc <- fmt.Errorf("frontend %q: serving HTTP/3 on %s: %w", f.name, pc.LocalAddr(), err):
+					default:
+					}
+				}
+			}()
+		}
 	}
 	var runErr error
 	select {
@@ -259,6 +302,19 @@ func (g *Gateway) Run(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			if f.h3 != nil {
+				// GOAWAY to QUIC clients, then wait for their requests, as for TCP.
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					if err := f.h3.Shutdown(sctx); err != nil {
+						g.log.Warn().Str("frontend", f.name).Err(err).Msg("HTTP/3 shutdown deadline passed; closing connections")
+					}
+					for _, pc := range f.udp {
+						pc.Close()
+					}
+				}()
+			}
 			if err := f.srv.Shutdown(sctx); err != nil {
 				g.log.Warn().Str("frontend", f.name).Err(err).Msg("shutdown deadline passed; closing connections")
 				f.srv.Close()

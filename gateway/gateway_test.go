@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quic-go/quic-go/http3"
 	"github.com/rs/zerolog"
 	"golang.org/x/net/http2"
 
@@ -25,6 +26,7 @@ frontends:
   - name: web
     bind: [{address: "127.0.0.1:0", tls: true}]
     tls: {self_signed: [localhost]}
+    http3: true
     default_backend: app
 backends:
   - name: app
@@ -37,11 +39,16 @@ shutdown_timeout: 10s
 // runGateway runs the gateway a config describes until the test ends.
 func runGateway(t *testing.T, yaml string, log zerolog.Logger) (g *Gateway, cancel context.CancelFunc, done chan struct{}, runErr *error) {
 	t.Helper()
+	return runGatewayWith(t, yaml, Options{Log: log})
+}
+
+func runGatewayWith(t *testing.T, yaml string, o Options) (g *Gateway, cancel context.CancelFunc, done chan struct{}, runErr *error) {
+	t.Helper()
 	c, err := config.Parse("test.yaml", []byte(yaml))
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, err = New(c, Options{Log: log})
+	g, err = New(c, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +70,20 @@ func runGateway(t *testing.T, yaml string, log zerolog.Logger) (g *Gateway, canc
 	return g, cancel, done, runErr
 }
 
-func TestRun_ShutdownLetsInflightHTTP2RequestsFinish(t *testing.T) {
+// A SIGTERM lets requests in flight finish, over HTTP/2 and over HTTP/3
+// (GOAWAY, then the QUIC connection drains).
+func TestRun_ShutdownLetsInflightRequestsFinish(t *testing.T) {
+	t.Run("HTTP/2", func(t *testing.T) {
+		shutdownLetsInflightFinish(t, &http2.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}, "HTTP/2.0")
+	})
+	t.Run("HTTP/3", func(t *testing.T) {
+		tr := &http3.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}
+		defer tr.Close()
+		shutdownLetsInflightFinish(t, tr, "HTTP/3.0")
+	})
+}
+
+func shutdownLetsInflightFinish(t *testing.T, tr http.RoundTripper, proto string) {
 	received := make(chan struct{})
 	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		close(received)
@@ -73,7 +93,7 @@ func TestRun_ShutdownLetsInflightHTTP2RequestsFinish(t *testing.T) {
 	defer backend.Close()
 	g, cancel, done, runErr := startGateway(t, backend.URL)
 	url := "https://" + g.Addrs("web")[0].String() + "/slow"
-	client := &http.Client{Transport: &http2.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	client := &http.Client{Transport: tr}
 
 	type result struct {
 		proto, body string
@@ -98,7 +118,7 @@ func TestRun_ShutdownLetsInflightHTTP2RequestsFinish(t *testing.T) {
 	cancel() // as SIGTERM does
 	select {
 	case r := <-res:
-		if r.err != nil || r.proto != "HTTP/2.0" || r.body != "finished" {
+		if r.err != nil || r.proto != proto || r.body != "finished" {
 			t.Fatalf("in-flight request: %+v", r)
 		}
 	case <-time.After(10 * time.Second):

@@ -54,6 +54,7 @@ type handler struct {
 	redirectHTTPS bool
 	httpsPort     string
 	hsts          string // Strict-Transport-Security for responses over TLS
+	altSvc        string // advertises HTTP/3 on responses over TLS on TCP
 }
 
 type connKey struct{}
@@ -127,6 +128,9 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if e.TLS != nil && h.hsts != "" {
 		rw.Header().Set("Strict-Transport-Security", h.hsts)
+	}
+	if e.TLS != nil && h.altSvc != "" && r.ProtoMajor < 3 {
+		rw.Header().Set("Alt-Svc", h.altSvc)
 	}
 	cleanHeaders(r.Header)
 

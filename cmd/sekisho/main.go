@@ -189,7 +189,7 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	httpAddr := fs.String("http", "127.0.0.1:8080", "plain HTTP address")
-	httpsAddr := fs.String("https", "127.0.0.1:8443", "HTTPS address (self-signed certificate)")
+	httpsAddr := fs.String("https", "127.0.0.1:8443", "HTTPS address, TCP and UDP (HTTP/3), self-signed certificate")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -214,12 +214,13 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 sekisho demo is running: OWASP CRS v4 (paranoia level 1, blocking) in front of
 two demo upstreams (%s, %s). Access log lines go to stdout.
 
-  http://%[3]s/      https://%[4]s/   (self-signed certificate: curl -k)
+  http://%[3]s/      https://%[4]s/   (self-signed certificate: curl -k; HTTP/3 too, on UDP)
 
 Try:
   curl -i 'http://%[3]s/search?q=running+shoes'                    # passes (200)
   curl -i 'http://%[3]s/search?q=%%27%%20OR%%201%%3D1--'                # SQL injection: blocked (403)
   for i in 1 2 3 4; do curl -sk https://%[4]s/ | grep -o '"server":"app[0-9]"'; done   # round robin
+  go run github.com/quic-go/quic-go/example/client -insecure https://%[4]s/            # over HTTP/3
 
 Stop with Ctrl-C.
 `, ups.Addrs[0], ups.Addrs[1], h, s)

@@ -45,6 +45,9 @@ type Frontend struct {
 	// HSTS, when set, puts Strict-Transport-Security on every response
 	// over TLS (replacing a backend's).
 	HSTS *HSTS `yaml:"hsts"`
+	// HTTP3 also serves HTTP/3 over QUIC on the UDP port of each TLS bind,
+	// and TCP responses over TLS advertise it (Alt-Svc).
+	HTTP3 bool `yaml:"http3"`
 }
 
 // HSTS is a Strict-Transport-Security policy (RFC 6797).

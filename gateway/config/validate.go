@@ -85,6 +85,9 @@ func (c *Config) Validate() error {
 		case f.TLS != nil:
 			add(key+".tls", f.TLS.Validate())
 		}
+		if f.HTTP3 && !anyTLS {
+			fail("%s.http3: needs a bind with tls: true (HTTP/3 is always TLS)", key)
+		}
 		if f.RedirectHTTPS && !anyTLS {
 			fail("%s.redirect_https: needs a bind with tls: true to redirect to", key)
 		}
