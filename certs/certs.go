@@ -42,6 +42,9 @@ type Config struct {
 	// ALPN lists the protocols offered over TLS, preferred first: "h2"
 	// and "http/1.1" (the default is both).
 	ALPN []string `yaml:"alpn"`
+	// ACME, when set, has certificates for its domains issued and renewed
+	// by an ACME CA; other names get the certificates above.
+	ACME *ACMEConfig `yaml:"acme"`
 	// Observe accepts handshakes below the policy (TLS 1.0 and 1.1, and TLS
 	// 1.2 suites outside CipherSuites) and reports each one, so an operator
 	// can measure who enforcing the policy would cut off.
@@ -69,13 +72,19 @@ func (c *Config) SetDefaults() {
 	if len(c.ALPN) == 0 {
 		c.ALPN = []string{"h2", "http/1.1"}
 	}
+	if c.ACME != nil {
+		c.ACME.setDefaults()
+	}
 }
 
 // Validate reports every problem, each as "key: message".
 func (c *Config) Validate() error {
 	var errs []error
-	if len(c.Certificates) == 0 && len(c.SelfSigned) == 0 {
-		errs = append(errs, errors.New("certificates: a TLS listener needs certificates or self_signed names"))
+	if len(c.Certificates) == 0 && len(c.SelfSigned) == 0 && c.ACME == nil {
+		errs = append(errs, errors.New("certificates: a TLS listener needs certificates, acme or self_signed names"))
+	}
+	if c.ACME != nil {
+		errs = append(errs, c.ACME.validate()...)
 	}
 	for i, cf := range c.Certificates {
 		if cf.CertFile == "" {
@@ -201,15 +210,24 @@ type Options struct {
 	// OnReload hears of every reload of a changed certificate file: err is
 	// nil when the new certificate is served, else the old one stays.
 	OnReload func(file string, err error)
+	// OnACMEEvent hears certmagic's events (cert_obtained, cert_failed, ...).
+	OnACMEEvent func(event string, data map[string]any)
 }
 
-// New loads the certificates and returns the server TLS configuration and
-// its policy. Certificate files are checked for changes at most once a
-// second, on handshakes, and reloaded without a restart.
-func New(c Config, o Options) (*tls.Config, *Policy, error) {
+// TLS is a frontend's TLS setup.
+type TLS struct {
+	Config *tls.Config
+	Policy *Policy
+	ACME   *ACME // nil without acme
+}
+
+// New loads the certificates and returns the frontend's TLS setup.
+// Certificate files are checked for changes at most once a second, on
+// handshakes, and reloaded without a restart.
+func New(c Config, o Options) (*TLS, error) {
 	c.SetDefaults()
 	if err := c.Validate(); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	p := &Policy{min: versions[c.MinVersion]}
 	for _, name := range c.CipherSuites {
@@ -240,19 +258,36 @@ func New(c Config, o Options) (*tls.Config, *Policy, error) {
 	for i, cf := range c.Certificates {
 		e := &fileCert{CertFile: cf}
 		if err := e.load(); err != nil {
-			return nil, nil, fmt.Errorf("certificates[%d]: %w", i, err)
+			return nil, fmt.Errorf("certificates[%d]: %w", i, err)
 		}
 		store.files = append(store.files, e)
 	}
 	if len(c.SelfSigned) > 0 {
 		cert, err := SelfSigned(c.SelfSigned, time.Now())
 		if err != nil {
-			return nil, nil, fmt.Errorf("self_signed: %w", err)
+			return nil, fmt.Errorf("self_signed: %w", err)
 		}
 		store.fixed = append(store.fixed, &cert)
 	}
+	t := &TLS{Config: tc, Policy: p}
 	tc.GetCertificate = store.get
-	return tc, p, nil
+	if c.ACME != nil {
+		m, err := newACME(*c.ACME, o.OnACMEEvent)
+		if err != nil {
+			return nil, err
+		}
+		t.ACME = m
+		if slices.Contains(c.ACME.Challenges, "tls-alpn-01") {
+			tc.NextProtos = append(slices.Clip(tc.NextProtos), acmeTLS1)
+		}
+		tc.GetCertificate = func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+			if m.handles(hello) {
+				return m.cfg.GetCertificate(hello)
+			}
+			return store.get(hello)
+		}
+	}
+	return t, nil
 }
 
 // SelfSigned makes an ECDSA P-256 certificate for names, valid from now for a year.

@@ -55,10 +55,11 @@ func writePair(t *testing.T, dir, name string) CertFile {
 
 func TestNew_PicksCertificateBySNI(t *testing.T) {
 	dir := t.TempDir()
-	tc, _, err := New(Config{Certificates: []CertFile{writePair(t, dir, "a.example"), writePair(t, dir, "b.example")}}, Options{})
+	ts, err := New(Config{Certificates: []CertFile{writePair(t, dir, "a.example"), writePair(t, dir, "b.example")}}, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	tc := ts.Config
 	for _, name := range []string{"a.example", "b.example"} {
 		st, err := handshake(t, tc, &tls.Config{ServerName: name, InsecureSkipVerify: true})
 		if err != nil {
@@ -74,10 +75,11 @@ func TestNew_PicksCertificateBySNI(t *testing.T) {
 // no-tlsv11), 1.2 and 1.3 accepted, and a TLS 1.2 client that offers only
 // CBC or RSA key exchange suites is refused.
 func TestPolicy_Default(t *testing.T) {
-	tc, _, err := New(Config{SelfSigned: []string{"localhost"}}, Options{})
+	ts, err := New(Config{SelfSigned: []string{"localhost"}}, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	tc := ts.Config
 	for _, v := range []uint16{tls.VersionTLS10, tls.VersionTLS11} {
 		if _, err := handshake(t, tc, &tls.Config{InsecureSkipVerify: true, MinVersion: v, MaxVersion: v}); err == nil {
 			t.Errorf("a %s client completed a handshake", tls.VersionName(v))
@@ -99,10 +101,11 @@ func TestPolicy_Default(t *testing.T) {
 // TestPolicy_Observe: in observe mode the old handshakes complete, and
 // Below names what the policy would refuse.
 func TestPolicy_Observe(t *testing.T) {
-	tc, p, err := New(Config{SelfSigned: []string{"localhost"}, Observe: true}, Options{})
+	ts, err := New(Config{SelfSigned: []string{"localhost"}, Observe: true}, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	tc := ts.Config
 	for _, tt := range []struct {
 		name   string
 		client *tls.Config
@@ -120,18 +123,19 @@ func TestPolicy_Observe(t *testing.T) {
 			t.Errorf("%s: %v", tt.name, err)
 			continue
 		}
-		if got := p.Below(&st); got != tt.below {
+		if got := ts.Policy.Below(&st); got != tt.below {
 			t.Errorf("%s (%s, %s): below %q, want %q", tt.name, tls.VersionName(st.Version), tls.CipherSuiteName(st.CipherSuite), got, tt.below)
 		}
 	}
 }
 
 func TestPolicy_Settings(t *testing.T) {
-	tc, _, err := New(Config{SelfSigned: []string{"localhost"}, MaxVersion: "1.2", Curves: []string{"X25519"},
+	ts, err := New(Config{SelfSigned: []string{"localhost"}, MaxVersion: "1.2", Curves: []string{"X25519"},
 		CipherSuites: []string{"ECDHE-ECDSA-CHACHA20-POLY1305"}, ALPN: []string{"http/1.1"}}, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	tc := ts.Config
 	st, err := handshake(t, tc, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2", "http/1.1"}})
 	if err != nil {
 		t.Fatal(err)
@@ -167,7 +171,7 @@ func TestNew_ReloadsChangedFiles(t *testing.T) {
 	cf := writePair(t, dir, "a.example")
 	var mu sync.Mutex
 	var reloads []error
-	tc, _, err := New(Config{Certificates: []CertFile{cf}}, Options{OnReload: func(file string, err error) {
+	ts, err := New(Config{Certificates: []CertFile{cf}}, Options{OnReload: func(file string, err error) {
 		mu.Lock()
 		reloads = append(reloads, err)
 		mu.Unlock()
@@ -175,6 +179,7 @@ func TestNew_ReloadsChangedFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	tc := ts.Config
 	serial := func() string {
 		st, err := handshake(t, tc, &tls.Config{ServerName: "a.example", InsecureSkipVerify: true})
 		if err != nil {
@@ -200,5 +205,22 @@ func TestNew_ReloadsChangedFiles(t *testing.T) {
 	defer mu.Unlock()
 	if len(reloads) < 2 || reloads[0] != nil || reloads[len(reloads)-1] == nil || !strings.Contains(reloads[len(reloads)-1].Error(), "still served") {
 		t.Fatalf("reloads reported: %v", reloads)
+	}
+}
+
+func TestACMEConfig_Validate(t *testing.T) {
+	c := Config{ACME: &ACMEConfig{Directory: "http://ca.example/dir", Challenges: []string{"dns-01"}, EAB: &EAB{KeyID: "k"}}}
+	c.SetDefaults()
+	err := c.Validate()
+	for _, want := range []string{`acme.directory: "http://ca.example/dir" is not`, "acme.domains: at least one name",
+		`acme.challenges[0]: "dns-01" is not`, "acme.eab: key_id and mac_key_file"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("errors %v lack %q", err, want)
+		}
+	}
+	ok := Config{ACME: &ACMEConfig{Domains: []string{"shop.example.com", "*.example.com"}}}
+	ok.SetDefaults()
+	if err := ok.Validate(); err != nil || ok.ACME.Directory != "letsencrypt" || ok.ACME.Storage != DefaultACMEStorage || len(ok.ACME.Challenges) != 2 {
+		t.Errorf("defaults %+v, err %v", ok.ACME, err)
 	}
 }

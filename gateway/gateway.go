@@ -9,6 +9,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -48,7 +49,8 @@ type frontend struct {
 	name    string
 	binds   []config.Bind
 	tls     *tls.Config
-	watch   *tlsWatch // nil without TLS
+	watch   *tlsWatch   // nil without TLS
+	acme    *certs.ACME // nil without ACME
 	handler *handler
 	srv     *http.Server
 	h2      *http2.Server
@@ -108,19 +110,28 @@ func New(c *config.Config, o Options) (*Gateway, error) {
 		f := &frontend{name: fc.Name, binds: fc.Bind}
 		flog := o.Log.With().Str("frontend", fc.Name).Logger()
 		if fc.TLS != nil {
-			tc, policy, err := certs.New(*fc.TLS, certs.Options{OnReload: func(file string, err error) {
-				if err != nil {
-					flog.Error().Str("file", file).Err(err).Msg("certificate reload failed")
-					return
-				}
-				flog.Info().Str("file", file).Msg("certificate reloaded")
-			}})
+			t, err := certs.New(*fc.TLS, certs.Options{
+				OnReload: func(file string, err error) {
+					if err != nil {
+						flog.Error().Str("file", file).Err(err).Msg("certificate reload failed")
+						return
+					}
+					flog.Info().Str("file", file).Msg("certificate reloaded")
+				},
+				OnACMEEvent: func(event string, data map[string]any) {
+					ev := flog.Info()
+					if strings.HasSuffix(event, "_failed") {
+						ev = flog.Error()
+					}
+					ev.Str("event", event).Any("identifier", data["identifier"]).Interface("error", fmt.Sprint(data["error"])).Msg("acme")
+				},
+			})
 			if err != nil {
 				return nil, fmt.Errorf("frontend %q: tls: %w", fc.Name, err)
 			}
-			f.tls, f.watch = tc, newTLSWatch(policy, flog)
+			f.tls, f.watch, f.acme = t.Config, newTLSWatch(t.Policy, flog), t.ACME
 		}
-		h := &handler{name: fc.Name, access: access, idle: g.idle, log: flog, redirectHTTPS: fc.RedirectHTTPS}
+		h := &handler{name: fc.Name, access: access, idle: g.idle, log: flog, redirectHTTPS: fc.RedirectHTTPS, acme: f.acme}
 		if fc.HSTS != nil {
 			h.hsts = fc.HSTS.Header()
 		}
@@ -287,6 +298,15 @@ func (g *Gateway) Run(ctx context.Context) error {
 					}
 				}
 			}()
+		}
+	}
+	for _, f := range g.frontends {
+		if f.acme != nil {
+			// The listeners serve now, so the CA's challenges reach them.
+			if err := f.acme.Start(idleCtx); err != nil {
+				g.log.Error().Str("frontend", f.name).Err(err).Msg("acme: starting certificate management")
+			}
+			defer f.acme.Stop()
 		}
 	}
 	var runErr error

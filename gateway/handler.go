@@ -12,6 +12,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/sekisho/sekisho/certs"
 	"github.com/sekisho/sekisho/gateway/accesslog"
 	"github.com/sekisho/sekisho/gateway/forward"
 	"github.com/sekisho/sekisho/gateway/listen"
@@ -53,8 +54,9 @@ type handler struct {
 	// first TLS bind (set when it is bound).
 	redirectHTTPS bool
 	httpsPort     string
-	hsts          string // Strict-Transport-Security for responses over TLS
-	altSvc        string // advertises HTTP/3 on responses over TLS on TCP
+	hsts          string      // Strict-Transport-Security for responses over TLS
+	altSvc        string      // advertises HTTP/3 on responses over TLS on TCP
+	acme          *certs.ACME // answers HTTP-01 challenges; nil without ACME
 }
 
 type connKey struct{}
@@ -119,6 +121,9 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if rej := checkTarget(r); rej != nil {
 		fail(rej.status, rej.reason)
+		return
+	}
+	if e.TLS == nil && h.acme != nil && h.acme.HandleHTTPChallenge(rw, r) {
 		return
 	}
 	if e.TLS == nil && h.redirectHTTPS && !strings.HasPrefix(r.URL.Path, "/.well-known/acme-challenge/") {

@@ -155,6 +155,11 @@ func (l *Listener) handshake(raw net.Conn) {
 		return
 	}
 	st := tc.ConnectionState()
+	if st.NegotiatedProtocol == "acme-tls/1" {
+		// A TLS-ALPN-01 challenge: the handshake was the answer (RFC 8737).
+		tc.Close()
+		return
+	}
 	if l.onHandshake != nil {
 		l.onHandshake(&st, raw.RemoteAddr())
 	}
