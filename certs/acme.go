@@ -43,10 +43,26 @@ type ACMEConfig struct {
 	// or in tests): the plain-HTTP and TLS binds on these ports answer.
 	HTTPPort int `yaml:"http_port"`
 	TLSPort  int `yaml:"tls_port"`
+	// DNS01 sets up the dns-01 challenge, which wildcard names need; when
+	// set, it is the only challenge offered.
+	DNS01 *DNS01Config `yaml:"dns01"`
 	// RenewInterval is how often certificates are checked for renewal
 	// (Caddy's renew_interval); default 10m. A certificate is renewed in
 	// the last third of its lifetime, or when the CA's renewal info says.
 	RenewInterval time.Duration `yaml:"renew_interval"`
+}
+
+// DNS01Config is how the dns-01 challenge's TXT records are set.
+type DNS01Config struct {
+	// Provider is "rfc2136" (dynamic updates with TSIG).
+	Provider string         `yaml:"provider"`
+	RFC2136  *RFC2136Config `yaml:"rfc2136"`
+	// Resolvers (host:port) are asked whether the record is visible before
+	// the CA is; default the system's.
+	Resolvers []string `yaml:"resolvers"`
+	// PropagationTimeout bounds that wait; default 2m; a negative value
+	// skips the check (for a primary that serves its updates at once).
+	PropagationTimeout time.Duration `yaml:"propagation_timeout"`
 }
 
 // EAB is an ACME external account binding; the MAC key is read from a file.
@@ -72,6 +88,9 @@ func (a *ACMEConfig) setDefaults() {
 	}
 	if len(a.Challenges) == 0 {
 		a.Challenges = []string{"http-01", "tls-alpn-01"}
+		if a.DNS01 != nil {
+			a.Challenges = []string{"dns-01"}
+		}
 	}
 	if a.RenewInterval == 0 {
 		a.RenewInterval = certmagic.DefaultRenewCheckInterval
@@ -93,9 +112,33 @@ func (a *ACMEConfig) validate() []error {
 			errs = append(errs, fmt.Errorf("acme.domains[%d]: %q is not a host name", i, d))
 		}
 	}
+	dns01 := slices.Contains(a.Challenges, "dns-01")
 	for i, c := range a.Challenges {
-		if c != "http-01" && c != "tls-alpn-01" {
-			errs = append(errs, fmt.Errorf("acme.challenges[%d]: %q is not http-01 or tls-alpn-01", i, c))
+		if c != "http-01" && c != "tls-alpn-01" && c != "dns-01" {
+			errs = append(errs, fmt.Errorf("acme.challenges[%d]: %q is not http-01, tls-alpn-01 or dns-01", i, c))
+		}
+	}
+	switch {
+	case dns01 && len(a.Challenges) > 1:
+		errs = append(errs, errors.New("acme.challenges: dns-01 is used alone"))
+	case dns01 && a.DNS01 == nil:
+		errs = append(errs, errors.New("acme.dns01: dns-01 needs a provider"))
+	case !dns01 && a.DNS01 != nil:
+		errs = append(errs, errors.New("acme.dns01: is set, but challenges lacks dns-01"))
+	}
+	for i, d := range a.Domains {
+		if strings.HasPrefix(d, "*.") && !dns01 {
+			errs = append(errs, fmt.Errorf("acme.domains[%d]: the wildcard %s needs the dns-01 challenge", i, d))
+		}
+	}
+	if d := a.DNS01; d != nil {
+		switch {
+		case d.Provider != "rfc2136":
+			errs = append(errs, fmt.Errorf("acme.dns01.provider: %q is not rfc2136", d.Provider))
+		case d.RFC2136 == nil:
+			errs = append(errs, errors.New("acme.dns01.rfc2136: is required for provider rfc2136"))
+		default:
+			errs = append(errs, d.RFC2136.validate()...)
 		}
 	}
 	if a.RenewInterval < 0 {
@@ -131,6 +174,22 @@ func newACME(a ACMEConfig, onEvent func(event string, data map[string]any)) (*AC
 	}
 	if u, ok := directories[a.Directory]; ok {
 		tmpl.CA = u
+	}
+	if d := a.DNS01; d != nil {
+		p, err := newRFC2136(*d.RFC2136)
+		if err != nil {
+			return nil, err
+		}
+		propagation := d.PropagationTimeout
+		if propagation < 0 {
+			propagation = -1 // certmagic's "no check"
+		}
+		tmpl.DNS01Solver = &certmagic.DNS01Solver{DNSManager: certmagic.DNSManager{
+			DNSProvider:        p,
+			Resolvers:          d.Resolvers,
+			PropagationTimeout: propagation,
+			Logger:             zap.NewNop(),
+		}}
 	}
 	if a.CARootFile != "" {
 		pem, err := os.ReadFile(a.CARootFile)

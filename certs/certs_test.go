@@ -209,16 +209,24 @@ func TestNew_ReloadsChangedFiles(t *testing.T) {
 }
 
 func TestACMEConfig_Validate(t *testing.T) {
-	c := Config{ACME: &ACMEConfig{Directory: "http://ca.example/dir", Challenges: []string{"dns-01"}, EAB: &EAB{KeyID: "k"}}}
+	c := Config{ACME: &ACMEConfig{Directory: "http://ca.example/dir", Challenges: []string{"dns-01", "http-02"}, EAB: &EAB{KeyID: "k"}}}
 	c.SetDefaults()
 	err := c.Validate()
 	for _, want := range []string{`acme.directory: "http://ca.example/dir" is not`, "acme.domains: at least one name",
-		`acme.challenges[0]: "dns-01" is not`, "acme.eab: key_id and mac_key_file"} {
+		`acme.challenges[1]: "http-02" is not`, "acme.challenges: dns-01 is used alone", "acme.eab: key_id and mac_key_file"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("errors %v lack %q", err, want)
 		}
 	}
-	ok := Config{ACME: &ACMEConfig{Domains: []string{"shop.example.com", "*.example.com"}}}
+	wild := Config{ACME: &ACMEConfig{Domains: []string{"*.example.com"}, DNS01: &DNS01Config{Provider: "route66"}}, SelfSigned: []string{"x"}}
+	wild.ACME.Challenges = []string{"http-01"}
+	err = wild.Validate()
+	for _, want := range []string{"acme.domains[0]: the wildcard *.example.com needs the dns-01 challenge", "acme.dns01: is set, but challenges lacks dns-01", `acme.dns01.provider: "route66" is not`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("errors %v lack %q", err, want)
+		}
+	}
+	ok := Config{ACME: &ACMEConfig{Domains: []string{"shop.example.com"}}}
 	ok.SetDefaults()
 	if err := ok.Validate(); err != nil || ok.ACME.Directory != "letsencrypt" || ok.ACME.Storage != DefaultACMEStorage || len(ok.ACME.Challenges) != 2 {
 		t.Errorf("defaults %+v, err %v", ok.ACME, err)

@@ -60,12 +60,19 @@ func loopbackDNS(t *testing.T) string {
 // certificate, and the CA whose root signs what it issues.
 func pebble(t *testing.T, httpPort, tlsPort int, validity time.Duration) (directory, httpsRoot string, authority *ca.CAImpl) {
 	t.Helper()
+	return pebbleWithResolver(t, httpPort, tlsPort, validity, loopbackDNS(t))
+}
+
+// pebbleWithResolver is pebble with the validation authority resolving
+// names through the DNS server at resolver.
+func pebbleWithResolver(t *testing.T, httpPort, tlsPort int, validity time.Duration, resolver string) (directory, httpsRoot string, authority *ca.CAImpl) {
+	t.Helper()
 	t.Setenv("PEBBLE_VA_NOSLEEP", "1")      // validate at once, not after up to 15 s
 	t.Setenv("PEBBLE_WFE_NONCEREJECT", "0") // no deliberately bad nonces
 	logger := log.New(io.Discard, "", 0)
 	store := db.NewMemoryStore()
 	authority = ca.New(logger, store, "", "ecdsa", 0, 1, map[string]ca.Profile{"default": {Description: "default", ValidityPeriod: uint64(validity / time.Second)}})
-	validator := va.New(logger, httpPort, tlsPort, false, loopbackDNS(t), store)
+	validator := va.New(logger, httpPort, tlsPort, false, resolver, store)
 	front := wfe.New(logger, store, validator, authority, []string{"pebble.letsencrypt.org"}, false, false, 1, 1)
 	srv := httptest.NewTLSServer(front.Handler())
 	t.Cleanup(srv.Close)

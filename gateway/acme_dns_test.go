@@ -1,0 +1,142 @@
+package gateway
+
+import (
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+	"github.com/rs/zerolog"
+)
+
+// namedPath finds BIND's named, installing Debian's bind9 when it is missing.
+func namedPath(t *testing.T) string {
+	t.Helper()
+	if p, err := exec.LookPath("named"); err == nil {
+		return p
+	}
+	if out, err := exec.Command("sh", "-c", "apt-get install -y bind9 || (apt-get update && apt-get install -y bind9)").CombinedOutput(); err != nil {
+		t.Fatalf("BIND 9 is needed for the DNS-01 test and could not be installed (run: apt-get install -y bind9): %v\n%s", err, out)
+	}
+	p, err := exec.LookPath("named")
+	if err != nil {
+		t.Fatalf("bind9 installed but named not found: %v", err)
+	}
+	return p
+}
+
+// bind9 runs a real BIND 9 on a loopback port, authoritative for zone with
+// every name at 127.0.0.1, accepting RFC 2136 updates signed with the TSIG
+// key "sekisho". It returns the server's address and the secret's file.
+func bind9(t *testing.T, zone string) (addr, secretFile string) {
+	t.Helper()
+	named := namedPath(t)
+	dir := t.TempDir()
+	key := make([]byte, 32)
+	rand.Read(key)
+	secret := base64.StdEncoding.EncodeToString(key)
+	secretFile = filepath.Join(dir, "tsig.secret")
+	port := freePort(t)
+	files := map[string]string{
+		"tsig.secret": secret + "\n",
+		"zone.db": fmt.Sprintf(`$TTL 60
+@ IN SOA ns.%[1]s. admin.%[1]s. 1 60 60 600 60
+@ IN NS ns.%[1]s.
+ns IN A 127.0.0.1
+@ IN A 127.0.0.1
+* IN A 127.0.0.1
+`, zone),
+		"named.conf": fmt.Sprintf(`options {
+	directory "%[1]s";
+	pid-file "%[1]s/named.pid";
+	listen-on port %[2]d { 127.0.0.1; };
+	listen-on-v6 { none; };
+	recursion no;
+	dnssec-validation no;
+};
+controls { };
+key "sekisho" { algorithm hmac-sha256; secret "%[3]s"; };
+zone "%[4]s" { type master; file "%[1]s/zone.db"; allow-update { key "sekisho"; }; };
+`, dir, port, secret, zone),
+	}
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := exec.Command(named, "-g", "-c", filepath.Join(dir, "named.conf"))
+	var out syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	addr = fmt.Sprintf("127.0.0.1:%d", port)
+	q := new(dns.Msg)
+	q.SetQuestion(dns.Fqdn(zone), dns.TypeSOA)
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if r, _, err := (&dns.Client{Net: "tcp", Timeout: time.Second}).Exchange(q, addr); err == nil && len(r.Answer) > 0 {
+			return addr, secretFile
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("named did not answer within 20s:\n%s", out.String())
+		}
+	}
+}
+
+// A wildcard certificate through DNS-01: the gateway writes the challenge's
+// TXT record into a real BIND 9 with RFC 2136 updates signed by TSIG, and
+// Pebble, resolving through that BIND, issues the certificate.
+func TestACME_DNS01WildcardThroughRFC2136(t *testing.T) {
+	dnsAddr, secretFile := bind9(t, "shop.test")
+	backend, _ := app(t)
+	tlsPort := freePort(t)
+	directory, httpsRoot, authority := pebbleWithResolver(t, 0, tlsPort, 0, dnsAddr)
+	yaml := fmt.Sprintf(`
+frontends:
+  - name: web
+    bind: [{address: "127.0.0.1:%d", tls: true}]
+    tls:
+      acme:
+        directory: %s
+        ca_root_file: %s
+        domains: ["*.shop.test"]
+        storage: %s
+        dns01:
+          provider: rfc2136
+          rfc2136: {server: "%s", key_name: sekisho, key_secret_file: %s}
+          resolvers: ["%s"]          # finds the zone (SOA) there
+          propagation_timeout: -1s   # the primary applies updates at once
+    default_backend: app
+backends:
+  - name: app
+    servers: [{address: "%s"}]
+`, tlsPort, directory, httpsRoot, t.TempDir(), dnsAddr, secretFile, dnsAddr, strings.TrimPrefix(backend, "http://"))
+	var logs syncBuffer
+	runGateway(t, yaml, zerolog.New(&logs))
+	roots := x509.NewCertPool()
+	roots.AddCert(authority.GetRootCert(0).Cert)
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, ServerName: "www.shop.test"}}}
+	var lastErr error
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		resp, err := client.Get(fmt.Sprintf("https://127.0.0.1:%d/", tlsPort))
+		if lastErr = err; err != nil {
+			continue
+		}
+		resp.Body.Close()
+		if got := resp.TLS.PeerCertificates[0].DNSNames; resp.StatusCode != 200 || len(got) != 1 || got[0] != "*.shop.test" {
+			t.Fatalf("status %d, certificate for %v", resp.StatusCode, got)
+		}
+		return
+	}
+	t.Fatalf("no wildcard certificate within 60s: %v\nlog:\n%s", lastErr, logs.String())
+}
