@@ -54,9 +54,10 @@ type ACMEConfig struct {
 
 // DNS01Config is how the dns-01 challenge's TXT records are set.
 type DNS01Config struct {
-	// Provider is "rfc2136" (dynamic updates with TSIG).
+	// Provider is "rfc2136" (dynamic updates with TSIG) or "route53".
 	Provider string         `yaml:"provider"`
 	RFC2136  *RFC2136Config `yaml:"rfc2136"`
+	Route53  *Route53Config `yaml:"route53"`
 	// Resolvers (host:port) are asked whether the record is visible before
 	// the CA is; default the system's.
 	Resolvers []string `yaml:"resolvers"`
@@ -133,8 +134,12 @@ func (a *ACMEConfig) validate() []error {
 	}
 	if d := a.DNS01; d != nil {
 		switch {
+		case d.Provider == "route53":
+			if d.RFC2136 != nil {
+				errs = append(errs, errors.New("acme.dns01.rfc2136: is set, but the provider is route53"))
+			}
 		case d.Provider != "rfc2136":
-			errs = append(errs, fmt.Errorf("acme.dns01.provider: %q is not rfc2136", d.Provider))
+			errs = append(errs, fmt.Errorf("acme.dns01.provider: %q is not rfc2136 or route53", d.Provider))
 		case d.RFC2136 == nil:
 			errs = append(errs, errors.New("acme.dns01.rfc2136: is required for provider rfc2136"))
 		default:
@@ -176,7 +181,17 @@ func newACME(a ACMEConfig, onEvent func(event string, data map[string]any)) (*AC
 		tmpl.CA = u
 	}
 	if d := a.DNS01; d != nil {
-		p, err := newRFC2136(*d.RFC2136)
+		var p certmagic.DNSProvider
+		var err error
+		if d.Provider == "route53" {
+			rc := Route53Config{}
+			if d.Route53 != nil {
+				rc = *d.Route53
+			}
+			p, err = newRoute53(context.Background(), rc)
+		} else {
+			p, err = newRFC2136(*d.RFC2136)
+		}
 		if err != nil {
 			return nil, err
 		}

@@ -38,7 +38,12 @@ func loopbackDNS(t *testing.T) string {
 		}
 		w.WriteMsg(m)
 	})
-	// The same port over UDP and TCP: resolvers use either.
+	return serveDNS(t, answer)
+}
+
+// serveDNS serves h on one loopback port over UDP and TCP: resolvers use either.
+func serveDNS(t *testing.T, h dns.Handler) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -47,7 +52,7 @@ func loopbackDNS(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, srv := range []*dns.Server{{PacketConn: pc, Handler: answer}, {Listener: ln, Handler: answer}} {
+	for _, srv := range []*dns.Server{{PacketConn: pc, Handler: h}, {Listener: ln, Handler: h}} {
 		go srv.ActivateAndServe()
 		t.Cleanup(func() { srv.Shutdown() })
 	}
