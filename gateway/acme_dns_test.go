@@ -100,7 +100,7 @@ func TestACME_DNS01WildcardThroughRFC2136(t *testing.T) {
 	dnsAddr, secretFile := bind9(t, "shop.test")
 	backend, _ := app(t)
 	tlsPort := freePort(t)
-	directory, httpsRoot, authority := pebbleWithResolver(t, 0, tlsPort, 0, dnsAddr)
+	directory, httpsRoot, authority := pebble(t, pebbleOptions{tlsPort: tlsPort, resolver: dnsAddr})
 	yaml := fmt.Sprintf(`
 frontends:
   - name: web

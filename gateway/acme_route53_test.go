@@ -135,7 +135,7 @@ func TestACME_DNS01ThroughRoute53(t *testing.T) {
 	dnsAddr := fake.dns(t)
 	backend, _ := app(t)
 	tlsPort := freePort(t)
-	directory, httpsRoot, authority := pebbleWithResolver(t, 0, tlsPort, 0, dnsAddr)
+	directory, httpsRoot, authority := pebble(t, pebbleOptions{tlsPort: tlsPort, resolver: dnsAddr})
 	yaml := fmt.Sprintf(`
 frontends:
   - name: web

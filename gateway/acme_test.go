@@ -1,8 +1,10 @@
 package gateway
 
 import (
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/pem"
 	"fmt"
 	"io"
@@ -22,6 +24,8 @@ import (
 	"github.com/letsencrypt/pebble/v2/wfe"
 	"github.com/miekg/dns"
 	"github.com/rs/zerolog"
+
+	"github.com/sekisho/sekisho/certs"
 )
 
 // loopbackDNS answers every A query with 127.0.0.1, as Pebble's challenge
@@ -59,26 +63,34 @@ func serveDNS(t *testing.T, h dns.Handler) string {
 	return ln.Addr().String()
 }
 
-// pebble runs Let's Encrypt's test ACME server in this process. Its
-// validation authority connects to the given ports on 127.0.0.1. It returns
-// the directory URL, a file with the root of the directory's HTTPS
-// certificate, and the CA whose root signs what it issues.
-func pebble(t *testing.T, httpPort, tlsPort int, validity time.Duration) (directory, httpsRoot string, authority *ca.CAImpl) {
-	t.Helper()
-	return pebbleWithResolver(t, httpPort, tlsPort, validity, loopbackDNS(t))
+// pebbleOptions shape an in-process Pebble.
+type pebbleOptions struct {
+	httpPort, tlsPort int           // where its validation authority connects, on 127.0.0.1
+	validity          time.Duration // of the certificates it issues; 0: Pebble's default
+	resolver          string        // DNS server for validation; "": loopbackDNS
+	eab               map[string]string
 }
 
-// pebbleWithResolver is pebble with the validation authority resolving
-// names through the DNS server at resolver.
-func pebbleWithResolver(t *testing.T, httpPort, tlsPort int, validity time.Duration, resolver string) (directory, httpsRoot string, authority *ca.CAImpl) {
+// pebble runs Let's Encrypt's test ACME server in this process. It returns
+// the directory URL, a file with the root of the directory's HTTPS
+// certificate, and the CA whose root signs what it issues.
+func pebble(t *testing.T, o pebbleOptions) (directory, httpsRoot string, authority *ca.CAImpl) {
 	t.Helper()
 	t.Setenv("PEBBLE_VA_NOSLEEP", "1")      // validate at once, not after up to 15 s
 	t.Setenv("PEBBLE_WFE_NONCEREJECT", "0") // no deliberately bad nonces
+	if o.resolver == "" {
+		o.resolver = loopbackDNS(t)
+	}
 	logger := log.New(io.Discard, "", 0)
 	store := db.NewMemoryStore()
-	authority = ca.New(logger, store, "", "ecdsa", 0, 1, map[string]ca.Profile{"default": {Description: "default", ValidityPeriod: uint64(validity / time.Second)}})
-	validator := va.New(logger, httpPort, tlsPort, false, resolver, store)
-	front := wfe.New(logger, store, validator, authority, []string{"pebble.letsencrypt.org"}, false, false, 1, 1)
+	for id, key := range o.eab {
+		if err := store.AddExternalAccountKeyByID(id, key); err != nil {
+			t.Fatal(err)
+		}
+	}
+	authority = ca.New(logger, store, "", "ecdsa", 0, 1, map[string]ca.Profile{"default": {Description: "default", ValidityPeriod: uint64(o.validity / time.Second)}})
+	validator := va.New(logger, o.httpPort, o.tlsPort, false, o.resolver, store)
+	front := wfe.New(logger, store, validator, authority, []string{"pebble.letsencrypt.org"}, false, len(o.eab) > 0, 1, 1)
 	srv := httptest.NewTLSServer(front.Handler())
 	t.Cleanup(srv.Close)
 	httpsRoot = filepath.Join(t.TempDir(), "pebble-https-root.pem")
@@ -107,7 +119,7 @@ func TestACME_ObtainsCertificates(t *testing.T) {
 		t.Run(challenge, func(t *testing.T) {
 			backend, _ := app(t)
 			httpPort, tlsPort := freePort(t), freePort(t)
-			directory, httpsRoot, authority := pebble(t, httpPort, tlsPort, 0)
+			directory, httpsRoot, authority := pebble(t, pebbleOptions{httpPort: httpPort, tlsPort: tlsPort})
 			yaml := fmt.Sprintf(`
 frontends:
   - name: web
@@ -162,7 +174,7 @@ backends:
 func TestACME_RenewsWithoutFailedRequests(t *testing.T) {
 	backend, _ := app(t)
 	httpPort, tlsPort := freePort(t), freePort(t)
-	directory, httpsRoot, authority := pebble(t, httpPort, tlsPort, 30*time.Second)
+	directory, httpsRoot, authority := pebble(t, pebbleOptions{httpPort: httpPort, tlsPort: tlsPort, validity: 30 * time.Second})
 	yaml := fmt.Sprintf(`
 frontends:
   - name: web
@@ -215,4 +227,74 @@ backends:
 			return
 		}
 	}
+}
+
+// A CA that requires an external account binding issues to the gateway
+// configured with one, and a frontend mixes ACME with certificate files:
+// each name gets its own certificate.
+func TestACME_EABAndCertificateFiles(t *testing.T) {
+	backend, _ := app(t)
+	httpPort, tlsPort := freePort(t), freePort(t)
+	mac := make([]byte, 32)
+	rand.Read(mac)
+	macKey := base64.RawURLEncoding.EncodeToString(mac)
+	directory, httpsRoot, authority := pebble(t, pebbleOptions{httpPort: httpPort, tlsPort: tlsPort, eab: map[string]string{"kid-1": macKey}})
+	dir := t.TempDir()
+	macFile := filepath.Join(dir, "eab.key")
+	os.WriteFile(macFile, []byte(macKey+"\n"), 0o600)
+	fileCert, err := certs.SelfSigned([]string{"files.test"}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _ := x509.MarshalPKCS8PrivateKey(fileCert.PrivateKey)
+	certFile, keyFile := filepath.Join(dir, "files.crt"), filepath.Join(dir, "files.key")
+	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: fileCert.Certificate[0]}), 0o600)
+	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: key}), 0o600)
+	yaml := fmt.Sprintf(`
+frontends:
+  - name: web
+    bind: [{address: "127.0.0.1:%d"}, {address: "127.0.0.1:%d", tls: true}]
+    tls:
+      certificates: [{cert_file: %s, key_file: %s}]
+      acme:
+        directory: %s
+        ca_root_file: %s
+        domains: [shop.test]
+        storage: %s
+        challenges: [http-01]
+        eab: {key_id: kid-1, mac_key_file: %s}
+        http_port: %d
+    default_backend: app
+backends:
+  - name: app
+    servers: [{address: "%s"}]
+`, httpPort, tlsPort, certFile, keyFile, directory, httpsRoot, t.TempDir(), macFile, httpPort, strings.TrimPrefix(backend, "http://"))
+	var logs syncBuffer
+	runGateway(t, yaml, zerolog.New(&logs))
+	roots := x509.NewCertPool()
+	roots.AddCert(authority.GetRootCert(0).Cert)
+	roots.AddCert(fileCert.Leaf)
+	get := func(name string) (*x509.Certificate, error) {
+		c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, ServerName: name}}}
+		resp, err := c.Get(fmt.Sprintf("https://127.0.0.1:%d/", tlsPort))
+		if err != nil {
+			return nil, err
+		}
+		resp.Body.Close()
+		return resp.TLS.PeerCertificates[0], nil
+	}
+	if c, err := get("files.test"); err != nil || !c.Equal(fileCert.Leaf) {
+		t.Fatalf("files.test: %v, %v", err, c)
+	}
+	var lastErr error
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		c, err := get("shop.test")
+		if lastErr = err; err == nil {
+			if c.DNSNames[0] != "shop.test" || c.Equal(fileCert.Leaf) {
+				t.Fatalf("shop.test got %v", c.DNSNames)
+			}
+			return
+		}
+	}
+	t.Fatalf("no certificate through EAB within 60s: %v\n%s", lastErr, logs.String())
 }
