@@ -2,11 +2,8 @@ package gateway
 
 import (
 	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/base64"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -123,20 +120,8 @@ backends:
 `, tlsPort, directory, httpsRoot, t.TempDir(), dnsAddr, secretFile, dnsAddr, strings.TrimPrefix(backend, "http://"))
 	var logs syncBuffer
 	runGateway(t, yaml, zerolog.New(&logs))
-	roots := x509.NewCertPool()
-	roots.AddCert(authority.GetRootCert(0).Cert)
-	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, ServerName: "www.shop.test"}}}
-	var lastErr error
-	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
-		resp, err := client.Get(fmt.Sprintf("https://127.0.0.1:%d/", tlsPort))
-		if lastErr = err; err != nil {
-			continue
-		}
-		resp.Body.Close()
-		if got := resp.TLS.PeerCertificates[0].DNSNames; resp.StatusCode != 200 || len(got) != 1 || got[0] != "*.shop.test" {
-			t.Fatalf("status %d, certificate for %v", resp.StatusCode, got)
-		}
-		return
+	resp := awaitCertificate(t, tlsPort, pebbleRoots(authority), "www.shop.test", &logs)
+	if got := resp.TLS.PeerCertificates[0].DNSNames; resp.StatusCode != 200 || len(got) != 1 || got[0] != "*.shop.test" {
+		t.Fatalf("status %d, certificate for %v", resp.StatusCode, got)
 	}
-	t.Fatalf("no wildcard certificate within 60s: %v\nlog:\n%s", lastErr, logs.String())
 }

@@ -1,8 +1,6 @@
 package gateway
 
 import (
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/xml"
 	"fmt"
 	"io"
@@ -13,7 +11,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/miekg/dns"
 	"github.com/rs/zerolog"
@@ -158,27 +155,13 @@ backends:
 `, tlsPort, directory, httpsRoot, t.TempDir(), api.URL, dnsAddr, strings.TrimPrefix(backend, "http://"))
 	var logs syncBuffer
 	runGateway(t, yaml, zerolog.New(&logs))
-	roots := x509.NewCertPool()
-	roots.AddCert(authority.GetRootCert(0).Cert)
-	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, ServerName: "www.shop.test"}}}
-	var lastErr error
-	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
-		resp, err := client.Get(fmt.Sprintf("https://127.0.0.1:%d/", tlsPort))
-		if lastErr = err; err != nil {
-			continue
-		}
-		resp.Body.Close()
-		got := resp.TLS.PeerCertificates[0].DNSNames
-		if resp.StatusCode != 200 || !strings.Contains(strings.Join(got, ","), "*.shop.test") {
-			t.Fatalf("status %d, certificate for %v", resp.StatusCode, got)
-		}
-		fake.mu.Lock()
-		defer fake.mu.Unlock()
-		if len(fake.txt) != 0 {
-			t.Errorf("TXT records left behind: %v", fake.txt)
-		}
-		return
+	resp := awaitCertificate(t, tlsPort, pebbleRoots(authority), "www.shop.test", &logs)
+	if got := resp.TLS.PeerCertificates[0].DNSNames; resp.StatusCode != 200 || !strings.Contains(strings.Join(got, ","), "*.shop.test") {
+		t.Fatalf("status %d, certificate for %v", resp.StatusCode, got)
 	}
 	fake.mu.Lock()
-	t.Fatalf("no certificate within 60s: %v\ncalls %v\nlog:\n%s", lastErr, fake.calls, logs.String())
+	defer fake.mu.Unlock()
+	if len(fake.txt) != 0 {
+		t.Errorf("TXT records left behind: %v", fake.txt)
+	}
 }

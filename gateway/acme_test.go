@@ -100,6 +100,30 @@ func pebble(t *testing.T, o pebbleOptions) (directory, httpsRoot string, authori
 	return srv.URL + wfe.DirectoryPath, httpsRoot, authority
 }
 
+// awaitCertificate asks the gateway's TLS port for name, trusting only
+// roots, until the handshake verifies (up to 60 s), and returns the response.
+func awaitCertificate(t *testing.T, tlsPort int, roots *x509.CertPool, name string, logs *syncBuffer) *http.Response {
+	t.Helper()
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, ServerName: name}}}
+	var lastErr error
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		resp, err := client.Get(fmt.Sprintf("https://127.0.0.1:%d/", tlsPort))
+		if lastErr = err; err == nil {
+			resp.Body.Close()
+			return resp
+		}
+	}
+	t.Fatalf("no verifiable certificate for %s within 60s: %v\nlog:\n%s", name, lastErr, logs.String())
+	return nil
+}
+
+// pebbleRoots trusts only what authority issues.
+func pebbleRoots(authority *ca.CAImpl) *x509.CertPool {
+	roots := x509.NewCertPool()
+	roots.AddCert(authority.GetRootCert(0).Cert)
+	return roots
+}
+
 func freePort(t *testing.T) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -142,29 +166,13 @@ backends:
 			var logs syncBuffer
 			runGateway(t, yaml, zerolog.New(&logs))
 
-			roots := x509.NewCertPool()
-			roots.AddCert(authority.GetRootCert(0).Cert)
-			client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
-				TLSClientConfig: &tls.Config{RootCAs: roots, ServerName: "shop.test"},
-			}}
-			url := fmt.Sprintf("https://127.0.0.1:%d/", tlsPort)
-			var lastErr error
-			for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
-				resp, err := client.Get(url)
-				if lastErr = err; err != nil {
-					continue
-				}
-				resp.Body.Close()
-				chain := resp.TLS.PeerCertificates
-				if resp.StatusCode != 200 || chain[0].DNSNames[0] != "shop.test" {
-					t.Fatalf("status %d, certificate for %v", resp.StatusCode, chain[0].DNSNames)
-				}
-				if !strings.Contains(logs.String(), `"event":"cert_obtained"`) {
-					t.Errorf("no cert_obtained event logged:\n%s", logs.String())
-				}
-				return
+			resp := awaitCertificate(t, tlsPort, pebbleRoots(authority), "shop.test", &logs)
+			if chain := resp.TLS.PeerCertificates; resp.StatusCode != 200 || chain[0].DNSNames[0] != "shop.test" {
+				t.Fatalf("status %d, certificate for %v", resp.StatusCode, chain[0].DNSNames)
 			}
-			t.Fatalf("no verifiable certificate for shop.test within 60s: %v\nlog:\n%s", lastErr, logs.String())
+			if !strings.Contains(logs.String(), `"event":"cert_obtained"`) {
+				t.Errorf("no cert_obtained event logged:\n%s", logs.String())
+			}
 		})
 	}
 }
@@ -188,8 +196,7 @@ backends:
 `, httpPort, tlsPort, directory, httpsRoot, t.TempDir(), httpPort, tlsPort, strings.TrimPrefix(backend, "http://"))
 	var logs syncBuffer
 	runGateway(t, yaml, zerolog.New(&logs))
-	roots := x509.NewCertPool()
-	roots.AddCert(authority.GetRootCert(0).Cert)
+	roots := pebbleRoots(authority)
 	url := fmt.Sprintf("https://127.0.0.1:%d/", tlsPort)
 	serial := func() (string, error) {
 		// A new connection each time: the handshake shows the certificate in service.
@@ -271,8 +278,7 @@ backends:
 `, httpPort, tlsPort, certFile, keyFile, directory, httpsRoot, t.TempDir(), macFile, httpPort, strings.TrimPrefix(backend, "http://"))
 	var logs syncBuffer
 	runGateway(t, yaml, zerolog.New(&logs))
-	roots := x509.NewCertPool()
-	roots.AddCert(authority.GetRootCert(0).Cert)
+	roots := pebbleRoots(authority)
 	roots.AddCert(fileCert.Leaf)
 	get := func(name string) (*x509.Certificate, error) {
 		c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, ServerName: name}}}
@@ -286,15 +292,7 @@ backends:
 	if c, err := get("files.test"); err != nil || !c.Equal(fileCert.Leaf) {
 		t.Fatalf("files.test: %v, %v", err, c)
 	}
-	var lastErr error
-	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
-		c, err := get("shop.test")
-		if lastErr = err; err == nil {
-			if c.DNSNames[0] != "shop.test" || c.Equal(fileCert.Leaf) {
-				t.Fatalf("shop.test got %v", c.DNSNames)
-			}
-			return
-		}
+	if c := awaitCertificate(t, tlsPort, roots, "shop.test", &logs).TLS.PeerCertificates[0]; c.DNSNames[0] != "shop.test" || c.Equal(fileCert.Leaf) {
+		t.Fatalf("shop.test got %v", c.DNSNames)
 	}
-	t.Fatalf("no certificate through EAB within 60s: %v\n%s", lastErr, logs.String())
 }
