@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"time"
 )
@@ -84,6 +85,13 @@ func (c *Config) Validate() error {
 			fail("%s.tls: a bind has tls: true, so certificates are required here", key)
 		case f.TLS != nil:
 			add(key+".tls", f.TLS.Validate())
+		}
+		anyPlain := false
+		for _, b := range f.Bind {
+			anyPlain = anyPlain || !b.TLS
+		}
+		if f.TLS != nil && f.TLS.ACME != nil && slices.Contains(f.TLS.ACME.Challenges, "http-01") && !anyPlain {
+			fail("%s.tls.acme.challenges: http-01 is answered on this frontend's plain-HTTP binds, and it has none", key)
 		}
 		if f.HTTP3 && !anyTLS {
 			fail("%s.http3: needs a bind with tls: true (HTTP/3 is always TLS)", key)
