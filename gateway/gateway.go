@@ -39,6 +39,8 @@ type Options struct {
 // Gateway is a running configuration: frontends, WAF engines and backends.
 type Gateway struct {
 	log             zerolog.Logger
+	metrics         *metrics
+	admin           *admin // nil without one
 	idle            *idleRelease
 	shutdownTimeout time.Duration
 	frontends       []*frontend
@@ -62,8 +64,15 @@ type frontend struct {
 // New builds everything a config describes (compiles each WAF policy once,
 // loads certificates, makes the pools) without binding any address.
 func New(c *config.Config, o Options) (*Gateway, error) {
-	g := &Gateway{log: o.Log, shutdownTimeout: c.ShutdownTimeout,
+	g := &Gateway{log: o.Log, shutdownTimeout: c.ShutdownTimeout, metrics: newMetrics(),
 		idle: &idleRelease{quietAfter: time.Second, release: releaseMemory}}
+	if c.Admin != nil {
+		a, err := newAdmin(c.Admin, g.metrics)
+		if err != nil {
+			return nil, err
+		}
+		g.admin = a
+	}
 	proxyLog := log.New(o.Log.With().Str("component", "proxy").Logger(), "", 0)
 
 	// A policy costs ~12 MiB once compiled: only those that routes use are.
@@ -129,7 +138,7 @@ func New(c *config.Config, o Options) (*Gateway, error) {
 			if err != nil {
 				return nil, fmt.Errorf("frontend %q: tls: %w", fc.Name, err)
 			}
-			f.tls, f.watch, f.acme = t.Config, newTLSWatch(t.Policy, flog), t.ACME
+			f.tls, f.watch, f.acme = t.Config, newTLSWatch(fc.Name, t.Policy, g.metrics, flog), t.ACME
 		}
 		h := &handler{name: fc.Name, access: access, idle: g.idle, log: flog, redirectHTTPS: fc.RedirectHTTPS, acme: f.acme}
 		if fc.HSTS != nil {
@@ -173,6 +182,11 @@ func New(c *config.Config, o Options) (*Gateway, error) {
 				QUICConfig:     &quic.Config{Allow0RTT: false}, // 0-RTT requests can be replayed
 				MaxHeaderBytes: l.MaxHeaderBytes,
 				IdleTimeout:    l.IdleTimeout,
+				ConnContext: func(ctx context.Context, c *quic.Conn) context.Context {
+					st := c.ConnectionState().TLS
+					g.metrics.handshake(fc.Name, "quic", &st)
+					return ctx
+				},
 			}
 		}
 		f.h2 = &http2.Server{}
@@ -188,8 +202,17 @@ func New(c *config.Config, o Options) (*Gateway, error) {
 	return g, nil
 }
 
-// Listen binds every frontend's addresses; if one fails, those already bound are closed.
+// Listen binds every frontend's addresses and the admin listener; if one
+// fails, those already bound are closed.
 func (g *Gateway) Listen() error {
+	if g.admin != nil && g.admin.ln == nil {
+		ln, err := net.Listen("tcp", g.admin.addr)
+		if err != nil {
+			return fmt.Errorf("admin: %w", err)
+		}
+		g.admin.ln = ln
+		g.log.Info().Str("address", ln.Addr().String()).Bool("token", g.admin.token != "").Msg("admin listening")
+	}
 	for _, f := range g.frontends {
 		for _, b := range f.binds {
 			ln, err := net.Listen("tcp", b.Address)
@@ -232,6 +255,10 @@ func (f *frontend) serveH2(c *tls.Conn) {
 }
 
 func (g *Gateway) closeListeners() {
+	if g.admin != nil && g.admin.ln != nil {
+		g.admin.ln.Close()
+		g.admin.ln = nil
+	}
 	for _, f := range g.frontends {
 		for _, ln := range f.lns {
 			ln.Close()
@@ -299,6 +326,10 @@ func (g *Gateway) Run(ctx context.Context) error {
 				}
 			}()
 		}
+	}
+	if g.admin != nil {
+		go g.admin.srv.Serve(g.admin.ln)
+		defer g.admin.srv.Close()
 	}
 	for _, f := range g.frontends {
 		if f.acme != nil {

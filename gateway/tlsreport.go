@@ -39,8 +39,10 @@ const (
 
 // tlsWatch counts and logs one frontend's handshakes.
 type tlsWatch struct {
-	policy *certs.Policy
-	log    zerolog.Logger
+	frontend string
+	policy   *certs.Policy
+	metrics  *metrics
+	log      zerolog.Logger
 
 	mu         sync.Mutex
 	below      map[BelowPolicy]uint64 // Count unused in the key
@@ -50,16 +52,19 @@ type tlsWatch struct {
 	suppressed int
 }
 
-func newTLSWatch(p *certs.Policy, log zerolog.Logger) *tlsWatch {
-	return &tlsWatch{policy: p, log: log, below: map[BelowPolicy]uint64{}, failed: map[string]uint64{}}
+func newTLSWatch(frontend string, p *certs.Policy, m *metrics, log zerolog.Logger) *tlsWatch {
+	return &tlsWatch{frontend: frontend, policy: p, metrics: m, log: log, below: map[BelowPolicy]uint64{}, failed: map[string]uint64{}}
 }
 
-// handshake records a completed handshake that is below the policy.
+// handshake counts a completed TCP handshake and records it when it is
+// below the policy.
 func (w *tlsWatch) handshake(st *tls.ConnectionState, remote net.Addr) {
+	w.metrics.handshake(w.frontend, "tcp", st)
 	reason := w.policy.Below(st)
 	if reason == "" {
 		return
 	}
+	w.metrics.below.WithLabelValues(w.frontend, accesslog.TLSVersion(st.Version), tls.CipherSuiteName(st.CipherSuite), reason).Inc()
 	ip, _ := splitHostPort(remote.String())
 	k := BelowPolicy{Version: accesslog.TLSVersion(st.Version), Cipher: tls.CipherSuiteName(st.CipherSuite), Reason: reason, ClientIP: ip}
 	w.mu.Lock()
@@ -78,6 +83,7 @@ func (w *tlsWatch) handshake(st *tls.ConnectionState, remote net.Addr) {
 // handshakeError records a failed handshake.
 func (w *tlsWatch) handshakeError(err error, remote net.Addr) {
 	reason := failureReason(err)
+	w.metrics.failed.WithLabelValues(w.frontend, reason).Inc()
 	w.mu.Lock()
 	w.failed[reason]++
 	ok, suppressed := w.mayLog()

@@ -20,6 +20,8 @@ type Config struct {
 	Backends  []Backend  `yaml:"backends"`
 	WAF       WAF        `yaml:"waf"`
 	Log       Log        `yaml:"log"`
+	// Admin is the operators' listener (metrics); off when not set.
+	Admin *Admin `yaml:"admin"`
 	// ShutdownTimeout bounds how long in-flight requests may take to finish
 	// after SIGINT/SIGTERM before their connections are closed.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
@@ -116,6 +118,19 @@ type Backend struct {
 type WAF struct {
 	Policies []waf.Config `yaml:"policies"`
 }
+
+// Admin is a listener apart from the public ones, for operators.
+type Admin struct {
+	// Address is host:port; keep it on loopback unless a token is set.
+	Address string `yaml:"address"`
+	// TokenFile holds the bearer token every request must carry; without
+	// it, the SEKISHO_ADMIN_TOKEN environment variable; without either,
+	// only a loopback address is allowed, and it asks for no token.
+	TokenFile string `yaml:"token_file"`
+}
+
+// AdminTokenEnv names the environment variable read when token_file is not set.
+const AdminTokenEnv = "SEKISHO_ADMIN_TOKEN"
 
 // Log sets where logs go.
 type Log struct {

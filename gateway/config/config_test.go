@@ -72,6 +72,8 @@ func TestParse_ErrorsNameFileLineAndKey(t *testing.T) {
 		{"syntax", "frontends: [\n", []string{"cfg.yaml:1: did not find expected node content"}},
 		{"ACME http-01 without a plain bind", strings.Replace(good, "      - address: 127.0.0.1:8080\n", "      - address: 127.0.0.1:8443\n        tls: true\n    tls: {acme: {domains: [shop.example.com]}}\n", 1),
 			[]string{`frontends[0].tls.acme.challenges: http-01 is answered on this frontend's plain-HTTP binds`}},
+		{"admin off loopback without a token", good + "admin: {address: \"0.0.0.0:9901\"}\n",
+			[]string{`admin.address: 0.0.0.0:9901 is not loopback, so a token is required`}},
 		{"redirect and HSTS without TLS", strings.Replace(good, "    default_backend: app\n", "    default_backend: app\n    redirect_https: true\n    hsts: {max_age: 1h}\n", 1),
 			[]string{`frontends[0].redirect_https: needs a bind with tls: true`, `frontends[0].hsts: needs a bind with tls: true`}},
 		{"HSTS preload needs a year and subdomains", strings.NewReplacer("      - address: 127.0.0.1:8080\n", "      - address: 127.0.0.1:8443\n        tls: true\n    tls: {self_signed: [localhost], cipher_suites: [DES-CBC3-SHA]}\n",

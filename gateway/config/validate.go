@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -147,6 +148,16 @@ func (c *Config) Validate() error {
 			if d.v < 0 {
 				fail("%s.limits.%s: must not be negative", key, d.name)
 			}
+		}
+	}
+	if a := c.Admin; a != nil {
+		host, _, err := net.SplitHostPort(a.Address)
+		ip := net.ParseIP(host)
+		switch {
+		case err != nil:
+			fail("admin.address: %q is not host:port", a.Address)
+		case a.TokenFile == "" && os.Getenv(AdminTokenEnv) == "" && (ip == nil || !ip.IsLoopback()) && host != "localhost":
+			fail("admin.address: %s is not loopback, so a token is required (token_file, or %s)", a.Address, AdminTokenEnv)
 		}
 	}
 	switch c.Log.Level {

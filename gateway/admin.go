@@ -1,0 +1,102 @@
+package gateway
+
+import (
+	"crypto/subtle"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/sekisho/sekisho/gateway/accesslog"
+	"github.com/sekisho/sekisho/gateway/config"
+)
+
+// metrics are the gateway's Prometheus series, served on the admin listener.
+type metrics struct {
+	reg *prometheus.Registry
+	// TLS handshakes by frontend, transport (tcp, quic), version and cipher.
+	handshakes *prometheus.CounterVec
+	// Handshakes below the policy that observe mode let through.
+	below *prometheus.CounterVec
+	// Failed handshakes by frontend and reason.
+	failed *prometheus.CounterVec
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		handshakes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sekisho_tls_handshakes_total", Help: "Completed TLS handshakes.",
+		}, []string{"frontend", "transport", "version", "cipher"}),
+		below: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sekisho_tls_handshakes_below_policy_total", Help: "Handshakes below the TLS policy, accepted in observe mode.",
+		}, []string{"frontend", "version", "cipher", "reason"}),
+		failed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sekisho_tls_handshake_failures_total", Help: "Failed TLS handshakes by reason.",
+		}, []string{"frontend", "reason"}),
+	}
+	m.reg.MustRegister(m.handshakes, m.below, m.failed,
+		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	return m
+}
+
+// handshake counts a completed handshake.
+func (m *metrics) handshake(frontend, transport string, st *tls.ConnectionState) {
+	m.handshakes.WithLabelValues(frontend, transport, accesslog.TLSVersion(st.Version), tls.CipherSuiteName(st.CipherSuite)).Inc()
+}
+
+// admin is the operators' listener.
+type admin struct {
+	addr  string
+	token string // "" on loopback without one
+	srv   *http.Server
+	ln    net.Listener
+}
+
+func newAdmin(c *config.Admin, m *metrics) (*admin, error) {
+	a := &admin{addr: c.Address}
+	switch {
+	case c.TokenFile != "":
+		b, err := os.ReadFile(c.TokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("admin.token_file: %w", err)
+		}
+		a.token = strings.TrimSpace(string(b))
+		if a.token == "" {
+			return nil, fmt.Errorf("admin.token_file: %s is empty", c.TokenFile)
+		}
+	default:
+		a.token = os.Getenv(config.AdminTokenEnv)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
+	a.srv = &http.Server{Handler: a.authenticate(mux), ReadHeaderTimeout: 10 * time.Second}
+	return a, nil
+}
+
+// authenticate asks for the bearer token, compared in constant time.
+func (a *admin) authenticate(next http.Handler) http.Handler {
+	want := []byte("Bearer " + a.token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if a.token != "" && subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="sekisho admin"`)
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// AdminAddr is the admin listener's bound address, or nil without one.
+func (g *Gateway) AdminAddr() net.Addr {
+	if g.admin == nil || g.admin.ln == nil {
+		return nil
+	}
+	return g.admin.ln.Addr()
+}
