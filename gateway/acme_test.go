@@ -164,7 +164,7 @@ backends:
     servers: [{address: "%s"}]
 `, httpPort, tlsPort, directory, httpsRoot, t.TempDir(), challenge, httpPort, tlsPort, strings.TrimPrefix(backend, "http://"))
 			var logs syncBuffer
-			runGateway(t, yaml, zerolog.New(&logs))
+			g, _, _, _ := runGateway(t, yaml, zerolog.New(&logs))
 
 			resp := awaitCertificate(t, tlsPort, pebbleRoots(authority), "shop.test", &logs)
 			if chain := resp.TLS.PeerCertificates; resp.StatusCode != 200 || chain[0].DNSNames[0] != "shop.test" {
@@ -173,6 +173,14 @@ backends:
 			if !strings.Contains(logs.String(), `"event":"cert_obtained"`) {
 				t.Errorf("no cert_obtained event logged:\n%s", logs.String())
 			}
+			// A name the frontend has no certificate for is refused and counted
+			// (as were the handshakes before the certificate came).
+			before := g.TLSReport("web").Failed["sni"]
+			other := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true, ServerName: "other.test"}}}
+			if _, err := other.Get(fmt.Sprintf("https://127.0.0.1:%d/", tlsPort)); err == nil {
+				t.Error("a handshake for an unknown name succeeded")
+			}
+			eventually(t, "the unknown name counted", func() bool { return g.TLSReport("web").Failed["sni"] == before+1 })
 		})
 	}
 }

@@ -160,8 +160,9 @@ func TestFrontend_ObserveCountsHandshakesBelowThePolicy(t *testing.T) {
 	}
 }
 
-// Without observe, TLS 1.0 and 1.1 are refused and counted by reason, as is
-// plain HTTP sent to the TLS port.
+// Without observe, TLS 1.0 and 1.1 and a client with no suite of the
+// policy are refused and counted by reason, as is plain HTTP sent to the
+// TLS port.
 func TestFrontend_CountsFailedHandshakes(t *testing.T) {
 	backend, paths := app(t)
 	g, _, _, _ := runGateway(t, frontendYAML(backend, ""), zerolog.Nop())
@@ -171,6 +172,10 @@ func TestFrontend_CountsFailedHandshakes(t *testing.T) {
 			t.Errorf("%s was served", tls.VersionName(v))
 		}
 	}
+	cbc := []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA, tls.TLS_RSA_WITH_AES_128_GCM_SHA256}
+	if _, err := get(t, "https://"+addr+"/", &tls.Config{MaxVersion: tls.VersionTLS12, CipherSuites: cbc}); err == nil {
+		t.Error("a client with only CBC and RSA key exchange suites was served")
+	}
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -178,11 +183,33 @@ func TestFrontend_CountsFailedHandshakes(t *testing.T) {
 	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
 	io.Copy(io.Discard, c)
 	c.Close()
-	eventually(t, "3 failures counted", func() bool {
+	eventually(t, "4 failures counted", func() bool {
 		f := g.TLSReport("web").Failed
-		return f["version"] == 2 && f["not_tls"] == 1
+		return f["version"] == 2 && f["cipher"] == 1 && f["not_tls"] == 1
 	})
 	if p := paths(); len(p) != 0 {
 		t.Errorf("backend saw %v", p)
+	}
+}
+
+// A flood of failed handshakes is counted in full but logged at most
+// logsPerSecond times a second, the next line saying how many were held back.
+func TestTLSWatch_BoundsItsLog(t *testing.T) {
+	var logs syncBuffer
+	w := newTLSWatch("web", nil, newMetrics(), zerolog.New(&logs))
+	remote := &net.TCPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 1234}
+	for range 25 {
+		w.handshakeError(io.EOF, remote)
+	}
+	if n := strings.Count(logs.String(), "\n"); n != logsPerSecond {
+		t.Fatalf("%d lines logged for 25 failures, want %d", n, logsPerSecond)
+	}
+	if got := w.report().Failed["client_gone"]; got != 25 {
+		t.Fatalf("counted %d, want 25", got)
+	}
+	time.Sleep(time.Second)
+	w.handshakeError(io.EOF, remote)
+	if !strings.Contains(logs.String(), `"suppressed":15`) {
+		t.Errorf("the next line does not report the 15 held back:\n%s", logs.String())
 	}
 }
