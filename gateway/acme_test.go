@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -24,6 +25,7 @@ import (
 	"github.com/letsencrypt/pebble/v2/wfe"
 	"github.com/miekg/dns"
 	"github.com/rs/zerolog"
+	"golang.org/x/crypto/ocsp"
 
 	"github.com/sekisho/sekisho/certs"
 )
@@ -69,6 +71,7 @@ type pebbleOptions struct {
 	validity          time.Duration // of the certificates it issues; 0: Pebble's default
 	resolver          string        // DNS server for validation; "": loopbackDNS
 	eab               map[string]string
+	ocsp              string // OCSP responder URL put in the certificates (RSA keys then, to sign its answers)
 }
 
 // pebble runs Let's Encrypt's test ACME server in this process. It returns
@@ -88,7 +91,11 @@ func pebble(t *testing.T, o pebbleOptions) (directory, httpsRoot string, authori
 			t.Fatal(err)
 		}
 	}
-	authority = ca.New(logger, store, "", "ecdsa", 0, 1, map[string]ca.Profile{"default": {Description: "default", ValidityPeriod: uint64(o.validity / time.Second)}})
+	keyAlg := "ecdsa"
+	if o.ocsp != "" {
+		keyAlg = "rsa" // Pebble hands out its intermediate's key as RSA only
+	}
+	authority = ca.New(logger, store, o.ocsp, keyAlg, 0, 1, map[string]ca.Profile{"default": {Description: "default", ValidityPeriod: uint64(o.validity / time.Second)}})
 	validator := va.New(logger, o.httpPort, o.tlsPort, false, o.resolver, store)
 	front := wfe.New(logger, store, validator, authority, []string{"pebble.letsencrypt.org"}, false, len(o.eab) > 0, 1, 1)
 	srv := httptest.NewTLSServer(front.Handler())
@@ -302,5 +309,61 @@ backends:
 	}
 	if c := awaitCertificate(t, tlsPort, roots, "shop.test", &logs).TLS.PeerCertificates[0]; c.DNSNames[0] != "shop.test" || c.Equal(fileCert.Leaf) {
 		t.Fatalf("shop.test got %v", c.DNSNames)
+	}
+}
+
+// OCSP stapling is on: the gateway fetches the OCSP response for its ACME
+// certificate from the responder the certificate names and staples it.
+func TestACME_StaplesOCSP(t *testing.T) {
+	var authority *ca.CAImpl
+	var queries atomic.Int32
+	responder := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		req, err := ocsp.ParseRequest(body)
+		if err != nil {
+			raw, _ := base64.StdEncoding.DecodeString(strings.TrimPrefix(r.URL.Path, "/"))
+			if req, err = ocsp.ParseRequest(raw); err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+		}
+		queries.Add(1)
+		issuer := authority.GetIntermediateCert(0).Cert
+		now := time.Now()
+		resp, err := ocsp.CreateResponse(issuer, issuer, ocsp.Response{Status: ocsp.Good, SerialNumber: req.SerialNumber,
+			ThisUpdate: now.Add(-time.Minute), NextUpdate: now.Add(time.Hour)}, authority.GetIntermediateKey(0))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "application/ocsp-response")
+		w.Write(resp)
+	}))
+	defer responder.Close()
+	backend, _ := app(t)
+	httpPort, tlsPort := freePort(t), freePort(t)
+	var directory, httpsRoot string
+	directory, httpsRoot, authority = pebble(t, pebbleOptions{httpPort: httpPort, tlsPort: tlsPort, ocsp: responder.URL})
+	yaml := fmt.Sprintf(`
+frontends:
+  - name: web
+    bind: [{address: "127.0.0.1:%d"}, {address: "127.0.0.1:%d", tls: true}]
+    tls:
+      acme: {directory: %s, ca_root_file: %s, domains: [shop.test], storage: %s, http_port: %d, tls_port: %d}
+    default_backend: app
+backends:
+  - name: app
+    servers: [{address: "%s"}]
+`, httpPort, tlsPort, directory, httpsRoot, t.TempDir(), httpPort, tlsPort, strings.TrimPrefix(backend, "http://"))
+	var logs syncBuffer
+	runGateway(t, yaml, zerolog.New(&logs))
+	resp := awaitCertificate(t, tlsPort, pebbleRoots(authority), "shop.test", &logs)
+	staple := resp.TLS.OCSPResponse
+	if len(staple) == 0 {
+		t.Fatalf("no OCSP response stapled (%d responder queries)", queries.Load())
+	}
+	parsed, err := ocsp.ParseResponseForCert(staple, resp.TLS.PeerCertificates[0], authority.GetIntermediateCert(0).Cert)
+	if err != nil || parsed.Status != ocsp.Good {
+		t.Fatalf("stapled response: %v %+v", err, parsed)
 	}
 }
