@@ -56,18 +56,7 @@ func TestAdmin_MetricsCountHandshakes(t *testing.T) {
 	backend, _ := app(t)
 	tokenFile := filepath.Join(t.TempDir(), "token")
 	os.WriteFile(tokenFile, []byte("s3cret\n"), 0o600)
-	yaml := `
-admin: {address: "127.0.0.1:0", token_file: "` + tokenFile + `"}
-frontends:
-  - name: web
-    bind: [{address: "127.0.0.1:0", tls: true}]
-    tls: {self_signed: [localhost]}
-    http3: true
-    default_backend: app
-backends:
-  - name: app
-    servers: [{address: "` + strings.TrimPrefix(backend, "http://") + `"}]
-`
+	yaml := h3GatewayYAML(backend) + `admin: {address: "127.0.0.1:0", token_file: "` + tokenFile + `"}` + "\n"
 	g, _, _, _ := runGateway(t, yaml, zerolog.Nop())
 	site := "https://" + g.Addrs("web")[0].String() + "/"
 	metricsURL := "http://" + g.AdminAddr().String() + "/metrics"

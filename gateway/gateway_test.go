@@ -21,7 +21,13 @@ import (
 // when Run returns, with Run's error in *runErr.
 func startGateway(t *testing.T, backendURL string) (g *Gateway, cancel context.CancelFunc, done chan struct{}, runErr *error) {
 	t.Helper()
-	yaml := `
+	return runGateway(t, h3GatewayYAML(backendURL)+"shutdown_timeout: 10s\n", zerolog.Nop())
+}
+
+// h3GatewayYAML is one frontend, "web", on a free loopback port with a
+// self-signed certificate and HTTP/3, in front of one server.
+func h3GatewayYAML(backendURL string) string {
+	return `
 frontends:
   - name: web
     bind: [{address: "127.0.0.1:0", tls: true}]
@@ -31,9 +37,7 @@ frontends:
 backends:
   - name: app
     servers: [{address: "` + strings.TrimPrefix(backendURL, "http://") + `"}]
-shutdown_timeout: 10s
 `
-	return runGateway(t, yaml, zerolog.Nop())
 }
 
 // runGateway runs the gateway a config describes until the test ends.

@@ -30,19 +30,8 @@ func TestFrontend_HTTP3(t *testing.T) {
 		io.WriteString(w, "ok")
 	}))
 	defer backend.Close()
-	yaml := `
-frontends:
-  - name: web
-    bind: [{address: "127.0.0.1:0", tls: true}]
-    tls: {self_signed: [localhost]}
-    http3: true
-    default_backend: app
-backends:
-  - name: app
-    servers: [{address: "` + strings.TrimPrefix(backend.URL, "http://") + `"}]
-`
 	access := &syncBuffer{}
-	g, _, _, _ := runGatewayWith(t, yaml, Options{Log: zerolog.Nop(), Access: access})
+	g, _, _, _ := runGatewayWith(t, h3GatewayYAML(backend.URL), Options{Log: zerolog.Nop(), Access: access})
 	addr := g.Addrs("web")[0].String()
 	_, port, _ := net.SplitHostPort(addr)
 
