@@ -21,10 +21,9 @@ type ServerConfig struct {
 	// Weight is the server's share of traffic, 0 to 256 (0 takes no new requests).
 	// A missing weight means 1.
 	Weight *int `yaml:"weight"`
+	// Backup servers take requests only when no other server is usable.
+	Backup bool `yaml:"backup"`
 }
-
-// Algorithms lists the names Balance accepts.
-var Algorithms = []string{"roundrobin"}
 
 // MaxWeight is the largest accepted server weight (HAProxy's limit).
 const MaxWeight = 256

@@ -7,32 +7,27 @@ import "sync"
 // of a heavy server are spread out rather than bunched.
 type RoundRobin struct {
 	mu      sync.Mutex
-	current []int
+	current []int // by server index
 }
 
 // NewRoundRobin returns a round robin policy for n servers.
 func NewRoundRobin(n int) *RoundRobin { return &RoundRobin{current: make([]int, n)} }
 
 // Pick implements Policy.
-func (rr *RoundRobin) Pick(servers []*Server, skip func(*Server) bool) *Server {
+func (rr *RoundRobin) Pick(cands []*Server, _ Request) *Server {
 	rr.mu.Lock()
 	defer rr.mu.Unlock()
-	best, total := -1, 0
-	for i, s := range servers {
-		if skip(s) {
-			continue
-		}
-		rr.current[i] += s.Weight
+	var best *Server
+	total := 0
+	for _, s := range cands {
+		rr.current[s.index] += s.Weight
 		total += s.Weight
-		if best < 0 || rr.current[i] > rr.current[best] {
-			best = i
+		if best == nil || rr.current[s.index] > rr.current[best.index] {
+			best = s
 		}
 	}
-	if best < 0 {
-		return nil
-	}
-	rr.current[best] -= total
-	return servers[best]
+	rr.current[best.index] -= total
+	return best
 }
 
 var _ Policy = (*RoundRobin)(nil)

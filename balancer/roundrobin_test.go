@@ -1,16 +1,24 @@
 package balancer
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
 
-func pool(t *testing.T, weights ...int) *Pool {
+func pool(t testing.TB, weights ...int) *Pool {
 	t.Helper()
-	c := Config{Name: "b"}
+	return poolWith(t, "roundrobin", weights...)
+}
+
+// poolWith builds a pool of servers a, b, c... (10.0.0.1:80, ...) with the
+// given weights under an algorithm.
+func poolWith(t testing.TB, algorithm string, weights ...int) *Pool {
+	t.Helper()
+	c := Config{Name: "b", Balance: algorithm}
 	for i, w := range weights {
 		w := w
-		c.Servers = append(c.Servers, ServerConfig{Name: string(rune('a' + i)), Address: "127.0.0.1:1", Weight: &w})
+		c.Servers = append(c.Servers, ServerConfig{Name: string(rune('a' + i)), Address: fmt.Sprintf("10.0.0.%d:80", i+1), Weight: &w})
 	}
 	p, err := New(c)
 	if err != nil {
@@ -22,7 +30,7 @@ func pool(t *testing.T, weights ...int) *Pool {
 func sequence(p *Pool, n int, tried ...*Server) string {
 	var b strings.Builder
 	for i := 0; i < n; i++ {
-		s := p.Pick(tried)
+		s := p.Pick(Request{Tried: tried})
 		if s == nil {
 			b.WriteByte('-')
 			continue
@@ -59,7 +67,7 @@ func TestPool_PickSkipsTriedServers(t *testing.T) {
 	if got := sequence(p, 3, a, b); got != "ccc" {
 		t.Fatalf("picks with a and b tried = %q, want ccc", got)
 	}
-	if s := p.Pick(p.Servers()); s != nil {
+	if s := p.Pick(Request{Tried: p.Servers()}); s != nil {
 		t.Fatalf("pick with every server tried = %s, want none", s.Name)
 	}
 }
@@ -87,14 +95,16 @@ func TestConfig_Validate(t *testing.T) {
 	}
 }
 
-func BenchmarkRoundRobinPick(b *testing.B) {
-	c := Config{Name: "b"}
-	for i := 0; i < 4; i++ {
-		c.Servers = append(c.Servers, ServerConfig{Address: "127.0.0.1:1"})
-	}
-	p, _ := New(c)
-	b.ReportAllocs()
-	for b.Loop() {
-		p.Pick(nil)
+// BenchmarkPick is one pick among 4 servers per algorithm.
+func BenchmarkPick(b *testing.B) {
+	for _, a := range Algorithms {
+		b.Run(a, func(b *testing.B) {
+			p := poolWith(b, a, 1, 2, 3, 4)
+			r := Request{ClientIP: "198.51.100.7"}
+			b.ReportAllocs()
+			for b.Loop() {
+				p.Pick(r)
+			}
+		})
 	}
 }

@@ -227,7 +227,7 @@ func (rt roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	body := req.Body
 	var lastErr error
 	for {
-		s := rt.b.pool.Pick(triedList)
+		s := rt.b.pool.Pick(balancer.Request{ClientIP: x.ClientIP, Tried: triedList})
 		if s == nil {
 			if lastErr != nil {
 				return nil, errors.Join(ErrNoServer, lastErr)
@@ -253,7 +253,15 @@ func (rt roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 		resp, err := rt.b.transport.RoundTrip(req)
 		if err == nil {
 			x.responseNs.Store(int64(time.Since(start)) - x.connectNs.Load())
-			rb := &releasingBody{ReadCloser: resp.Body, release: release}
+			s.ObserveLatency(x.ResponseTime())
+			sent := int64(len(x.body))
+			if cb != nil {
+				sent = cb.n.Load()
+			}
+			rb := &releasingBody{ReadCloser: resp.Body, release: func() {
+				release()
+				s.ObserveBytes(sent)
+			}, server: s}
 			resp.Body = rb
 			if w, ok := rb.ReadCloser.(io.Writer); ok {
 				// A 101 (WebSocket) body is the backend connection:
@@ -287,14 +295,27 @@ func (c *countingBody) Read(p []byte) (int, error) {
 
 func (c *countingBody) Close() error { return nil }
 
+// releasingBody ends the server's count of the request when the response
+// body is closed, and counts the bytes read for least_bandwidth.
 type releasingBody struct {
 	io.ReadCloser
 	release func()
 	once    sync.Once
+	server  *balancer.Server
+	n       atomic.Int64 // an upgraded connection is read and closed on different goroutines
+}
+
+func (b *releasingBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	b.n.Add(int64(n))
+	return n, err
 }
 
 func (b *releasingBody) Close() error {
-	b.once.Do(b.release)
+	b.once.Do(func() {
+		b.server.ObserveBytes(b.n.Load())
+		b.release()
+	})
 	return b.ReadCloser.Close()
 }
 
