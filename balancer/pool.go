@@ -75,7 +75,9 @@ func (s *Server) ObserveLatency(d time.Duration) {
 }
 
 // Latency is the moving average of the observed response times (0: none yet).
-func (s *Server) Latency() time.Duration { return time.Duration(math.Float64frombits(s.latency.Load())) }
+func (s *Server) Latency() time.Duration {
+	return time.Duration(math.Float64frombits(s.latency.Load()))
+}
 
 // ObserveBytes counts bytes exchanged with the server, which least_bandwidth reads.
 func (s *Server) ObserveBytes(n int64) { s.bw.add(float64(n), time.Now()) }
