@@ -12,6 +12,8 @@ type Config struct {
 	Name    string         `yaml:"name"`
 	Balance string         `yaml:"balance"`
 	Servers []ServerConfig `yaml:"servers"`
+	// HealthCheck, when set, checks each server actively.
+	HealthCheck *HealthConfig `yaml:"health_check"`
 }
 
 // ServerConfig is one server of a backend.
@@ -32,6 +34,9 @@ const MaxWeight = 256
 func (c *Config) SetDefaults() {
 	if c.Balance == "" {
 		c.Balance = "roundrobin"
+	}
+	if c.HealthCheck != nil {
+		c.HealthCheck.SetDefaults()
 	}
 	for i := range c.Servers {
 		s := &c.Servers[i]
@@ -61,6 +66,11 @@ func (c *Config) Validate() error {
 	}
 	if len(c.Servers) == 0 {
 		errs = append(errs, errors.New("servers: at least one server is required"))
+	}
+	if c.HealthCheck != nil {
+		if err := c.HealthCheck.Validate(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	names := map[string]bool{}
 	for i, s := range c.Servers {

@@ -134,6 +134,7 @@ type Pool struct {
 	Name    string
 	servers []*Server
 	policy  Policy
+	health  *HealthConfig // nil: no active checks
 }
 
 // New builds a pool from a validated config.
@@ -142,7 +143,7 @@ func New(c Config) (*Pool, error) {
 	if err := c.Validate(); err != nil {
 		return nil, fmt.Errorf("backend %q: %w", c.Name, err)
 	}
-	p := &Pool{Name: c.Name}
+	p := &Pool{Name: c.Name, health: c.HealthCheck}
 	for i, sc := range c.Servers {
 		p.servers = append(p.servers, &Server{Name: sc.Name, Address: sc.Address, Weight: *sc.Weight, Backup: sc.Backup, index: i})
 	}

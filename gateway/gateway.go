@@ -40,6 +40,7 @@ type Options struct {
 type Gateway struct {
 	log             zerolog.Logger
 	metrics         *metrics
+	pools           []*balancer.Pool
 	admin           *admin // nil without one
 	idle            *idleRelease
 	shutdownTimeout time.Duration
@@ -105,6 +106,7 @@ func New(c *config.Config, o Options) (*Gateway, error) {
 		if err != nil {
 			return nil, err
 		}
+		g.pools = append(g.pools, pool)
 		b := forward.New(pool, forward.Options{
 			ConnectTimeout:        bc.ConnectTimeout,
 			ResponseHeaderTimeout: bc.ResponseHeaderTimeout,
@@ -330,6 +332,15 @@ func (g *Gateway) Run(ctx context.Context) error {
 	if g.admin != nil {
 		go g.admin.srv.Serve(g.admin.ln)
 		defer g.admin.srv.Close()
+	}
+	for _, p := range g.pools {
+		p.RunHealthChecks(idleCtx, func(e balancer.HealthEvent) {
+			ev := g.log.Warn()
+			if e.Up {
+				ev = g.log.Info()
+			}
+			ev.Str("backend", e.Backend).Str("server", e.Server).Bool("up", e.Up).Str("reason", e.Reason).Msg("server health changed")
+		})
 	}
 	for _, f := range g.frontends {
 		if f.acme != nil {

@@ -1,0 +1,268 @@
+package balancer
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// HealthConfig is a backend's active health check, run against each server.
+type HealthConfig struct {
+	// Type is "http", "tcp" (connect, then close) or "exec".
+	Type string `yaml:"type"`
+	// Interval is the time between checks of a server that is up;
+	// DownInterval of one that is down (default Interval).
+	Interval     time.Duration `yaml:"interval"`
+	DownInterval time.Duration `yaml:"down_interval"`
+	// Timeout bounds one check.
+	Timeout time.Duration `yaml:"timeout"`
+	// Rise successes in a row bring a down server up; Fall failures in a
+	// row take an up server down.
+	Rise int `yaml:"rise"`
+	Fall int `yaml:"fall"`
+	// HTTP is the request an "http" check sends.
+	HTTP HTTPCheck `yaml:"http"`
+	// Command is an "exec" check: run with the server's host and port as
+	// its last two arguments, never through a shell; exit 0 means up.
+	Command []string `yaml:"command"`
+}
+
+// HTTPCheck is an HTTP health check request and what its answer must be.
+type HTTPCheck struct {
+	Method string `yaml:"method"` // default GET
+	Path   string `yaml:"path"`   // default /
+	Host   string `yaml:"host"`   // Host header; default the server's address
+	// ExpectStatus are ranges such as "200-399" (the default) or "204".
+	ExpectStatus []string `yaml:"expect_status"`
+	// BodyContains, when set, must appear in the first 64 KiB of the body.
+	BodyContains string `yaml:"body_contains"`
+}
+
+// SetDefaults fills what a health check leaves out (HAProxy's defaults:
+// 2 s interval, rise 2, fall 3).
+func (h *HealthConfig) SetDefaults() {
+	if h.Interval == 0 {
+		h.Interval = 2 * time.Second
+	}
+	if h.DownInterval == 0 {
+		h.DownInterval = h.Interval
+	}
+	if h.Timeout == 0 {
+		h.Timeout = min(h.Interval, 2*time.Second)
+	}
+	if h.Rise == 0 {
+		h.Rise = 2
+	}
+	if h.Fall == 0 {
+		h.Fall = 3
+	}
+	if h.HTTP.Method == "" {
+		h.HTTP.Method = http.MethodGet
+	}
+	if h.HTTP.Path == "" {
+		h.HTTP.Path = "/"
+	}
+	if len(h.HTTP.ExpectStatus) == 0 {
+		h.HTTP.ExpectStatus = []string{"200-399"}
+	}
+}
+
+// Validate reports every problem, each as "key: message".
+func (h *HealthConfig) Validate() error {
+	var errs []error
+	switch h.Type {
+	case "http", "tcp":
+	case "exec":
+		if len(h.Command) == 0 {
+			errs = append(errs, errors.New("health_check.command: an exec check needs a command"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("health_check.type: %q is not http, tcp or exec", h.Type))
+	}
+	if h.Interval < 0 || h.DownInterval < 0 || h.Timeout < 0 || h.Rise < 0 || h.Fall < 0 {
+		errs = append(errs, errors.New("health_check: interval, down_interval, timeout, rise and fall must not be negative"))
+	}
+	for i, r := range h.HTTP.ExpectStatus {
+		if _, _, err := statusRange(r); err != nil {
+			errs = append(errs, fmt.Errorf("health_check.http.expect_status[%d]: %w", i, err))
+		}
+	}
+	if !strings.HasPrefix(h.HTTP.Path, "/") {
+		errs = append(errs, fmt.Errorf("health_check.http.path: %q must start with /", h.HTTP.Path))
+	}
+	return errors.Join(errs...)
+}
+
+func statusRange(r string) (lo, hi int, err error) {
+	a, b, isRange := strings.Cut(r, "-")
+	lo, err1 := strconv.Atoi(a)
+	hi, err2 := lo, error(nil)
+	if isRange {
+		hi, err2 = strconv.Atoi(b)
+	}
+	if err1 != nil || err2 != nil || lo < 100 || hi > 599 || lo > hi {
+		return 0, 0, fmt.Errorf("%q is not a status or a range such as 200-399", r)
+	}
+	return lo, hi, nil
+}
+
+// HealthEvent is a server's change of health, for logs and webhooks.
+type HealthEvent struct {
+	Backend, Server string
+	Up              bool
+	Reason          string // the last check's result
+}
+
+// checker runs one backend's health checks.
+type checker struct {
+	pool   *Pool
+	cfg    HealthConfig
+	client *http.Client
+	notify func(HealthEvent)
+}
+
+// RunHealthChecks checks every server of the pool until ctx ends, taking
+// servers down after Fall failures and up after Rise successes, and feeds
+// check times into least_response_time. notify hears every change.
+func (p *Pool) RunHealthChecks(ctx context.Context, notify func(HealthEvent)) {
+	if p.health == nil {
+		return
+	}
+	c := &checker{pool: p, cfg: *p.health, notify: notify, client: &http.Client{
+		Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil},
+		// A redirect is an answer, not something to follow.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}}
+	for _, s := range p.servers {
+		go c.run(ctx, s)
+	}
+}
+
+func (c *checker) run(ctx context.Context, s *Server) {
+	streak := 0 // successes (>0) or failures (<0) in a row
+	for {
+		wait := c.cfg.Interval
+		if s.down.Load() {
+			wait = c.cfg.DownInterval
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		start := time.Now()
+		err := c.check(ctx, s)
+		if ctx.Err() != nil {
+			return
+		}
+		if err == nil {
+			s.ObserveLatency(time.Since(start))
+			streak = max(streak, 0) + 1
+			if s.down.Load() && streak >= c.cfg.Rise {
+				s.SetDown(false)
+				c.report(s, true, "check passed")
+			}
+		} else {
+			streak = min(streak, 0) - 1
+			if !s.down.Load() && -streak >= c.cfg.Fall {
+				s.SetDown(true)
+				c.report(s, false, err.Error())
+			}
+		}
+	}
+}
+
+func (c *checker) report(s *Server, up bool, reason string) {
+	if c.notify != nil {
+		c.notify(HealthEvent{Backend: c.pool.Name, Server: s.Name, Up: up, Reason: reason})
+	}
+}
+
+func (c *checker) check(ctx context.Context, s *Server) error {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	defer cancel()
+	switch c.cfg.Type {
+	case "tcp":
+		conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", s.Address)
+		if err != nil {
+			return err
+		}
+		return conn.Close()
+	case "exec":
+		return c.exec(ctx, s)
+	}
+	return c.http(ctx, s)
+}
+
+func (c *checker) http(ctx context.Context, s *Server) error {
+	h := c.cfg.HTTP
+	req, err := http.NewRequestWithContext(ctx, h.Method, "http://"+s.Address+h.Path, nil)
+	if err != nil {
+		return err
+	}
+	if h.Host != "" {
+		req.Host = h.Host
+	}
+	req.Header.Set("User-Agent", "sekisho-health-check")
+	resp, err := c.client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	ok := false
+	for _, r := range h.ExpectStatus {
+		lo, hi, _ := statusRange(r)
+		ok = ok || lo <= resp.StatusCode && resp.StatusCode <= hi
+	}
+	if !ok {
+		return fmt.Errorf("status %d, want %s", resp.StatusCode, strings.Join(h.ExpectStatus, ","))
+	}
+	if h.BodyContains != "" {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		if !bytes.Contains(body, []byte(h.BodyContains)) {
+			return fmt.Errorf("body lacks %q", h.BodyContains)
+		}
+	}
+	return nil
+}
+
+// exec runs the command with the server's host and port, killed at the
+// timeout; at most 4 KiB of its output is kept, for the reason.
+func (c *checker) exec(ctx context.Context, s *Server) error {
+	host, port, _ := net.SplitHostPort(s.Address)
+	args := append(append([]string(nil), c.cfg.Command[1:]...), host, port)
+	cmd := exec.CommandContext(ctx, c.cfg.Command[0], args...)
+	// The command's own children go with it at the timeout, and their
+	// pipes are not waited on past a second.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = time.Second
+	var out limitedBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		if msg := strings.TrimSpace(out.b.String()); msg != "" {
+			return fmt.Errorf("%w: %s", err, msg)
+		}
+		return err
+	}
+	return nil
+}
+
+// limitedBuffer keeps the first 4 KiB written to it and drops the rest.
+type limitedBuffer struct{ b bytes.Buffer }
+
+func (l *limitedBuffer) Write(p []byte) (int, error) {
+	if room := 4<<10 - l.b.Len(); room > 0 {
+		l.b.Write(p[:min(len(p), room)])
+	}
+	return len(p), nil
+}
