@@ -23,7 +23,9 @@ type ACMEConfig struct {
 	// Directory is the CA's directory URL, or "letsencrypt" (default) or
 	// "letsencrypt-staging".
 	Directory string `yaml:"directory"`
-	// Email is the account's contact, for expiry notices.
+	// Email is the account's contact, required: without one, certmagic
+	// falls back to an address found in another configuration of the
+	// process or in storage, which may not be this frontend's.
 	Email string `yaml:"email"`
 	// Domains are the names to obtain certificates for.
 	Domains []string `yaml:"domains"`
@@ -107,6 +109,9 @@ func (a *ACMEConfig) validate() []error {
 	}
 	if len(a.Domains) == 0 {
 		errs = append(errs, errors.New("acme.domains: at least one name is required"))
+	}
+	if !strings.Contains(a.Email, "@") {
+		errs = append(errs, fmt.Errorf("acme.email: %q is not an email address (the account's contact is required)", a.Email))
 	}
 	for i, d := range a.Domains {
 		if d == "" || strings.ContainsAny(d, " /:") {

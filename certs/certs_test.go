@@ -226,7 +226,7 @@ func TestACMEConfig_Validate(t *testing.T) {
 			t.Errorf("errors %v lack %q", err, want)
 		}
 	}
-	ok := Config{ACME: &ACMEConfig{Domains: []string{"shop.example.com"}}}
+	ok := Config{ACME: &ACMEConfig{Email: "ops@example.com", Domains: []string{"shop.example.com"}}}
 	ok.SetDefaults()
 	if err := ok.Validate(); err != nil || ok.ACME.Directory != "letsencrypt" || ok.ACME.Storage != DefaultACMEStorage || len(ok.ACME.Challenges) != 2 {
 		t.Errorf("defaults %+v, err %v", ok.ACME, err)

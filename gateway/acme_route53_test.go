@@ -141,6 +141,7 @@ frontends:
       acme:
         directory: %s
         ca_root_file: %s
+        email: ops@shop.test
         domains: ["*.shop.test", shop.test]
         storage: %s
         dns01:

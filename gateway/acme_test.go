@@ -203,7 +203,7 @@ frontends:
   - name: web
     bind: [{address: "127.0.0.1:%d"}, {address: "127.0.0.1:%d", tls: true}]
     tls:
-      acme: {directory: %s, ca_root_file: %s, domains: [shop.test], storage: %s, http_port: %d, tls_port: %d, renew_interval: 1s}
+      acme: {directory: %s, ca_root_file: %s, email: ops@shop.test, domains: [shop.test], storage: %s, http_port: %d, tls_port: %d, renew_interval: 1s}
     default_backend: app
 backends:
   - name: app
@@ -228,9 +228,9 @@ backends:
 		return resp.TLS.PeerCertificates[0].SerialNumber.String(), nil
 	}
 	var first string
-	for deadline := time.Now().Add(30 * time.Second); first == ""; time.Sleep(200 * time.Millisecond) {
+	for deadline := time.Now().Add(60 * time.Second); first == ""; time.Sleep(200 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("no certificate within 30s:\n%s", logs.String())
+			t.Fatalf("no certificate within 60s:\n%s", logs.String())
 		}
 		first, _ = serial()
 	}
@@ -281,6 +281,7 @@ frontends:
       acme:
         directory: %s
         ca_root_file: %s
+        email: ops@shop.test
         domains: [shop.test]
         storage: %s
         challenges: [http-01]
@@ -349,7 +350,7 @@ frontends:
   - name: web
     bind: [{address: "127.0.0.1:%d"}, {address: "127.0.0.1:%d", tls: true}]
     tls:
-      acme: {directory: %s, ca_root_file: %s, domains: [shop.test], storage: %s, http_port: %d, tls_port: %d}
+      acme: {directory: %s, ca_root_file: %s, email: ops@shop.test, domains: [shop.test], storage: %s, http_port: %d, tls_port: %d}
     default_backend: app
 backends:
   - name: app

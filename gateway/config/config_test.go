@@ -70,7 +70,7 @@ func TestParse_ErrorsNameFileLineAndKey(t *testing.T) {
 		{"missing key points at its parent", strings.Replace(good, "      - address: 127.0.0.1:8080\n", "      - tls: true\n", 1),
 			[]string{`cfg.yaml:5: frontends[0].bind[0].address: "" is not host:port`, `cfg.yaml:3: frontends[0].tls: a bind has tls: true`}},
 		{"syntax", "frontends: [\n", []string{"cfg.yaml:1: did not find expected node content"}},
-		{"ACME http-01 without a plain bind", strings.Replace(good, "      - address: 127.0.0.1:8080\n", "      - address: 127.0.0.1:8443\n        tls: true\n    tls: {acme: {domains: [shop.example.com]}}\n", 1),
+		{"ACME http-01 without a plain bind", strings.Replace(good, "      - address: 127.0.0.1:8080\n", "      - address: 127.0.0.1:8443\n        tls: true\n    tls: {acme: {email: ops@example.com, domains: [shop.example.com]}}\n", 1),
 			[]string{`frontends[0].tls.acme.challenges: http-01 is answered on this frontend's plain-HTTP binds`}},
 		{"admin off loopback without a token", good + "admin: {address: \"0.0.0.0:9901\"}\n",
 			[]string{`admin.address: 0.0.0.0:9901 is not loopback, so a token is required`}},
