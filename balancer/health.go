@@ -17,8 +17,13 @@ import (
 
 // HealthConfig is a backend's active health check, run against each server.
 type HealthConfig struct {
-	// Type is "http", "tcp" (connect, then close) or "exec".
+	// Type is "http", "tcp" (connect, then close), "tcp_half_open" (SYN,
+	// SYN-ACK, RST: the server's application sees no connection; needs
+	// CAP_NET_RAW) or "exec".
 	Type string `yaml:"type"`
+	// Fallback is "tcp" to run tcp checks when tcp_half_open is not
+	// permitted; without it, the gateway refuses to start.
+	Fallback string `yaml:"fallback"`
 	// Interval is the time between checks of a server that is up;
 	// DownInterval of one that is down (default Interval).
 	Interval     time.Duration `yaml:"interval"`
@@ -80,13 +85,16 @@ func (h *HealthConfig) SetDefaults() {
 func (h *HealthConfig) Validate() error {
 	var errs []error
 	switch h.Type {
-	case "http", "tcp":
+	case "http", "tcp", "tcp_half_open":
 	case "exec":
 		if len(h.Command) == 0 {
 			errs = append(errs, errors.New("health_check.command: an exec check needs a command"))
 		}
 	default:
-		errs = append(errs, fmt.Errorf("health_check.type: %q is not http, tcp or exec", h.Type))
+		errs = append(errs, fmt.Errorf("health_check.type: %q is not http, tcp, tcp_half_open or exec", h.Type))
+	}
+	if h.Fallback != "" && (h.Fallback != "tcp" || h.Type != "tcp_half_open") {
+		errs = append(errs, fmt.Errorf("health_check.fallback: %q: only tcp, for tcp_half_open", h.Fallback))
 	}
 	if h.Interval < 0 || h.DownInterval < 0 || h.Timeout < 0 || h.Rise < 0 || h.Fall < 0 {
 		errs = append(errs, errors.New("health_check: interval, down_interval, timeout, rise and fall must not be negative"))
@@ -128,6 +136,24 @@ type checker struct {
 	cfg    HealthConfig
 	client *http.Client
 	notify func(HealthEvent)
+}
+
+// PrepareHealthChecks makes sure the checks can run: a tcp_half_open check
+// that may not open raw sockets falls back to tcp when so configured, and
+// is an error otherwise. It returns a note for the log when it fell back.
+func (p *Pool) PrepareHealthChecks() (string, error) {
+	if p.health == nil || p.health.Type != "tcp_half_open" {
+		return "", nil
+	}
+	err := CanHalfOpen()
+	switch {
+	case err == nil:
+		return "", nil
+	case p.health.Fallback == "tcp":
+		p.health.Type = "tcp"
+		return fmt.Sprintf("tcp_half_open is not permitted (%v): checking with tcp connects instead", err), nil
+	}
+	return "", fmt.Errorf("backend %q: health_check tcp_half_open needs CAP_NET_RAW (run as root, or setcap cap_net_raw+ep on the binary, or add the capability to the container), or set fallback: tcp: %w", p.Name, err)
 }
 
 // RunHealthChecks checks every server of the pool until ctx ends, taking
@@ -197,6 +223,8 @@ func (c *checker) check(ctx context.Context, s *Server) error {
 			return err
 		}
 		return conn.Close()
+	case "tcp_half_open":
+		return halfOpen(ctx, s.Address)
 	case "exec":
 		return c.exec(ctx, s)
 	}

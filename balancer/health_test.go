@@ -149,3 +149,46 @@ func TestHealthConfig_Validate(t *testing.T) {
 		}
 	}
 }
+
+// A half-open check reports a listening server up while its application
+// accepts no connection at all, and a closed port down; over IPv4 and IPv6.
+func TestHealth_TCPHalfOpen(t *testing.T) {
+	if err := CanHalfOpen(); err != nil {
+		t.Fatalf("this test needs CAP_NET_RAW (run it as root): %v", err)
+	}
+	for _, network := range []string{"127.0.0.1", "::1"} {
+		t.Run(network, func(t *testing.T) {
+			ln, err := net.Listen("tcp", net.JoinHostPort(network, "0"))
+			if err != nil {
+				t.Fatalf("listening on %s: %v", network, err)
+			}
+			var accepted atomic.Int32
+			go func() {
+				for {
+					c, err := ln.Accept()
+					if err != nil {
+						return
+					}
+					accepted.Add(1)
+					c.Close()
+				}
+			}()
+			p, events := healthPool(t, ln.Addr().String(), HealthConfig{Type: "tcp_half_open"})
+			time.Sleep(300 * time.Millisecond) // ~15 checks
+			if len(events()) != 0 || p.Pick(Request{}) == nil {
+				t.Fatalf("listening server reported down: %+v", events())
+			}
+			if n := accepted.Load(); n != 0 {
+				t.Fatalf("the application accepted %d connections from half-open checks", n)
+			}
+			if p.Servers()[0].Latency() == 0 {
+				t.Fatal("no check completed")
+			}
+			ln.Close()
+			waitFor(t, "down when the port is closed", func() bool { return p.Pick(Request{}) == nil })
+			if ev := events(); len(ev) != 1 || !strings.Contains(ev[0].Reason, "RST") {
+				t.Errorf("events %+v", ev)
+			}
+		})
+	}
+}

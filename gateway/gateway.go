@@ -106,6 +106,13 @@ func New(c *config.Config, o Options) (*Gateway, error) {
 		if err != nil {
 			return nil, err
 		}
+		note, err := pool.PrepareHealthChecks()
+		if err != nil {
+			return nil, err
+		}
+		if note != "" {
+			o.Log.Warn().Str("backend", bc.Name).Msg(note)
+		}
 		g.pools = append(g.pools, pool)
 		b := forward.New(pool, forward.Options{
 			ConnectTimeout:        bc.ConnectTimeout,
