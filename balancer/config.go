@@ -14,6 +14,8 @@ type Config struct {
 	Servers []ServerConfig `yaml:"servers"`
 	// HealthCheck, when set, checks each server actively.
 	HealthCheck *HealthConfig `yaml:"health_check"`
+	// Cookie, when set, keeps a client on one server with an inserted cookie.
+	Cookie *CookieConfig `yaml:"cookie"`
 }
 
 // ServerConfig is one server of a backend.
@@ -25,6 +27,9 @@ type ServerConfig struct {
 	Weight *int `yaml:"weight"`
 	// Backup servers take requests only when no other server is usable.
 	Backup bool `yaml:"backup"`
+	// Cookie is the server's persistence cookie value (default its name;
+	// ignored with a dynamic cookie key).
+	Cookie string `yaml:"cookie"`
 }
 
 // MaxWeight is the largest accepted server weight (HAProxy's limit).
@@ -71,6 +76,9 @@ func (c *Config) Validate() error {
 		if err := c.HealthCheck.Validate(); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if c.Cookie != nil {
+		errs = append(errs, c.Cookie.validate()...)
 	}
 	names := map[string]bool{}
 	for i, s := range c.Servers {

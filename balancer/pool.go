@@ -17,7 +17,8 @@ type Server struct {
 	// Backup servers take requests only when no primary server is usable.
 	Backup bool
 
-	index    int // in the pool, for per-server policy state
+	index    int    // in the pool, for per-server policy state
+	cookie   string // persistence cookie value
 	inflight atomic.Int64
 	state    atomic.Int32 // State
 	down     atomic.Bool  // set by health checks
@@ -135,6 +136,7 @@ type Pool struct {
 	servers []*Server
 	policy  Policy
 	health  *HealthConfig // nil: no active checks
+	cookie  *CookieConfig // nil: no cookie persistence
 }
 
 // New builds a pool from a validated config.
@@ -148,6 +150,16 @@ func New(c Config) (*Pool, error) {
 		p.servers = append(p.servers, &Server{Name: sc.Name, Address: sc.Address, Weight: *sc.Weight, Backup: sc.Backup, index: i})
 	}
 	p.policy = newPolicy(c.Balance, len(p.servers))
+	if c.Cookie != nil {
+		p.cookie = c.Cookie
+		configured := make([]string, len(c.Servers))
+		for i, sc := range c.Servers {
+			configured[i] = sc.Cookie
+		}
+		if err := p.cookieValues(c.Cookie, configured); err != nil {
+			return nil, fmt.Errorf("backend %q: %w", c.Name, err)
+		}
+	}
 	return p, nil
 }
 

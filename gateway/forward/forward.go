@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -48,7 +49,9 @@ type Exchange struct {
 	Attempts int
 	Err      error
 
-	body []byte // the request body when it was read whole (bufferedBodyMax)
+	body        []byte           // the request body when it was read whole (bufferedBodyMax)
+	sticky      *balancer.Server // the server the persistence cookie names, if usable
+	stickyValue string           // the persistence cookie's value as the client sent it
 	// connectNs and responseNs are atomics: a connection may finish dialing
 	// on the transport's goroutine after the request gave up on it.
 	connectNs  atomic.Int64
@@ -120,9 +123,9 @@ func New(pool *balancer.Pool, o Options) *Backend {
 		WriteBufferSize: bufferedBodyMax + 4<<10,
 	}
 	b.proxy = &httputil.ReverseProxy{
-		Rewrite:        rewrite,
+		Rewrite:        b.rewrite,
 		Transport:      roundTripper{b},
-		ModifyResponse: modifyResponse,
+		ModifyResponse: b.modifyResponse,
 		ErrorHandler:   errorHandler,
 		ErrorLog:       o.ErrorLog,
 		BufferPool:     newBufferPool(),
@@ -132,12 +135,19 @@ func New(pool *balancer.Pool, o Options) *Backend {
 
 // ServeHTTP forwards r; its context should carry an Exchange.
 func (b *Backend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if n := r.ContentLength; n > 0 && n <= bufferedBodyMax && r.Body != nil {
-		x, ok := r.Context().Value(exchangeKey{}).(*Exchange)
-		if !ok {
-			x = &Exchange{}
-			r = r.WithContext(WithExchange(r.Context(), x))
+	x, ok := r.Context().Value(exchangeKey{}).(*Exchange)
+	if !ok {
+		// The forwarding keeps its state here: a caller that set none gets one.
+		x = &Exchange{}
+		r = r.WithContext(WithExchange(r.Context(), x))
+	}
+	if c := b.pool.Cookie(); c != nil {
+		if ck, err := r.Cookie(c.Name); err == nil {
+			x.stickyValue = ck.Value
+			x.sticky = b.pool.ByCookie(ck.Value)
 		}
+	}
+	if n := r.ContentLength; n > 0 && n <= bufferedBodyMax && r.Body != nil {
 		x.body = make([]byte, n)
 		if _, err := io.ReadFull(r.Body, x.body); err != nil {
 			errorHandler(w, r, &StatusError{Status: http.StatusBadRequest, Err: fmt.Errorf("reading the request body: %w", err)})
@@ -158,8 +168,11 @@ func (b *Backend) Close() { b.transport.CloseIdleConnections() }
 
 // rewrite runs after ReverseProxy has removed hop-by-hop headers and every
 // incoming Forwarded / X-Forwarded-* header.
-func rewrite(pr *httputil.ProxyRequest) {
+func (b *Backend) rewrite(pr *httputil.ProxyRequest) {
 	x := exchangeFrom(pr.In.Context())
+	if c := b.pool.Cookie(); c != nil && c.Indirect {
+		dropCookie(pr.Out.Header, c.Name) // the server never sees the gateway's cookie
+	}
 	pr.Out.URL.Scheme = "http"
 	pr.Out.URL.Host = "" // set per attempt by the round tripper
 	pr.Out.Host = pr.In.Host
@@ -173,11 +186,36 @@ func rewrite(pr *httputil.ProxyRequest) {
 	}
 }
 
-func modifyResponse(resp *http.Response) error {
-	if x := exchangeFrom(resp.Request.Context()); x.OnResponse != nil {
+func (b *Backend) modifyResponse(resp *http.Response) error {
+	x := exchangeFrom(resp.Request.Context())
+	if c := b.pool.Cookie(); c != nil && x.Server != nil && x.Server.CookieValue() != x.stickyValue {
+		// The client had no cookie, or one for another server: from now on, this one.
+		resp.Header.Add("Set-Cookie", b.pool.SetCookie(x.Server).String())
+		if c.NoCache {
+			resp.Header.Add("Cache-Control", "private")
+		}
+	}
+	if x.OnResponse != nil {
 		return x.OnResponse(resp)
 	}
 	return nil
+}
+
+// dropCookie removes the cookie called name from a request's Cookie headers.
+func dropCookie(h http.Header, name string) {
+	var kept []string
+	for _, line := range h["Cookie"] {
+		for _, part := range strings.Split(line, ";") {
+			if n, _, _ := strings.Cut(strings.TrimSpace(part), "="); n != name && strings.TrimSpace(part) != "" {
+				kept = append(kept, strings.TrimSpace(part))
+			}
+		}
+	}
+	if len(kept) == 0 {
+		h.Del("Cookie")
+		return
+	}
+	h["Cookie"] = []string{strings.Join(kept, "; ")}
 }
 
 func errorHandler(w http.ResponseWriter, r *http.Request, err error) {
@@ -227,7 +265,10 @@ func (rt roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	body := req.Body
 	var lastErr error
 	for {
-		s := rt.b.pool.Pick(balancer.Request{ClientIP: x.ClientIP, Tried: triedList})
+		s := x.sticky
+		if s == nil || len(triedList) > 0 {
+			s = rt.b.pool.Pick(balancer.Request{ClientIP: x.ClientIP, Tried: triedList})
+		}
 		if s == nil {
 			if lastErr != nil {
 				return nil, errors.Join(ErrNoServer, lastErr)

@@ -6,6 +6,9 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -202,5 +205,68 @@ func TestRewrite_SetsForwardedHeadersAndKeepsTarget(t *testing.T) {
 		if got := seen.Header.Get(k); got != want {
 			t.Errorf("%s = %q, want %q", k, got, want)
 		}
+	}
+}
+
+// Persistence by an inserted cookie: the first response names the server
+// (HAProxy's dynamic cookie), the client's next requests go to it whatever
+// round robin would say, the server never sees the cookie (indirect) but
+// sees the client's own, and when that server is down the client moves and
+// is told so.
+func TestBackend_CookiePersistence(t *testing.T) {
+	var cookies [2]atomic.Value
+	var addrs [2]string
+	for i := range 2 {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			cookies[i].Store(r.Header.Get("Cookie"))
+			io.WriteString(w, strconv.Itoa(i))
+		}))
+		defer srv.Close()
+		addrs[i] = strings.TrimPrefix(srv.URL, "http://")
+	}
+	keyFile := filepath.Join(t.TempDir(), "key")
+	os.WriteFile(keyFile, []byte("secret-key-42\n"), 0o600)
+	c := balancer.Config{Name: "app", Cookie: &balancer.CookieConfig{Name: "SRV", Indirect: true, NoCache: true, HTTPOnly: true, DynamicKeyFile: keyFile}}
+	for _, a := range addrs {
+		c.Servers = append(c.Servers, balancer.ServerConfig{Address: a})
+	}
+	pool, err := balancer.New(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := New(pool, Options{ConnectTimeout: time.Second, ResponseHeaderTimeout: 5 * time.Second, MaxIdleConnsPerServer: 4})
+	t.Cleanup(b.Close)
+	do := func(cookie string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest("GET", "http://shop.example.com/cart", nil)
+		if cookie != "" {
+			r.Header.Set("Cookie", cookie)
+		}
+		w := httptest.NewRecorder()
+		b.ServeHTTP(w, r)
+		return w
+	}
+	first := do("")
+	set := first.Result().Cookies()
+	server, _ := strconv.Atoi(first.Body.String())
+	want, _ := balancer.DynamicCookie([]byte("secret-key-42"), addrs[server])
+	if len(set) != 1 || set[0].Name != "SRV" || set[0].Value != want || !set[0].HttpOnly || first.Header().Get("Cache-Control") != "private" {
+		t.Fatalf("first response: cookies %v, Cache-Control %q; want SRV=%s", set, first.Header().Get("Cache-Control"), want)
+	}
+	for range 6 {
+		w := do("theme=dark; SRV=" + want)
+		if w.Body.String() != strconv.Itoa(server) || len(w.Result().Cookies()) != 0 {
+			t.Fatalf("sticky request went to %s, cookies %v", w.Body.String(), w.Result().Cookies())
+		}
+	}
+	if got := cookies[server].Load(); got != "theme=dark" {
+		t.Errorf("server saw Cookie %q, want the client's own only", got)
+	}
+	pool.Servers()[server].SetDown(true)
+	w := do("SRV=" + want)
+	other := 1 - server
+	moved := w.Result().Cookies()
+	otherValue, _ := balancer.DynamicCookie([]byte("secret-key-42"), addrs[other])
+	if w.Body.String() != strconv.Itoa(other) || len(moved) != 1 || moved[0].Value != otherValue {
+		t.Fatalf("with its server down: served by %s, cookies %v", w.Body.String(), moved)
 	}
 }
