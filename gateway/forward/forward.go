@@ -299,10 +299,7 @@ func (rt roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 			if cb != nil {
 				sent = cb.n.Load()
 			}
-			rb := &releasingBody{ReadCloser: resp.Body, release: func() {
-				release()
-				s.ObserveBytes(sent)
-			}, server: s}
+			rb := &releasingBody{ReadCloser: resp.Body, release: release, server: s, sent: sent}
 			resp.Body = rb
 			if w, ok := rb.ReadCloser.(io.Writer); ok {
 				// A 101 (WebSocket) body is the backend connection:
@@ -337,13 +334,14 @@ func (c *countingBody) Read(p []byte) (int, error) {
 func (c *countingBody) Close() error { return nil }
 
 // releasingBody ends the server's count of the request when the response
-// body is closed, and counts the bytes read for least_bandwidth.
+// body is closed, and reports the bytes both ways for least_bandwidth.
 type releasingBody struct {
 	io.ReadCloser
 	release func()
 	once    sync.Once
 	server  *balancer.Server
-	n       atomic.Int64 // an upgraded connection is read and closed on different goroutines
+	sent    int64        // request body bytes
+	n       atomic.Int64 // response bytes; an upgraded connection is read and closed on different goroutines
 }
 
 func (b *releasingBody) Read(p []byte) (int, error) {
@@ -354,7 +352,7 @@ func (b *releasingBody) Read(p []byte) (int, error) {
 
 func (b *releasingBody) Close() error {
 	b.once.Do(func() {
-		b.server.ObserveBytes(b.n.Load())
+		b.server.ObserveBytes(b.sent + b.n.Load())
 		b.release()
 	})
 	return b.ReadCloser.Close()
