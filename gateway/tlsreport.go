@@ -64,9 +64,9 @@ func (w *tlsWatch) handshake(st *tls.ConnectionState, remote net.Addr) {
 	if reason == "" {
 		return
 	}
-	w.metrics.below.WithLabelValues(w.frontend, accesslog.TLSVersion(st.Version), tls.CipherSuiteName(st.CipherSuite), reason).Inc()
 	ip, _ := splitHostPort(remote.String())
 	k := BelowPolicy{Version: accesslog.TLSVersion(st.Version), Cipher: tls.CipherSuiteName(st.CipherSuite), Reason: reason, ClientIP: ip}
+	w.metrics.below.WithLabelValues(w.frontend, k.Version, k.Cipher, reason).Inc()
 	w.mu.Lock()
 	if _, ok := w.below[k]; !ok && len(w.below) >= maxBelowKeys {
 		k.ClientIP = "other"

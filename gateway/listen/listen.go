@@ -64,13 +64,8 @@ func (c *Conn) TakeAmbiguousFraming() bool {
 // TLS config it completes handshakes off the accept loop and passes
 // connections that negotiated h2 to ServeH2 instead.
 type Listener struct {
-	ln      net.Listener
-	tls     *tls.Config
-	serveH2 func(*tls.Conn)
-	// handshakeTimeout bounds a TLS handshake, so a silent client cannot hold a goroutine.
-	handshakeTimeout time.Duration
-	onHandshake      func(*tls.ConnectionState, net.Addr)
-	onHandshakeError func(error, net.Addr)
+	ln net.Listener
+	o  Options
 
 	conns     chan net.Conn
 	done      chan struct{}
@@ -83,7 +78,7 @@ type Listener struct {
 // Options are a listener's TLS settings; without TLS, none applies.
 type Options struct {
 	TLS *tls.Config
-	// HandshakeTimeout bounds a TLS handshake.
+	// HandshakeTimeout bounds a TLS handshake, so a silent client cannot hold a goroutine.
 	HandshakeTimeout time.Duration
 	// ServeH2 serves the connections that negotiated "h2", each on its own goroutine.
 	ServeH2 func(*tls.Conn)
@@ -94,8 +89,7 @@ type Options struct {
 
 // New wraps ln; with o.TLS set, its connections are TLS.
 func New(ln net.Listener, o Options) *Listener {
-	l := &Listener{ln: ln, tls: o.TLS, serveH2: o.ServeH2, handshakeTimeout: o.HandshakeTimeout,
-		onHandshake: o.OnHandshake, onHandshakeError: o.OnHandshakeError,
+	l := &Listener{ln: ln, o: o,
 		conns: make(chan net.Conn), done: make(chan struct{}), h2conns: map[*tls.Conn]struct{}{}}
 	if o.TLS != nil {
 		go l.acceptTLS()
@@ -105,7 +99,7 @@ func New(ln net.Listener, o Options) *Listener {
 
 // Accept implements net.Listener.
 func (l *Listener) Accept() (net.Conn, error) {
-	if l.tls == nil {
+	if l.o.TLS == nil {
 		c, err := l.ln.Accept()
 		if err != nil {
 			return nil, err
@@ -143,13 +137,13 @@ func (l *Listener) acceptTLS() {
 }
 
 func (l *Listener) handshake(raw net.Conn) {
-	tc := tls.Server(raw, l.tls)
-	ctx, cancel := context.WithTimeout(context.Background(), l.handshakeTimeout)
+	tc := tls.Server(raw, l.o.TLS)
+	ctx, cancel := context.WithTimeout(context.Background(), l.o.HandshakeTimeout)
 	err := tc.HandshakeContext(ctx)
 	cancel()
 	if err != nil {
-		if l.onHandshakeError != nil {
-			l.onHandshakeError(err, raw.RemoteAddr())
+		if l.o.OnHandshakeError != nil {
+			l.o.OnHandshakeError(err, raw.RemoteAddr())
 		}
 		raw.Close()
 		return
@@ -160,16 +154,16 @@ func (l *Listener) handshake(raw net.Conn) {
 		tc.Close()
 		return
 	}
-	if l.onHandshake != nil {
-		l.onHandshake(&st, raw.RemoteAddr())
+	if l.o.OnHandshake != nil {
+		l.o.OnHandshake(&st, raw.RemoteAddr())
 	}
-	if st.NegotiatedProtocol == "h2" && l.serveH2 != nil {
+	if st.NegotiatedProtocol == "h2" && l.o.ServeH2 != nil {
 		if !l.trackH2(tc) {
 			tc.Close()
 			return
 		}
 		defer l.untrackH2(tc)
-		l.serveH2(tc)
+		l.o.ServeH2(tc)
 		return
 	}
 	select {
