@@ -104,20 +104,19 @@ func (s *fileStore) reloadChanged() {
 func (s *fileStore) get(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 	s.reloadChanged()
 	var first *tls.Certificate
-	for _, f := range s.files {
-		c := f.cert.Load()
+	suits := func(c *tls.Certificate) bool {
 		if first == nil {
 			first = c
 		}
-		if hello.SupportsCertificate(c) == nil {
+		return hello.SupportsCertificate(c) == nil
+	}
+	for _, f := range s.files {
+		if c := f.cert.Load(); suits(c) {
 			return c, nil
 		}
 	}
 	for _, c := range s.fixed {
-		if first == nil {
-			first = c
-		}
-		if hello.SupportsCertificate(c) == nil {
+		if suits(c) {
 			return c, nil
 		}
 	}

@@ -72,13 +72,9 @@ func (p *rfc2136) update(ctx context.Context, zone string, recs []libdns.Record,
 	zone = dns.Fqdn(zone)
 	var rrs []dns.RR
 	for _, r := range recs {
-		rr := r.RR()
-		if rr.Type != "TXT" {
-			return fmt.Errorf("rfc2136: only TXT records are set, not %s", rr.Type)
-		}
-		name := zone
-		if rr.Name != "@" && rr.Name != "" {
-			name = rr.Name + "." + zone
+		rr, name, err := challengeTXT(zone, r)
+		if err != nil {
+			return fmt.Errorf("rfc2136: %w", err)
 		}
 		ttl := uint32(max(rr.TTL/time.Second, 1))
 		rrs = append(rrs, &dns.TXT{Hdr: dns.RR_Header{Name: name, Rrtype: dns.TypeTXT, Class: dns.ClassINET, Ttl: ttl}, Txt: splitTXT(rr.Data)})
@@ -100,6 +96,20 @@ func (p *rfc2136) update(ctx context.Context, zone string, recs []libdns.Record,
 		return fmt.Errorf("rfc2136 update of %s at %s: %s", zone, p.server, dns.RcodeToString[resp.Rcode])
 	}
 	return nil
+}
+
+// challengeTXT checks that a record certmagic asks for is a TXT record
+// and returns it with its fully qualified name in zone.
+func challengeTXT(zone string, r libdns.Record) (libdns.RR, string, error) {
+	rr := r.RR()
+	if rr.Type != "TXT" {
+		return rr, "", fmt.Errorf("only TXT records are set, not %s", rr.Type)
+	}
+	name := dns.Fqdn(zone)
+	if rr.Name != "@" && rr.Name != "" {
+		name = rr.Name + "." + name
+	}
+	return rr, name, nil
 }
 
 // splitTXT cuts a TXT value into the 255-byte strings DNS carries.

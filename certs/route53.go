@@ -73,13 +73,9 @@ func (p *route53Provider) change(ctx context.Context, zone string, recs []libdns
 		return err
 	}
 	for _, r := range recs {
-		rr := r.RR()
-		if rr.Type != "TXT" {
-			return fmt.Errorf("route53: only TXT records are set, not %s", rr.Type)
-		}
-		name := dns.Fqdn(zone)
-		if rr.Name != "@" && rr.Name != "" {
-			name = rr.Name + "." + name
+		rr, name, err := challengeTXT(zone, r)
+		if err != nil {
+			return fmt.Errorf("route53: %w", err)
 		}
 		values, ttl, err := p.txt(ctx, zoneID, name)
 		if err != nil {
