@@ -9,7 +9,6 @@ import (
 	"log"
 	"net"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
@@ -138,10 +137,10 @@ func New(c *config.Config, o Options) (*Gateway, error) {
 				},
 				OnACMEEvent: func(event string, data map[string]any) {
 					ev := flog.Info()
-					if strings.HasSuffix(event, "_failed") {
-						ev = flog.Error()
+					if err, ok := data["error"].(error); ok {
+						ev = flog.Error().Err(err)
 					}
-					ev.Str("event", event).Any("identifier", data["identifier"]).Interface("error", fmt.Sprint(data["error"])).Msg("acme")
+					ev.Str("event", event).Any("identifier", data["identifier"]).Msg("acme")
 				},
 			})
 			if err != nil {

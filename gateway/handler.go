@@ -223,13 +223,8 @@ func httpsURL(r *http.Request, port string) string {
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		host = h
 	}
-	if strings.Contains(host, ":") {
-		host = "[" + host + "]" // IPv6
-	}
-	if port != "443" {
-		host = net.JoinHostPort(strings.Trim(host, "[]"), port)
-	}
-	return "https://" + host + r.URL.RequestURI()
+	// JoinHostPort brackets IPv6 addresses.
+	return "https://" + strings.TrimSuffix(net.JoinHostPort(strings.Trim(host, "[]"), port), ":443") + r.URL.RequestURI()
 }
 
 func setVerdict(e *accesslog.Entry, v *waf.Verdict) {
