@@ -47,7 +47,7 @@ func (b *byLoad) Pick(cands []*Server, _ Request) *Server {
 	for i := range cands {
 		s := cands[(start+i)%len(cands)]
 		// Per weight: a weight-2 server takes twice the load of a weight-1 one.
-		if l := float64(s.Inflight()+1) * b.cost(s) / float64(s.Weight); l < bestLoad {
+		if l := float64(s.Inflight()+1) * b.cost(s) / float64(s.weight()); l < bestLoad {
 			best, bestLoad = s, l
 		}
 	}
@@ -72,7 +72,8 @@ func (sourceHash) Pick(cands []*Server, r Request) *Server {
 		h.Write([]byte(s.Address))
 		// A uniform number in (0, 1) from the hash, mixed (FNV's bits are
 		// not uniform on their own), then -w/ln(u): the largest wins, and a
-		// server wins in proportion to its weight.
+		// server wins in proportion to its weight. The configured weight,
+		// not the slow start's: a client's server must not move as it ramps.
 		u := (float64(mix64(h.Sum64())>>11) + 0.5) / (1 << 53)
 		if score := -float64(s.Weight) / math.Log(u); score > bestScore {
 			best, bestScore = s, score
@@ -102,20 +103,23 @@ func (randomTwo) Pick(cands []*Server, _ Request) *Server {
 	for b == a {
 		b = weightedDraw(cands)
 	}
-	if float64(b.Inflight()+1)/float64(b.Weight) < float64(a.Inflight()+1)/float64(a.Weight) {
+	if float64(b.Inflight()+1)/float64(b.weight()) < float64(a.Inflight()+1)/float64(a.weight()) {
 		return b
 	}
 	return a
 }
 
 func weightedDraw(cands []*Server) *Server {
+	var w [16]int
+	weights := w[:0]
 	total := 0
 	for _, s := range cands {
-		total += s.Weight
+		weights = append(weights, s.weight())
+		total += weights[len(weights)-1]
 	}
 	n := rand.IntN(total)
-	for _, s := range cands {
-		if n -= s.Weight; n < 0 {
+	for i, s := range cands {
+		if n -= weights[i]; n < 0 {
 			return s
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"time"
 )
 
 // Config describes one backend: a named pool of servers and how to choose among them.
@@ -16,6 +17,17 @@ type Config struct {
 	HealthCheck *HealthConfig `yaml:"health_check"`
 	// Cookie, when set, keeps a client on one server with an inserted cookie.
 	Cookie *CookieConfig `yaml:"cookie"`
+	// PassiveCheck, when set, rests servers that fail real requests.
+	PassiveCheck *PassiveConfig `yaml:"passive_check"`
+	// SlowStart is how long a server's weight takes to ramp up to its own
+	// after it comes back (health or admin state), so a cold server is not
+	// flooded; 0: at once.
+	SlowStart time.Duration `yaml:"slow_start"`
+	// QueueSize bounds the requests that wait when every server is at its
+	// maxconn (default 1024); QueueTimeout bounds the wait (default 5s):
+	// past either, 503.
+	QueueSize    int           `yaml:"queue_size"`
+	QueueTimeout time.Duration `yaml:"queue_timeout"`
 }
 
 // ServerConfig is one server of a backend.
@@ -30,6 +42,11 @@ type ServerConfig struct {
 	// Cookie is the server's persistence cookie value (default its name;
 	// ignored with a dynamic cookie key).
 	Cookie string `yaml:"cookie"`
+	// MaxConn bounds the requests in flight on the server (0: no bound);
+	// more wait in the backend's queue.
+	MaxConn int `yaml:"maxconn"`
+	// State is the administrative state at start: ready (default), drain or maint.
+	State string `yaml:"state"`
 }
 
 // MaxWeight is the largest accepted server weight (HAProxy's limit).
@@ -43,6 +60,15 @@ func (c *Config) SetDefaults() {
 	if c.HealthCheck != nil {
 		c.HealthCheck.SetDefaults()
 	}
+	if c.PassiveCheck != nil {
+		c.PassiveCheck.setDefaults()
+	}
+	if c.QueueSize == 0 {
+		c.QueueSize = 1024
+	}
+	if c.QueueTimeout == 0 {
+		c.QueueTimeout = 5 * time.Second
+	}
 	for i := range c.Servers {
 		s := &c.Servers[i]
 		if s.Name == "" {
@@ -51,6 +77,9 @@ func (c *Config) SetDefaults() {
 		if s.Weight == nil {
 			w := 1
 			s.Weight = &w
+		}
+		if s.State == "" {
+			s.State = "ready"
 		}
 	}
 }
@@ -80,6 +109,14 @@ func (c *Config) Validate() error {
 	if c.Cookie != nil {
 		errs = append(errs, c.Cookie.validate()...)
 	}
+	if c.PassiveCheck != nil {
+		if err := c.PassiveCheck.validate(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if c.SlowStart < 0 || c.QueueSize < 0 || c.QueueTimeout < 0 {
+		errs = append(errs, errors.New("slow_start, queue_size and queue_timeout must not be negative"))
+	}
 	names := map[string]bool{}
 	for i, s := range c.Servers {
 		key := fmt.Sprintf("servers[%d]", i)
@@ -92,6 +129,12 @@ func (c *Config) Validate() error {
 		}
 		if s.Weight != nil && (*s.Weight < 0 || *s.Weight > MaxWeight) {
 			errs = append(errs, fmt.Errorf("%s.weight: %d is outside 0..%d", key, *s.Weight, MaxWeight))
+		}
+		if s.MaxConn < 0 {
+			errs = append(errs, fmt.Errorf("%s.maxconn: %d is negative", key, s.MaxConn))
+		}
+		if _, err := ParseState(s.State); s.State != "" && err != nil {
+			errs = append(errs, fmt.Errorf("%s.state: %w", key, err))
 		}
 	}
 	return errors.Join(errs...)

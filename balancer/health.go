@@ -135,7 +135,6 @@ type checker struct {
 	pool   *Pool
 	cfg    HealthConfig
 	client *http.Client
-	notify func(HealthEvent)
 }
 
 // PrepareHealthChecks makes sure the checks can run: a tcp_half_open check
@@ -158,12 +157,12 @@ func (p *Pool) PrepareHealthChecks() (string, error) {
 
 // RunHealthChecks checks every server of the pool until ctx ends, taking
 // servers down after Fall failures and up after Rise successes, and feeds
-// check times into least_response_time. notify hears every change.
-func (p *Pool) RunHealthChecks(ctx context.Context, notify func(HealthEvent)) {
+// check times into least_response_time. OnEvent's function hears every change.
+func (p *Pool) RunHealthChecks(ctx context.Context) {
 	if p.health == nil {
 		return
 	}
-	c := &checker{pool: p, cfg: *p.health, notify: notify, client: &http.Client{
+	c := &checker{pool: p, cfg: *p.health, client: &http.Client{
 		Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil},
 		// A redirect is an answer, not something to follow.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
@@ -175,6 +174,7 @@ func (p *Pool) RunHealthChecks(ctx context.Context, notify func(HealthEvent)) {
 
 func (c *checker) run(ctx context.Context, s *Server) {
 	streak := 0 // successes (>0) or failures (<0) in a row
+	down := s.down.Load()
 	for {
 		wait := c.cfg.Interval
 		if s.down.Load() {
@@ -190,17 +190,22 @@ func (c *checker) run(ctx context.Context, s *Server) {
 		if ctx.Err() != nil {
 			return
 		}
+		if d := s.down.Load(); d != down {
+			streak, down = 0, d // a passive check took it down: Rise good checks from here
+		}
 		if err == nil {
 			s.ObserveLatency(time.Since(start))
 			streak = max(streak, 0) + 1
-			if s.down.Load() && streak >= c.cfg.Rise {
+			if down && streak >= c.cfg.Rise {
 				s.SetDown(false)
+				down = false
 				c.report(s, true, "check passed")
 			}
 		} else {
 			streak = min(streak, 0) - 1
-			if !s.down.Load() && -streak >= c.cfg.Fall {
+			if !down && -streak >= c.cfg.Fall {
 				s.SetDown(true)
+				down = true
 				c.report(s, false, err.Error())
 			}
 		}
@@ -208,9 +213,7 @@ func (c *checker) run(ctx context.Context, s *Server) {
 }
 
 func (c *checker) report(s *Server, up bool, reason string) {
-	if c.notify != nil {
-		c.notify(HealthEvent{Backend: c.pool.Name, Server: s.Name, Up: up, Reason: reason})
-	}
+	c.pool.emit(HealthEvent{Server: s.Name, Up: up, Reason: reason})
 }
 
 func (c *checker) check(ctx context.Context, s *Server) error {

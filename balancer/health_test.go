@@ -26,7 +26,8 @@ func healthPool(t *testing.T, addr string, hc HealthConfig) (*Pool, func() []Hea
 	var events []HealthEvent
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	p.RunHealthChecks(ctx, func(e HealthEvent) { mu.Lock(); events = append(events, e); mu.Unlock() })
+	p.OnEvent(func(e HealthEvent) { mu.Lock(); events = append(events, e); mu.Unlock() })
+	p.RunHealthChecks(ctx)
 	return p, func() []HealthEvent { mu.Lock(); defer mu.Unlock(); return append([]HealthEvent(nil), events...) }
 }
 

@@ -1,8 +1,11 @@
 package balancer
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"math"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,14 +19,25 @@ type Server struct {
 	Weight  int
 	// Backup servers take requests only when no primary server is usable.
 	Backup bool
+	// MaxConn bounds the requests in flight on the server (0: no bound);
+	// more wait in the backend's queue.
+	MaxConn int64
 
+	pool     *Pool
 	index    int    // in the pool, for per-server policy state
 	cookie   string // persistence cookie value
 	inflight atomic.Int64
 	state    atomic.Int32 // State
-	down     atomic.Bool  // set by health checks
-	latency  atomic.Uint64
-	bw       bandwidth
+	down     atomic.Bool  // set by health checks and passive checks
+	// rampFrom is when the server last came back (unix ns) while its slow
+	// start lasts, else 0.
+	rampFrom atomic.Int64
+	// Passive checks: failures in a row, and the end of a cool-down.
+	netFails     atomic.Int32 // connect failures and timeouts
+	serverErrs   atomic.Int32 // 5xx responses
+	ejectedUntil atomic.Int64 // unix ns; 0 when not ejected
+	latency      atomic.Uint64
+	bw           bandwidth
 }
 
 // State is a server's administrative state.
@@ -36,25 +50,125 @@ const (
 	Maint              // out entirely
 )
 
-// SetState sets the server's administrative state.
-func (s *Server) SetState(st State) { s.state.Store(int32(st)) }
+var stateNames = [...]string{Ready: "ready", Drain: "drain", Maint: "maint"}
 
-// SetDown records a health verdict: a down server takes no requests.
-func (s *Server) SetDown(down bool) { s.down.Store(down) }
+// String is the state's name in config and in the admin API.
+func (st State) String() string {
+	if int(st) < len(stateNames) {
+		return stateNames[st]
+	}
+	return "State(" + strconv.Itoa(int(st)) + ")"
+}
+
+// ParseState reads "ready", "drain" or "maint".
+func ParseState(name string) (State, error) {
+	for st, n := range stateNames {
+		if n == name {
+			return State(st), nil
+		}
+	}
+	return 0, fmt.Errorf("%q is not ready, drain or maint", name)
+}
+
+// State is the server's administrative state.
+func (s *Server) State() State { return State(s.state.Load()) }
+
+// SetState sets the server's administrative state; back to ready, the
+// server's weight ramps up over the pool's slow start.
+func (s *Server) SetState(st State) {
+	if old := State(s.state.Swap(int32(st))); old != Ready && st == Ready {
+		s.startRamp()
+	}
+}
+
+// SetDown records a health verdict: a down server takes no requests; back
+// up, its weight ramps up over the pool's slow start.
+func (s *Server) SetDown(down bool) {
+	if s.down.Swap(down) && !down {
+		s.startRamp()
+	}
+}
+
+// Down tells whether health checks (active or passive) hold the server out.
+func (s *Server) Down() bool { return s.down.Load() || s.ejected() }
+
+func (s *Server) startRamp() {
+	if s.pool != nil && s.pool.slowStart > 0 {
+		s.rampFrom.Store(time.Now().UnixNano())
+	}
+}
+
+// ejected tells whether a passive check's cool-down holds the server out.
+func (s *Server) ejected() bool {
+	until := s.ejectedUntil.Load()
+	return until != 0 && time.Now().UnixNano() < until
+}
 
 // usable tells whether the server may take a new request.
 func (s *Server) usable() bool {
-	return s.Weight > 0 && State(s.state.Load()) == Ready && !s.down.Load()
+	return s.Weight > 0 && State(s.state.Load()) == Ready && !s.down.Load() && !s.ejected()
+}
+
+// keepsSessions tells whether the server may take a request that
+// persistence sends it: a draining server keeps the sessions it has, and
+// weight 0 only refuses new ones.
+func (s *Server) keepsSessions() bool {
+	return State(s.state.Load()) != Maint && !s.down.Load() && !s.ejected()
+}
+
+// weight is the server's weight now: during a slow start it grows from 1
+// to Weight in proportion to the time since the server came back.
+func (s *Server) weight() int {
+	from := s.rampFrom.Load()
+	if from == 0 {
+		return s.Weight
+	}
+	elapsed := time.Now().UnixNano() - from
+	ramp := int64(s.pool.slowStart)
+	if elapsed >= ramp {
+		s.rampFrom.CompareAndSwap(from, 0)
+		return s.Weight
+	}
+	return max(1, int((int64(s.Weight)*elapsed+ramp-1)/ramp))
 }
 
 // Inflight reports the number of requests the server is handling now.
 func (s *Server) Inflight() int64 { return s.inflight.Load() }
 
-// Acquire counts a request as started on the server; call the returned func when it ends.
+// Acquire counts a request as started on the server, whatever its
+// MaxConn; call the returned func when it ends. Take is the way that
+// respects MaxConn and the queue.
 func (s *Server) Acquire() (release func()) {
 	s.inflight.Add(1)
-	return func() { s.inflight.Add(-1) }
+	return s.release
 }
+
+// tryAcquire counts a request on the server if it is below its MaxConn.
+func (s *Server) tryAcquire() bool {
+	if s.MaxConn <= 0 {
+		s.inflight.Add(1)
+		return true
+	}
+	for {
+		n := s.inflight.Load()
+		if n >= s.MaxConn {
+			return false
+		}
+		if s.inflight.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
+func (s *Server) release() {
+	s.inflight.Add(-1)
+	if s.pool != nil && s.pool.queue.waiting.Load() > 0 {
+		s.pool.queue.wakeOne()
+	}
+}
+
+// full tells whether the server is at its MaxConn.
+func (s *Server) full() bool { return s.MaxConn > 0 && s.inflight.Load() >= s.MaxConn }
 
 // latencyAlpha weighs the newest observation in the response time's
 // moving average.
@@ -122,6 +236,9 @@ type Request struct {
 	ClientIP string
 	// Tried are the servers already tried for this request: never again.
 	Tried []*Server
+	// Sticky is the server persistence names, if any: Take uses it while
+	// it keeps sessions, whatever the policy would choose.
+	Sticky *Server
 }
 
 // Policy chooses one server among candidates: usable servers not yet tried,
@@ -132,11 +249,16 @@ type Policy interface {
 
 // Pool is a backend: its servers and the policy that chooses among them.
 type Pool struct {
-	Name    string
-	servers []*Server
-	policy  Policy
-	health  *HealthConfig // nil: no active checks
-	cookie  *CookieConfig // nil: no cookie persistence
+	Name      string
+	servers   []*Server
+	byName    map[string]*Server
+	policy    Policy
+	health    *HealthConfig  // nil: no active checks
+	passive   *PassiveConfig // nil: no passive checks
+	cookie    *cookieCodec   // nil: no cookie persistence
+	slowStart time.Duration
+	queue     queue
+	notify    atomic.Pointer[func(HealthEvent)]
 }
 
 // New builds a pool from a validated config.
@@ -145,20 +267,26 @@ func New(c Config) (*Pool, error) {
 	if err := c.Validate(); err != nil {
 		return nil, fmt.Errorf("backend %q: %w", c.Name, err)
 	}
-	p := &Pool{Name: c.Name, health: c.HealthCheck}
+	p := &Pool{Name: c.Name, health: c.HealthCheck, passive: c.PassiveCheck, slowStart: c.SlowStart, byName: map[string]*Server{}}
+	p.queue.size, p.queue.timeout = c.QueueSize, c.QueueTimeout
 	for i, sc := range c.Servers {
-		p.servers = append(p.servers, &Server{Name: sc.Name, Address: sc.Address, Weight: *sc.Weight, Backup: sc.Backup, index: i})
+		s := &Server{Name: sc.Name, Address: sc.Address, Weight: *sc.Weight, Backup: sc.Backup, MaxConn: int64(sc.MaxConn), index: i, pool: p}
+		st, _ := ParseState(sc.State) // validated
+		s.state.Store(int32(st))
+		p.servers = append(p.servers, s)
+		p.byName[s.Name] = s
 	}
 	p.policy = newPolicy(c.Balance, len(p.servers))
 	if c.Cookie != nil {
-		p.cookie = c.Cookie
 		configured := make([]string, len(c.Servers))
 		for i, sc := range c.Servers {
 			configured[i] = sc.Cookie
 		}
-		if err := p.cookieValues(c.Cookie, configured); err != nil {
+		codec, err := p.cookieValues(c.Cookie, configured)
+		if err != nil {
 			return nil, fmt.Errorf("backend %q: %w", c.Name, err)
 		}
+		p.cookie = codec
 	}
 	return p, nil
 }
@@ -166,22 +294,192 @@ func New(c Config) (*Pool, error) {
 // Servers returns the pool's servers in configuration order.
 func (p *Pool) Servers() []*Server { return p.servers }
 
-// Pick chooses a server for a request, or nil when none is usable.
+// Server returns the server called name, or nil: the admin API's way in.
+func (p *Pool) Server(name string) *Server { return p.byName[name] }
+
+// OnEvent sets the function that hears every change of a server's health,
+// from active and passive checks alike.
+func (p *Pool) OnEvent(notify func(HealthEvent)) { p.notify.Store(&notify) }
+
+func (p *Pool) emit(e HealthEvent) {
+	if f := p.notify.Load(); f != nil && *f != nil {
+		e.Backend = p.Name
+		(*f)(e)
+	}
+}
+
+// Pick chooses a server for a request, or nil when none is usable. It
+// counts nothing: Take is what the request path uses.
 func (p *Pool) Pick(r Request) *Server {
+	s, _ := p.pick(r, false)
+	return s
+}
+
+// pick runs the policy over the usable servers not yet tried (primaries,
+// else backups); with room, only over those below their MaxConn. full
+// reports that usable servers were left out for being full.
+func (p *Pool) pick(r Request, room bool) (s *Server, full bool) {
 	var buf [16]*Server
 	cands := buf[:0]
 	for _, backup := range []bool{false, true} {
 		for _, s := range p.servers {
-			if s.Backup == backup && s.usable() && !tried(r.Tried, s) {
-				cands = append(cands, s)
+			if s.Backup != backup || !s.usable() || tried(r.Tried, s) {
+				continue
 			}
+			if room && s.full() {
+				full = true
+				continue
+			}
+			cands = append(cands, s)
 		}
 		if len(cands) > 0 {
-			return p.policy.Pick(cands, r)
+			return p.policy.Pick(cands, r), full
+		}
+		if full {
+			// Primaries are busy, not gone: backups are for when none is usable.
+			return nil, true
 		}
 	}
-	return nil
+	return nil, false
 }
+
+// Errors from Take, each answered with 503.
+var (
+	ErrNoServer     = errors.New("no server available")
+	ErrQueueFull    = errors.New("every server is at its maxconn and the queue is full")
+	ErrQueueTimeout = errors.New("every server stayed at its maxconn for the queue timeout")
+)
+
+// Take chooses a server for r and counts the request on it; call release
+// when the request ends. Persistence (r.Sticky) comes first, then the
+// policy. When the servers it could use are all at their MaxConn, the
+// request waits in the backend's queue, in order of arrival, up to the
+// queue timeout, as HAProxy's does.
+func (p *Pool) Take(ctx context.Context, r Request) (s *Server, release func(), err error) {
+	var timer *time.Timer
+	woken := false
+	for {
+		// Arrivals queue behind those already waiting, so the wait is in order.
+		if woken || p.queue.waiting.Load() == 0 {
+			s, full := p.take(r)
+			if s != nil {
+				return s, s.release, nil
+			}
+			if !full {
+				return nil, nil, ErrNoServer
+			}
+		}
+		if timer == nil {
+			timer = time.NewTimer(p.queue.timeout)
+			defer timer.Stop()
+		}
+		w, ok := p.queue.join(woken)
+		if !ok {
+			return nil, nil, ErrQueueFull
+		}
+		// A release between take and join found no one to wake: look again.
+		if s, full := p.take(r); s != nil || !full {
+			p.queue.leave(w)
+			if s == nil {
+				return nil, nil, ErrNoServer
+			}
+			return s, s.release, nil
+		}
+		select {
+		case <-w:
+			woken = true
+		case <-timer.C:
+			p.queue.leave(w)
+			return nil, nil, ErrQueueTimeout
+		case <-ctx.Done():
+			p.queue.leave(w)
+			return nil, nil, ctx.Err()
+		}
+	}
+}
+
+// take tries once: the sticky server if it keeps sessions, else the policy's pick.
+func (p *Pool) take(r Request) (*Server, bool) {
+	if st := r.Sticky; st != nil && st.keepsSessions() && !tried(r.Tried, st) {
+		if st.tryAcquire() {
+			return st, false
+		}
+		return nil, true // wait for the session's server, as HAProxy's server queue does
+	}
+	for range 4 {
+		s, full := p.pick(r, true)
+		if s == nil {
+			return nil, full
+		}
+		if s.tryAcquire() {
+			return s, false
+		}
+		// Another request took the last slot between pick and acquire.
+	}
+	return nil, true
+}
+
+// queue holds the requests that wait for a server below its MaxConn.
+type queue struct {
+	size    int
+	timeout time.Duration
+	waiting atomic.Int32 // len(waiters), read on every release without the lock
+	mu      sync.Mutex
+	waiters []chan struct{}
+}
+
+// join adds a waiter, at the back (or the front for one woken that lost
+// the race for the slot); false when the queue is full.
+func (q *queue) join(front bool) (chan struct{}, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.waiters) >= q.size {
+		return nil, false
+	}
+	w := make(chan struct{}, 1)
+	if front {
+		q.waiters = append([]chan struct{}{w}, q.waiters...)
+	} else {
+		q.waiters = append(q.waiters, w)
+	}
+	q.waiting.Store(int32(len(q.waiters)))
+	return w, true
+}
+
+// leave removes a waiter that gave up; one already woken passes its turn on.
+func (q *queue) leave(w chan struct{}) {
+	q.mu.Lock()
+	for i, x := range q.waiters {
+		if x == w {
+			q.waiters = append(q.waiters[:i], q.waiters[i+1:]...)
+			q.waiting.Store(int32(len(q.waiters)))
+			q.mu.Unlock()
+			return
+		}
+	}
+	q.mu.Unlock()
+	select {
+	case <-w:
+		q.wakeOne()
+	default:
+	}
+}
+
+// wakeOne tells the first waiter that a slot may be free.
+func (q *queue) wakeOne() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.waiters) == 0 {
+		return
+	}
+	w := q.waiters[0]
+	q.waiters = q.waiters[1:]
+	q.waiting.Store(int32(len(q.waiters)))
+	w <- struct{}{}
+}
+
+// QueueLen is the number of requests waiting for a server.
+func (p *Pool) QueueLen() int { return int(p.queue.waiting.Load()) }
 
 func tried(list []*Server, s *Server) bool {
 	for _, t := range list {

@@ -20,8 +20,9 @@ func (rr *RoundRobin) Pick(cands []*Server, _ Request) *Server {
 	var best *Server
 	total := 0
 	for _, s := range cands {
-		rr.current[s.index] += s.Weight
-		total += s.Weight
+		w := s.weight()
+		rr.current[s.index] += w
+		total += w
 		if best == nil || rr.current[s.index] > rr.current[best.index] {
 			best = s
 		}

@@ -33,6 +33,27 @@ type Options struct {
 	Log zerolog.Logger
 	// Access receives access log lines; nil disables them.
 	Access io.Writer
+	// OnHealthEvent, when set, hears every change of a server's health
+	// (active and passive checks) after it is logged: webhooks' way in.
+	OnHealthEvent func(balancer.HealthEvent)
+}
+
+// SetServerState sets a server's administrative state (ready, drain,
+// maint): the admin API's way in.
+func (g *Gateway) SetServerState(backend, server string, st balancer.State) error {
+	for _, p := range g.pools {
+		if p.Name != backend {
+			continue
+		}
+		s := p.Server(server)
+		if s == nil {
+			return fmt.Errorf("backend %q has no server %q", backend, server)
+		}
+		s.SetState(st)
+		g.log.Info().Str("backend", backend).Str("server", server).Stringer("state", st).Msg("server state set")
+		return nil
+	}
+	return fmt.Errorf("no backend %q", backend)
 }
 
 // Gateway is a running configuration: frontends, WAF engines and backends.
@@ -112,11 +133,24 @@ func New(c *config.Config, o Options) (*Gateway, error) {
 		if note != "" {
 			o.Log.Warn().Str("backend", bc.Name).Msg(note)
 		}
+		pool.OnEvent(func(e balancer.HealthEvent) {
+			ev := o.Log.Warn()
+			if e.Up {
+				ev = o.Log.Info()
+			}
+			ev.Str("backend", e.Backend).Str("server", e.Server).Bool("up", e.Up).Str("reason", e.Reason).Msg("server health changed")
+			if o.OnHealthEvent != nil {
+				o.OnHealthEvent(e)
+			}
+		})
 		g.pools = append(g.pools, pool)
+		retryOn, _ := forward.ParseRetryOn(bc.RetryOn) // validated
 		b := forward.New(pool, forward.Options{
 			ConnectTimeout:        bc.ConnectTimeout,
 			ResponseHeaderTimeout: bc.ResponseHeaderTimeout,
 			MaxIdleConnsPerServer: bc.MaxIdleConnsPerServer,
+			Retries:               *bc.Retries,
+			RetryOn:               retryOn,
 			ErrorLog:              proxyLog,
 		})
 		backends[bc.Name] = b
@@ -340,13 +374,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 		defer g.admin.srv.Close()
 	}
 	for _, p := range g.pools {
-		p.RunHealthChecks(idleCtx, func(e balancer.HealthEvent) {
-			ev := g.log.Warn()
-			if e.Up {
-				ev = g.log.Info()
-			}
-			ev.Str("backend", e.Backend).Str("server", e.Server).Bool("up", e.Up).Str("reason", e.Reason).Msg("server health changed")
-		})
+		p.RunHealthChecks(idleCtx)
 	}
 	for _, f := range g.frontends {
 		if f.acme != nil {

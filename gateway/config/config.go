@@ -112,6 +112,14 @@ type Backend struct {
 	ResponseHeaderTimeout time.Duration `yaml:"response_header_timeout"`
 	// MaxIdleConnsPerServer is the keep-alive pool size per server.
 	MaxIdleConnsPerServer int `yaml:"max_idle_conns_per_server"`
+	// Retries is how many other servers a request may try after the first
+	// (HAProxy's retries, default 3): always on a failed connect, and for
+	// what RetryOn names.
+	Retries *int `yaml:"retries"`
+	// RetryOn lists HAProxy retry-on keywords that also retry idempotent
+	// requests whose body can be sent again: empty-response,
+	// response-timeout, 404, 408, 425, 500-504. Default: conn-failure only.
+	RetryOn []string `yaml:"retry_on"`
 }
 
 // WAF holds the WAF policies that routes refer to by name.
@@ -154,6 +162,7 @@ const (
 	DefaultConnectTimeout        = 5 * time.Second  // HAProxy timeout connect
 	DefaultResponseHeaderTimeout = 60 * time.Second // HAProxy timeout server
 	DefaultMaxIdleConnsPerServer = 128
+	DefaultRetries               = 3
 	DefaultShutdownTimeout       = 30 * time.Second
 )
 
@@ -203,6 +212,10 @@ func (c *Config) SetDefaults() {
 		setDuration(&b.ResponseHeaderTimeout, DefaultResponseHeaderTimeout)
 		if b.MaxIdleConnsPerServer == 0 {
 			b.MaxIdleConnsPerServer = DefaultMaxIdleConnsPerServer
+		}
+		if b.Retries == nil {
+			n := DefaultRetries
+			b.Retries = &n
 		}
 	}
 	hasDefault := false

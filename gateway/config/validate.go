@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/sekisho/sekisho/gateway/forward"
 )
 
 // Validate reports every problem in a config whose defaults are set, each
@@ -51,6 +53,14 @@ func (c *Config) Validate() error {
 		}
 		if b.MaxIdleConnsPerServer < 0 {
 			fail("%s.max_idle_conns_per_server: must not be negative", key)
+		}
+		if b.Retries != nil && *b.Retries < 0 {
+			fail("%s.retries: must not be negative", key)
+		}
+		for j, w := range b.RetryOn {
+			if _, err := forward.ParseRetryOn([]string{w}); err != nil {
+				fail("%s.retry_on[%d]: %v", key, j, err)
+			}
 		}
 	}
 	if len(c.Frontends) == 0 {

@@ -1,8 +1,9 @@
 // Package forward sends inspected requests to a backend's servers: one
 // httputil.ReverseProxy per backend (Rewrite, never Director), keep-alive
-// pools per server, X-Forwarded-* set by the gateway, and a retry on the
-// next server when a connection could not be made and no byte of the
-// request was sent.
+// pools per server, X-Forwarded-* set by the gateway, retries on other
+// servers (a failed connect always; what else, for idempotent requests
+// whose body can be sent again, as configured), and each outcome reported
+// to the balancer's passive checks.
 package forward
 
 import (
@@ -15,6 +16,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -28,6 +30,12 @@ type Options struct {
 	ConnectTimeout        time.Duration
 	ResponseHeaderTimeout time.Duration
 	MaxIdleConnsPerServer int
+	// Retries is how many other servers a request may try after the first
+	// (HAProxy's retries).
+	Retries int
+	// RetryOn says what, beyond a failed connect, retries an idempotent
+	// request whose body can be sent again; see ParseRetryOn.
+	RetryOn RetryOn
 	// ErrorLog receives the reverse proxy's own rare complaints.
 	ErrorLog *log.Logger
 }
@@ -49,9 +57,8 @@ type Exchange struct {
 	Attempts int
 	Err      error
 
-	body        []byte           // the request body when it was read whole (bufferedBodyMax)
-	sticky      *balancer.Server // the server the persistence cookie names, if usable
-	stickyValue string           // the persistence cookie's value as the client sent it
+	body    []byte           // the request body when it was read whole (bufferedBodyMax)
+	session balancer.Session // what the persistence cookie says
 	// connectNs and responseNs are atomics: a connection may finish dialing
 	// on the transport's goroutine after the request gave up on it.
 	connectNs  atomic.Int64
@@ -89,18 +96,49 @@ func (e *StatusError) Error() string { return e.Err.Error() }
 func (e *StatusError) Unwrap() error { return e.Err }
 
 // ErrNoServer means no server of the backend could take the request.
-var ErrNoServer = errors.New("no server available")
+var ErrNoServer = balancer.ErrNoServer
+
+// RetryOn is the set of conditions that retry an idempotent request.
+type RetryOn struct {
+	EmptyResponse   bool // the connection closed or broke before a response
+	ResponseTimeout bool // no response headers within the timeout
+	Status          map[int]bool
+}
+
+// ParseRetryOn reads HAProxy's retry-on keywords: conn-failure (always
+// on), empty-response, response-timeout, and the statuses 404, 408, 425,
+// 500, 501, 502, 503, 504.
+func ParseRetryOn(words []string) (RetryOn, error) {
+	r := RetryOn{Status: map[int]bool{}}
+	for _, w := range words {
+		switch w {
+		case "conn-failure":
+		case "empty-response":
+			r.EmptyResponse = true
+		case "response-timeout":
+			r.ResponseTimeout = true
+		case "404", "408", "425", "500", "501", "502", "503", "504":
+			n, _ := strconv.Atoi(w)
+			r.Status[n] = true
+		default:
+			return r, fmt.Errorf("%q is not conn-failure, empty-response, response-timeout, or one of the statuses 404 408 425 500-504", w)
+		}
+	}
+	return r, nil
+}
 
 // Backend forwards requests to one balancer pool.
 type Backend struct {
 	pool      *balancer.Pool
 	transport *http.Transport
 	proxy     *httputil.ReverseProxy
+	retries   int
+	retryOn   RetryOn
 }
 
 // New builds the forwarding side of a pool.
 func New(pool *balancer.Pool, o Options) *Backend {
-	b := &Backend{pool: pool}
+	b := &Backend{pool: pool, retries: o.Retries, retryOn: o.RetryOn}
 	dialer := &net.Dialer{Timeout: o.ConnectTimeout, KeepAlive: 30 * time.Second}
 	b.transport = &http.Transport{
 		Proxy: nil, // never an environment proxy: servers are addressed directly
@@ -143,8 +181,7 @@ func (b *Backend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if c := b.pool.Cookie(); c != nil {
 		if ck, err := r.Cookie(c.Name); err == nil {
-			x.stickyValue = ck.Value
-			x.sticky = b.pool.ByCookie(ck.Value)
+			x.session = b.pool.ReadCookie(ck.Value, time.Now())
 		}
 	}
 	if n := r.ContentLength; n > 0 && n <= bufferedBodyMax && r.Body != nil {
@@ -188,9 +225,14 @@ func (b *Backend) rewrite(pr *httputil.ProxyRequest) {
 
 func (b *Backend) modifyResponse(resp *http.Response) error {
 	x := exchangeFrom(resp.Request.Context())
-	if c := b.pool.Cookie(); c != nil && x.Server != nil && x.Server.CookieValue() != x.stickyValue {
-		// The client had no cookie, or one for another server: from now on, this one.
-		resp.Header.Add("Set-Cookie", b.pool.SetCookie(x.Server).String())
+	if c := b.pool.Cookie(); c != nil && x.Server != nil && (x.Server != x.session.Server || !x.session.Fresh) {
+		// The client had no cookie, one for another server, an expired
+		// one or one whose idle date is due: from now on, this one.
+		first := x.session.First
+		if x.Server != x.session.Server {
+			first = time.Time{}
+		}
+		resp.Header.Add("Set-Cookie", b.pool.SetCookie(x.Server, first, time.Now()).String())
 		if c.NoCache {
 			resp.Header.Add("Cache-Control", "private")
 		}
@@ -225,7 +267,7 @@ func errorHandler(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
 	case errors.As(err, &se):
 		status = se.Status
-	case errors.Is(err, ErrNoServer):
+	case errors.Is(err, ErrNoServer), errors.Is(err, balancer.ErrQueueFull), errors.Is(err, balancer.ErrQueueTimeout):
 		status = http.StatusServiceUnavailable
 	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
 		status = 499 // the client went away (nginx's code); nothing is written
@@ -256,24 +298,36 @@ func (e *dialError) Unwrap() error { return e.err }
 
 type roundTripper struct{ b *Backend }
 
-// RoundTrip picks a server and sends req; when the connection cannot be
-// made and no byte of the body was read, it tries the next server.
+// RoundTrip takes a server (persistence first, then the policy, waiting in
+// the queue when all are at their maxconn) and sends req. A failed connect
+// is tried on another server while no byte of the body was read; an
+// idempotent request whose body can be sent again is tried on another
+// server also for what RetryOn names. Each outcome feeds the passive checks.
 func (rt roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	x := exchangeFrom(req.Context())
+	pool := rt.b.pool
 	var tried [4]*balancer.Server
 	triedList := tried[:0]
 	body := req.Body
+	replayable := x.body != nil || body == nil || body == http.NoBody
+	idempotent := isIdempotent(req.Method)
 	var lastErr error
-	for {
-		s := x.sticky
-		if s == nil || len(triedList) > 0 {
-			s = rt.b.pool.Pick(balancer.Request{ClientIP: x.ClientIP, Tried: triedList})
+	var held *http.Response // a response that a retry may replace
+	var heldBy *balancer.Server
+	answer := func(err error) (*http.Response, error) {
+		if held != nil {
+			x.Server = heldBy // no better answer came: the one we have
+			return held, nil
 		}
-		if s == nil {
-			if lastErr != nil {
-				return nil, errors.Join(ErrNoServer, lastErr)
+		return nil, err
+	}
+	for attempt := 0; ; attempt++ {
+		s, release, err := pool.Take(req.Context(), balancer.Request{ClientIP: x.ClientIP, Tried: triedList, Sticky: x.session.Server})
+		if err != nil {
+			if lastErr != nil && errors.Is(err, ErrNoServer) {
+				err = errors.Join(ErrNoServer, lastErr)
 			}
-			return nil, ErrNoServer
+			return answer(err)
 		}
 		triedList = append(triedList, s)
 		x.Server, x.Attempts = s, x.Attempts+1
@@ -288,13 +342,22 @@ func (rt roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 			cb = &countingBody{r: body}
 			req.Body = cb
 		}
-		release := s.Acquire()
 		start := time.Now()
 		x.connectNs.Store(0)
 		resp, err := rt.b.transport.RoundTrip(req)
+		more := attempt < rt.b.retries
 		if err == nil {
+			if held != nil {
+				held.Body.Close()
+				held = nil
+			}
 			x.responseNs.Store(int64(time.Since(start)) - x.connectNs.Load())
 			s.ObserveLatency(x.ResponseTime())
+			if resp.StatusCode >= 500 {
+				pool.Observe(s, balancer.ServerError, resp.Status)
+			} else {
+				pool.Observe(s, balancer.Answered, "")
+			}
 			sent := int64(len(x.body))
 			if cb != nil {
 				sent = cb.n.Load()
@@ -306,16 +369,52 @@ func (rt roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 				// ReverseProxy needs to write to it too.
 				resp.Body = releasingRWBody{rb, w}
 			}
+			if more && idempotent && replayable && rt.b.retryOn.Status[resp.StatusCode] {
+				held, heldBy = resp, s
+				continue
+			}
 			return resp, nil
 		}
 		release()
-		var de *dialError
-		if errors.As(err, &de) && (cb == nil || cb.n.Load() == 0) && req.Context().Err() == nil {
-			lastErr = err
-			continue
+		if req.Context().Err() != nil {
+			if held != nil {
+				held.Body.Close()
+			}
+			return nil, err // the client went away: nothing to say of the server
 		}
-		return nil, err
+		var de *dialError
+		switch {
+		case errors.As(err, &de):
+			pool.Observe(s, balancer.ConnectFailed, err.Error())
+			if more && (cb == nil || cb.n.Load() == 0) {
+				lastErr = err
+				continue
+			}
+		case isTimeout(err):
+			pool.Observe(s, balancer.TimedOut, err.Error())
+			if more && idempotent && replayable && rt.b.retryOn.ResponseTimeout {
+				lastErr = err
+				continue
+			}
+		default:
+			pool.Observe(s, balancer.TimedOut, err.Error())
+			if more && idempotent && replayable && rt.b.retryOn.EmptyResponse {
+				lastErr = err
+				continue
+			}
+		}
+		return answer(err)
 	}
+}
+
+// isIdempotent tells whether sending the request twice does what sending
+// it once does (RFC 9110, 9.2.2).
+func isIdempotent(method string) bool {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodPut, http.MethodDelete:
+		return true
+	}
+	return false
 }
 
 // countingBody counts what the transport read, and does not pass Close on:

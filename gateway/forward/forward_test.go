@@ -38,7 +38,7 @@ func newBackend(t *testing.T, addrs ...string) *Backend {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := New(pool, Options{ConnectTimeout: time.Second, ResponseHeaderTimeout: 5 * time.Second, MaxIdleConnsPerServer: 4})
+	b := New(pool, Options{ConnectTimeout: time.Second, ResponseHeaderTimeout: 5 * time.Second, MaxIdleConnsPerServer: 4, Retries: 3})
 	t.Cleanup(b.Close)
 	return b
 }
@@ -234,7 +234,7 @@ func TestBackend_CookiePersistence(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := New(pool, Options{ConnectTimeout: time.Second, ResponseHeaderTimeout: 5 * time.Second, MaxIdleConnsPerServer: 4})
+	b := New(pool, Options{ConnectTimeout: time.Second, ResponseHeaderTimeout: 5 * time.Second, MaxIdleConnsPerServer: 4, Retries: 3})
 	t.Cleanup(b.Close)
 	do := func(cookie string) *httptest.ResponseRecorder {
 		r := httptest.NewRequest("GET", "http://shop.example.com/cart", nil)
