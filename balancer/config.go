@@ -17,6 +17,8 @@ type Config struct {
 	HealthCheck *HealthConfig `yaml:"health_check"`
 	// Cookie, when set, keeps a client on one server with an inserted cookie.
 	Cookie *CookieConfig `yaml:"cookie"`
+	// Stick, when set, keeps clients on a server through a stick table.
+	Stick *StickConfig `yaml:"stick"`
 	// PassiveCheck, when set, rests servers that fail real requests.
 	PassiveCheck *PassiveConfig `yaml:"passive_check"`
 	// SlowStart is how long a server's weight takes to ramp up to its own
@@ -63,6 +65,9 @@ func (c *Config) SetDefaults() {
 	if c.PassiveCheck != nil {
 		c.PassiveCheck.setDefaults()
 	}
+	if c.Stick != nil {
+		c.Stick.setDefaults(c.Name)
+	}
 	if c.QueueSize == 0 {
 		c.QueueSize = 1024
 	}
@@ -108,6 +113,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Cookie != nil {
 		errs = append(errs, c.Cookie.validate()...)
+	}
+	if c.Stick != nil {
+		errs = append(errs, c.Stick.validate()...)
 	}
 	if c.PassiveCheck != nil {
 		if err := c.PassiveCheck.validate(); err != nil {

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/sekisho/sekisho/balancer/sticktable"
 )
 
 // Server is one backend server. Its counters are shared by every request that
@@ -256,6 +258,7 @@ type Pool struct {
 	health    *HealthConfig  // nil: no active checks
 	passive   *PassiveConfig // nil: no passive checks
 	cookie    *cookieCodec   // nil: no cookie persistence
+	stick     *stick         // nil: no stick table
 	slowStart time.Duration
 	queue     queue
 	notify    atomic.Pointer[func(HealthEvent)]
@@ -287,6 +290,13 @@ func New(c Config) (*Pool, error) {
 			return nil, fmt.Errorf("backend %q: %w", c.Name, err)
 		}
 		p.cookie = codec
+	}
+	if c.Stick != nil {
+		store, err := sticktable.NewMemory(c.Stick.Table, nil)
+		if err != nil {
+			return nil, fmt.Errorf("backend %q: stick.table: %w", c.Name, err)
+		}
+		p.stick = &stick{cfg: *c.Stick, store: store}
 	}
 	return p, nil
 }

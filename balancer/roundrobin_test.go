@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/sekisho/sekisho/balancer/sticktable"
 )
 
 func pool(t testing.TB, weights ...int) *Pool {
@@ -76,8 +78,9 @@ func TestConfig_Validate(t *testing.T) {
 	bad := 300
 	c := Config{Name: "app", Balance: "fastest", Servers: []ServerConfig{
 		{Name: "a", Address: "10.0.0.1"},
-		{Name: "a", Address: "10.0.0.2:80", Weight: &bad},
-	}}
+		{Name: "a", Address: "10.0.0.2:80", Weight: &bad, MaxConn: -1, State: "down"},
+	}, Stick: &StickConfig{On: "cookie", Table: sticktable.Config{Size: -5, Expire: -1}},
+		PassiveCheck: &PassiveConfig{Failures: -1}}
 	c.SetDefaults()
 	err := c.Validate()
 	if err == nil {
@@ -88,6 +91,12 @@ func TestConfig_Validate(t *testing.T) {
 		`servers[0].address: "10.0.0.1" is not host:port`,
 		`servers[1].name: duplicate server name "a"`,
 		`servers[1].weight: 300 is outside 0..256`,
+		`servers[1].maxconn: -1 is negative`,
+		`servers[1].state: "down" is not ready, drain or maint`,
+		`stick.cookie: "" is not a cookie name`,
+		`stick.table.size: must be at least 1`,
+		`stick.table.expire: must be positive`,
+		`passive_check: failures, http_5xx and cool_down must not be negative`,
 	} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("errors %q lack %q", err, want)

@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"strings"
@@ -129,6 +131,143 @@ func TestBalancer_CookiePersistenceSurvivesAServerDeath(t *testing.T) {
 	for _, r := range append(a.Requests(), b.Requests()...) {
 		if strings.Contains(r.Header.Get("Cookie"), "SRV=") {
 			t.Fatalf("a server saw the gateway's cookie (indirect): %q", r.Header.Get("Cookie"))
+		}
+	}
+}
+
+// clientFrom is an HTTP client whose connections leave from the given
+// loopback address, as another client machine's would.
+func clientFrom(ip string) *http.Client {
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}, Timeout: 5 * time.Second}
+	return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DialContext: d.DialContext, DisableKeepAlives: true}}
+}
+
+// revive serves b again on its old address.
+func revive(t *testing.T, b *Backend) {
+	t.Helper()
+	ln, err := net.Listen("tcp", b.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.srv = &http.Server{Handler: b}
+	go b.srv.Serve(ln)
+	t.Cleanup(func() { b.srv.Close() })
+}
+
+// send makes one GET with an optional Cookie header and returns the
+// server's name and the response's Set-Cookie values.
+func send(t *testing.T, c *http.Client, url, cookie string) (string, []*http.Cookie) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", url, nil)
+	if cookie != "" {
+		req.Header.Set("Cookie", cookie)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d %s", resp.StatusCode, body)
+	}
+	return strings.TrimPrefix(string(body), "ok "), resp.Cookies()
+}
+
+// Stick on an application cookie: the gateway learns JSESSIONID → server
+// from the server's Set-Cookie and sends every request that carries it to
+// that server, whatever address it comes from. When the server dies, the
+// session moves to the other one (no failed request) and stays there.
+func TestBalancer_StickOnApplicationCookie(t *testing.T) {
+	var mu sync.Mutex
+	issued := 0
+	tomcat := func(name string) *Backend {
+		b := StartBackend(t, name)
+		b.Handle = func(w http.ResponseWriter, r *http.Request) {
+			if _, err := r.Cookie("JSESSIONID"); err != nil {
+				mu.Lock()
+				issued++
+				id := fmt.Sprintf("%08X%s", issued, strings.Repeat("0", 24))
+				mu.Unlock()
+				http.SetCookie(w, &http.Cookie{Name: "JSESSIONID", Value: id, Path: "/", HttpOnly: true})
+			}
+			fmt.Fprintf(w, "ok %s", name)
+		}
+		return b
+	}
+	a, b := tomcat("a"), tomcat("b")
+	g := StartGateway(t, balancerConfig, ConfigData{"Balance": "roundrobin", "A": a.Addr, "B": b.Addr,
+		"Backend": "    stick: {on: cookie, cookie: JSESSIONID, table: {size: 1000, expire: 30m}}"})
+	url := g.URL("http", "web") + "/"
+	first, set := send(t, clientFrom("127.0.0.2"), url, "")
+	if len(set) != 1 || set[0].Name != "JSESSIONID" {
+		t.Fatalf("no session from the server: %v", set)
+	}
+	session := "JSESSIONID=" + set[0].Value
+	for i, ip := range []string{"127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5", "127.0.0.6", "127.0.0.7"} {
+		if got, _ := send(t, clientFrom(ip), url, session); got != first {
+			t.Fatalf("request %d from %s with the session went to %s, not %s", i, ip, got, first)
+		}
+	}
+	dead, other := a, "b"
+	if first == "b" {
+		dead, other = b, "a"
+	}
+	dead.srv.Close()
+	for range 4 {
+		if got, _ := send(t, clientFrom("127.0.0.8"), url, session); got != other {
+			t.Fatalf("with %s dead, the session went to %s", first, got)
+		}
+	}
+	revive(t, dead)
+	for range 4 {
+		if got, _ := send(t, clientFrom("127.0.0.9"), url, session); got != other {
+			t.Fatalf("after %s came back, the moved session went to %s; the table should say %s", first, got, other)
+		}
+	}
+}
+
+// Stick on the client's address: each client keeps its server; when that
+// server dies, the client moves, without a failed request, and stays.
+func TestBalancer_StickOnSource(t *testing.T) {
+	a, b := StartBackend(t, "a"), StartBackend(t, "b")
+	g := StartGateway(t, balancerConfig, ConfigData{"Balance": "roundrobin", "A": a.Addr, "B": b.Addr,
+		"Backend": "    stick: {on: src, table: {size: 100, expire: 10m}}"})
+	url := g.URL("http", "web") + "/"
+	servers := map[string]string{}
+	for i := 2; i < 10; i++ {
+		ip := fmt.Sprintf("127.0.0.%d", i)
+		c := clientFrom(ip)
+		for range 4 {
+			got, _ := send(t, c, url, "")
+			if servers[ip] == "" {
+				servers[ip] = got
+			}
+			if got != servers[ip] {
+				t.Fatalf("client %s moved from %s to %s", ip, servers[ip], got)
+			}
+		}
+	}
+	count := map[string]int{}
+	for _, s := range servers {
+		count[s]++
+	}
+	if count["a"] == 0 || count["b"] == 0 {
+		t.Fatalf("all clients on one server: %v", servers)
+	}
+	ip := "127.0.0.2"
+	dead, other := a, "b"
+	if servers[ip] == "b" {
+		dead, other = b, "a"
+	}
+	dead.srv.Close()
+	if got, _ := send(t, clientFrom(ip), url, ""); got != other {
+		t.Fatalf("with its server dead, %s went to %s", ip, got)
+	}
+	revive(t, dead)
+	for range 3 {
+		if got, _ := send(t, clientFrom(ip), url, ""); got != other {
+			t.Fatalf("after the revival, %s went to %s; the table should keep %s", ip, got, other)
 		}
 	}
 }

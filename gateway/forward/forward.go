@@ -57,8 +57,10 @@ type Exchange struct {
 	Attempts int
 	Err      error
 
-	body    []byte           // the request body when it was read whole (bufferedBodyMax)
-	session balancer.Session // what the persistence cookie says
+	body     []byte           // the request body when it was read whole (bufferedBodyMax)
+	session  balancer.Session // what the persistence cookie says
+	stickKey string           // the request's key in the stick table, if any
+	stuck    *balancer.Server // the server the stick table holds for it
 	// connectNs and responseNs are atomics: a connection may finish dialing
 	// on the transport's goroutine after the request gave up on it.
 	connectNs  atomic.Int64
@@ -134,11 +136,12 @@ type Backend struct {
 	proxy     *httputil.ReverseProxy
 	retries   int
 	retryOn   RetryOn
+	errorLog  *log.Logger
 }
 
 // New builds the forwarding side of a pool.
 func New(pool *balancer.Pool, o Options) *Backend {
-	b := &Backend{pool: pool, retries: o.Retries, retryOn: o.RetryOn}
+	b := &Backend{pool: pool, retries: o.Retries, retryOn: o.RetryOn, errorLog: o.ErrorLog}
 	dialer := &net.Dialer{Timeout: o.ConnectTimeout, KeepAlive: 30 * time.Second}
 	b.transport = &http.Transport{
 		Proxy: nil, // never an environment proxy: servers are addressed directly
@@ -183,6 +186,10 @@ func (b *Backend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if ck, err := r.Cookie(c.Name); err == nil {
 			x.session = b.pool.ReadCookie(ck.Value, time.Now())
 		}
+	}
+	if b.pool.StickTable() != nil {
+		x.stickKey = b.pool.StickKey(x.ClientIP, r)
+		x.stuck = b.pool.Stuck(r.Context(), x.stickKey)
 	}
 	if n := r.ContentLength; n > 0 && n <= bufferedBodyMax && r.Body != nil {
 		x.body = make([]byte, n)
@@ -236,6 +243,10 @@ func (b *Backend) modifyResponse(resp *http.Response) error {
 		if c.NoCache {
 			resp.Header.Add("Cache-Control", "private")
 		}
+	}
+	if err := b.pool.Learn(resp.Request.Context(), x.stickKey, x.stuck, x.Server, resp.Header); err != nil && b.errorLog != nil {
+		// The response still goes out: the table learns again next time.
+		b.errorLog.Printf("backend %s: stick table: %v", b.pool.Name, err)
 	}
 	if x.OnResponse != nil {
 		return x.OnResponse(resp)
@@ -311,6 +322,10 @@ func (rt roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	body := req.Body
 	replayable := x.body != nil || body == nil || body == http.NoBody
 	idempotent := isIdempotent(req.Method)
+	sticky := x.session.Server // the inserted cookie first, then the stick table
+	if sticky == nil {
+		sticky = x.stuck
+	}
 	var lastErr error
 	var held *http.Response // a response that a retry may replace
 	var heldBy *balancer.Server
@@ -322,7 +337,7 @@ func (rt roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	for attempt := 0; ; attempt++ {
-		s, release, err := pool.Take(req.Context(), balancer.Request{ClientIP: x.ClientIP, Tried: triedList, Sticky: x.session.Server})
+		s, release, err := pool.Take(req.Context(), balancer.Request{ClientIP: x.ClientIP, Tried: triedList, Sticky: sticky})
 		if err != nil {
 			if lastErr != nil && errors.Is(err, ErrNoServer) {
 				err = errors.Join(ErrNoServer, lastErr)

@@ -1,0 +1,147 @@
+package balancer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/sekisho/sekisho/balancer/sticktable"
+)
+
+// StickConfig keeps clients on a server through a stick table, as
+// HAProxy's `stick on src` or `stick on req.cook(X)` with `stick
+// store-response res.cook(X)` do.
+type StickConfig struct {
+	// On is "src" (the client IP) or "cookie" (an application cookie such
+	// as JSESSIONID: learnt from the servers' Set-Cookie, looked up in the
+	// requests' Cookie, whatever the client's address).
+	On string `yaml:"on"`
+	// Cookie names the application cookie for on: cookie.
+	Cookie string `yaml:"cookie"`
+	// Table sizes the table: size, expire (refreshed on use), key_len,
+	// rate_period. Its name is the backend's, its key type follows On.
+	Table sticktable.Config `yaml:"table"`
+}
+
+func (c *StickConfig) setDefaults(backend string) {
+	if c.Table.Name == "" {
+		c.Table.Name = backend
+	}
+	if c.Table.Type == "" && c.On == "src" {
+		c.Table.Type = sticktable.TypeIP
+	}
+	c.Table.SetDefaults()
+}
+
+func (c *StickConfig) validate() []error {
+	var errs []error
+	switch c.On {
+	case "src":
+		if c.Cookie != "" {
+			errs = append(errs, errors.New("stick.cookie: only for on: cookie"))
+		}
+	case "cookie":
+		if c.Cookie == "" || strings.ContainsAny(c.Cookie, " ;,=\t\r\n\"") {
+			errs = append(errs, fmt.Errorf("stick.cookie: %q is not a cookie name", c.Cookie))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("stick.on: %q is not src or cookie", c.On))
+	}
+	if err := c.Table.Validate(); err != nil {
+		list := []error{err}
+		if j, ok := err.(interface{ Unwrap() []error }); ok {
+			list = j.Unwrap()
+		}
+		for _, e := range list {
+			errs = append(errs, fmt.Errorf("stick.table.%w", e))
+		}
+	}
+	return errs
+}
+
+// stick is a pool's stick table and how it is keyed.
+type stick struct {
+	cfg   StickConfig
+	store sticktable.Store
+}
+
+// UseStickStore replaces the pool's stick table store (an in-memory one by
+// default), for a store shared by several replicas; call it before serving.
+func (p *Pool) UseStickStore(s sticktable.Store) { p.stick.store = s }
+
+// StickTable returns the pool's stick table settings, or nil without one.
+func (p *Pool) StickTable() *StickConfig {
+	if p.stick == nil {
+		return nil
+	}
+	return &p.stick.cfg
+}
+
+// StickKey is the request's key in the pool's stick table: its client IP,
+// or the value of its application cookie; "" when it has none.
+func (p *Pool) StickKey(clientIP string, r *http.Request) string {
+	st := p.stick
+	if st == nil {
+		return ""
+	}
+	raw := clientIP
+	if st.cfg.On == "cookie" {
+		c, err := r.Cookie(st.cfg.Cookie)
+		if err != nil {
+			return ""
+		}
+		raw = c.Value
+	}
+	key, err := st.cfg.Table.Key(raw)
+	if err != nil {
+		return ""
+	}
+	return key
+}
+
+// Stuck returns the server the table keeps key on (refreshing the entry),
+// or nil. A store that fails is a miss: the policy picks, and Learn tries
+// again after the response.
+func (p *Pool) Stuck(ctx context.Context, key string) *Server {
+	if key == "" {
+		return nil
+	}
+	e, ok, err := p.stick.store.Lookup(ctx, key)
+	if err != nil || !ok {
+		return nil
+	}
+	return p.byName[e.Server]
+}
+
+// Learn records what a response teaches the table: the server s that
+// answered now holds the request's key (when it was another, or none),
+// and with on: cookie, every value of the application cookie that the
+// response sets. The first store error is returned, for the log.
+func (p *Pool) Learn(ctx context.Context, key string, was, s *Server, h http.Header) error {
+	st := p.stick
+	if st == nil || s == nil {
+		return nil
+	}
+	var errs []error
+	if key != "" && was != s {
+		errs = append(errs, st.store.Stick(ctx, key, s.Name))
+	}
+	if st.cfg.On == "cookie" {
+		prefix := st.cfg.Cookie + "="
+		for _, line := range h["Set-Cookie"] {
+			if !strings.HasPrefix(strings.TrimLeft(line, " "), prefix) {
+				continue
+			}
+			c, err := http.ParseSetCookie(line)
+			if err != nil || c.Value == "" || c.MaxAge < 0 {
+				continue // a deleted session teaches nothing
+			}
+			if k, err := st.cfg.Table.Key(c.Value); err == nil && k != key {
+				errs = append(errs, st.store.Stick(ctx, k, s.Name))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
