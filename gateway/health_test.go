@@ -6,10 +6,13 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/sekisho/sekisho/balancer"
 )
 
 // namedServer answers with its name on addr ("127.0.0.1:0" for a free port).
@@ -76,5 +79,79 @@ backends:
 	eventually(t, "a back", func() bool { return strings.Contains(logs.String(), `"server":"a","up":true`) })
 	if got := get() + get(); got != "ab" && got != "ba" {
 		t.Fatalf("a back: %q", got)
+	}
+}
+
+// The admin API's Go way in: a server set to maint takes no requests, one
+// set to drain takes no new ones, and back to ready it serves again; the
+// config's own states apply from the start. Passive checks report through
+// OnHealthEvent, as active checks do.
+func TestGateway_SetServerStateAndHealthEvents(t *testing.T) {
+	_, addrA := namedServer(t, "127.0.0.1:0", "a")
+	_, addrB := namedServer(t, "127.0.0.1:0", "b")
+	_, addrC := namedServer(t, "127.0.0.1:0", "c")
+	dead := func() string {
+		ln, _ := net.Listen("tcp", "127.0.0.1:0")
+		defer ln.Close()
+		return ln.Addr().String()
+	}()
+	var mu sync.Mutex
+	var events []balancer.HealthEvent
+	g, _, _, _ := runGatewayWith(t, fmt.Sprintf(`
+frontends:
+  - name: web
+    bind: [{address: "127.0.0.1:0"}]
+    default_backend: app
+    default_waf_policy: off
+waf:
+  policies: [{name: "off", mode: "off"}]
+backends:
+  - name: app
+    servers: [{name: a, address: "%s"}, {name: b, address: "%s"}, {name: c, address: "%s", state: maint}, {name: d, address: "%s"}]
+    passive_check: {failures: 1, cool_down: 1m}
+`, addrA, addrB, addrC, dead), Options{Log: zerolog.Nop(), OnHealthEvent: func(e balancer.HealthEvent) { mu.Lock(); events = append(events, e); mu.Unlock() }})
+	url := "http://" + g.Addrs("web")[0].String() + "/"
+	served := func(n int) map[string]int {
+		got := map[string]int{}
+		for range n {
+			resp, err := http.Get(url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				t.Fatalf("status %d: %s", resp.StatusCode, b)
+			}
+			got[string(b)]++
+		}
+		return got
+	}
+	if got := served(8); got["c"] != 0 || got["a"] == 0 || got["b"] == 0 {
+		t.Fatalf("c in maint from the config, d dead: %v", got)
+	}
+	mu.Lock()
+	if len(events) != 1 || events[0].Server != "d" || events[0].Up {
+		t.Fatalf("events %+v, want d out by the passive check", events)
+	}
+	mu.Unlock()
+	if err := g.SetServerState("app", "a", balancer.Maint); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.SetServerState("app", "c", balancer.Ready); err != nil {
+		t.Fatal(err)
+	}
+	if got := served(6); got["a"] != 0 || got["c"] == 0 {
+		t.Fatalf("a in maint, c ready: %v", got)
+	}
+	g.SetServerState("app", "b", balancer.Drain)
+	if got := served(4); got["c"] != 4 {
+		t.Fatalf("b draining, a in maint: %v", got)
+	}
+	if err := g.SetServerState("app", "zz", balancer.Ready); err == nil || !strings.Contains(err.Error(), `no server "zz"`) {
+		t.Errorf("unknown server: %v", err)
+	}
+	if err := g.SetServerState("nope", "a", balancer.Ready); err == nil {
+		t.Error("unknown backend accepted")
 	}
 }
