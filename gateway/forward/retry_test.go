@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -155,6 +156,9 @@ func TestBackend_PassiveCheckRestsARefusingServer(t *testing.T) {
 // served in turn; past the queue timeout they get 503.
 func TestBackend_MaxConnQueues(t *testing.T) {
 	release := make(chan struct{})
+	var once sync.Once
+	letGo := func() { once.Do(func() { close(release) }) }
+	defer letGo() // before the cleanups, which wait for the held requests
 	var inflight, peak atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n := inflight.Add(1)
@@ -182,13 +186,13 @@ func TestBackend_MaxConnQueues(t *testing.T) {
 			codes <- resp.StatusCode
 		}()
 	}
-	for deadline := time.Now().Add(2 * time.Second); pool.QueueLen() != 3 && time.Now().Before(deadline); {
+	for deadline := time.Now().Add(2 * time.Second); (pool.QueueLen() != 3 || inflight.Load() != 2) && time.Now().Before(deadline); {
 		time.Sleep(5 * time.Millisecond)
 	}
 	if pool.QueueLen() != 3 || inflight.Load() != 2 {
 		t.Fatalf("queue %d, in flight at the server %d; want 3 and 2", pool.QueueLen(), inflight.Load())
 	}
-	close(release)
+	letGo()
 	for range 5 {
 		if c := <-codes; c != 200 {
 			t.Fatalf("status %d", c)
