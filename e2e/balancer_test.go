@@ -271,3 +271,69 @@ func TestBalancer_StickOnSource(t *testing.T) {
 		}
 	}
 }
+
+// Health checks across processes: a killed server is out within about
+// interval × fall, no GET fails meanwhile (a refused connect goes to the
+// other server), and once revived it is back after rise good checks.
+func TestBalancer_HealthCheckOutAndBack(t *testing.T) {
+	a, b := StartBackend(t, "fast"), StartBackend(t, "slow")
+	g := StartGateway(t, balancerConfig, ConfigData{"Balance": "roundrobin", "A": a.Addr, "B": b.Addr,
+		"Backend": "    health_check: {type: http, http: {path: /health}, interval: 100ms, rise: 2, fall: 3}"})
+	url := g.URL("http", "web") + "/"
+	c := &http.Client{Timeout: 5 * time.Second}
+	failed := 0
+	get := func() string {
+		resp, err := c.Get(url)
+		if err != nil {
+			failed++
+			return ""
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 {
+			failed++
+		}
+		return strings.TrimPrefix(string(body), "ok ")
+	}
+	down := `"server":"fast","up":false`
+	up := `"server":"fast","up":true`
+	killed := time.Now()
+	a.srv.Close()
+	for !strings.Contains(g.Stderr(), down) {
+		get()
+		if time.Since(killed) > 3*time.Second {
+			t.Fatalf("not out within 3s:\n%s", g.Stderr())
+		}
+	}
+	// fall 3 checks 100 ms apart, after the first one to fail: up to 400 ms,
+	// with room for a loaded machine.
+	if took := time.Since(killed); took > time.Second {
+		t.Errorf("out after %s; interval × fall is 300 ms", took)
+	}
+	for range 10 {
+		if got := get(); got != "slow" {
+			t.Fatalf("with fast out, served by %q", got)
+		}
+	}
+	if failed != 0 {
+		t.Fatalf("%d requests failed while the check noticed", failed)
+	}
+	revived := time.Now()
+	revive(t, a)
+	for !strings.Contains(g.Stderr(), up) {
+		if time.Since(revived) > 3*time.Second {
+			t.Fatalf("not back within 3s:\n%s", g.Stderr())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if took := time.Since(revived); took < 100*time.Millisecond {
+		t.Errorf("back after %s: rise 2 needs two checks 100 ms apart", took)
+	}
+	seen := map[string]bool{}
+	for range 4 {
+		seen[get()] = true
+	}
+	if !seen["fast"] || !seen["slow"] || failed != 0 {
+		t.Fatalf("after the revival: %v, %d failed", seen, failed)
+	}
+}
