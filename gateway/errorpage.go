@@ -22,6 +22,7 @@ var messages = map[int]string{
 	http.StatusServiceUnavailable:    "No server is available to answer right now.",
 	http.StatusBadGateway:            "The server behind this gateway did not answer properly.",
 	http.StatusGatewayTimeout:        "The server behind this gateway did not answer in time.",
+	http.StatusTooManyRequests:       "Too many requests: please wait before trying again.",
 }
 
 // writeErrorPage answers with the gateway's own page: JSON when the client

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/net/http2"
 
 	"github.com/sekisho/sekisho/balancer"
+	"github.com/sekisho/sekisho/balancer/sticktable"
 	"github.com/sekisho/sekisho/certs"
 	"github.com/sekisho/sekisho/gateway/accesslog"
 	"github.com/sekisho/sekisho/gateway/config"
@@ -36,6 +37,29 @@ type Options struct {
 	// OnHealthEvent, when set, hears every change of a server's health
 	// (active and passive checks) after it is logged: webhooks' way in.
 	OnHealthEvent func(balancer.HealthEvent)
+}
+
+// rateLimiter builds a route's limiter, or nil without a limit.
+func (g *Gateway) rateLimiter(c *config.RateLimit) (*rateLimiter, error) {
+	if c == nil {
+		return nil, nil
+	}
+	l, err := newRateLimiter(*c, g.newStore)
+	if err != nil {
+		return nil, fmt.Errorf("rate_limit %q: %w", c.Name, err)
+	}
+	return l, nil
+}
+
+// newStore makes a stick table's store: in this process for now; shared
+// through Redis when one is configured.
+func (g *Gateway) newStore(c sticktable.Config) (sticktable.Store, error) {
+	s, err := sticktable.NewMemory(c, nil)
+	if err != nil {
+		return nil, err
+	}
+	g.stores = append(g.stores, s)
+	return s, nil
 }
 
 // SetServerState sets a server's administrative state (ready, drain,
@@ -66,6 +90,7 @@ type Gateway struct {
 	shutdownTimeout time.Duration
 	frontends       []*frontend
 	backends        []*forward.Backend
+	stores          []sticktable.Store // closed when the gateway stops
 }
 
 type frontend struct {
@@ -187,15 +212,23 @@ func New(c *config.Config, o Options) (*Gateway, error) {
 			h.hsts = fc.HSTS.Header()
 		}
 		for _, rc := range fc.Routes {
+			limit, err := g.rateLimiter(rc.RateLimit)
+			if err != nil {
+				return nil, fmt.Errorf("frontend %q: %w", fc.Name, err)
+			}
 			h.routes = append(h.routes, route{
 				host: rc.Host, prefix: rc.PathPrefix,
 				backend: backends[rc.Backend], backendName: rc.Backend,
-				policy: engines[rc.WAFPolicy], policyName: rc.WAFPolicy,
+				policy: engines[rc.WAFPolicy], policyName: rc.WAFPolicy, limit: limit,
 			})
 		}
 		if fc.DefaultBackend != "" {
+			limit, err := g.rateLimiter(fc.DefaultRateLimit)
+			if err != nil {
+				return nil, fmt.Errorf("frontend %q: %w", fc.Name, err)
+			}
 			h.def = &route{backend: backends[fc.DefaultBackend], backendName: fc.DefaultBackend,
-				policy: engines[fc.DefaultWAFPolicy], policyName: fc.DefaultWAFPolicy}
+				policy: engines[fc.DefaultWAFPolicy], policyName: fc.DefaultWAFPolicy, limit: limit}
 		}
 		f.handler = h
 		l := fc.Limits
@@ -424,6 +457,9 @@ func (g *Gateway) Run(ctx context.Context) error {
 	serving.Wait()
 	for _, b := range g.backends {
 		b.Close()
+	}
+	for _, s := range g.stores {
+		s.Close()
 	}
 	g.log.Info().Msg("stopped")
 	return runErr

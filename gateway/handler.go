@@ -25,6 +25,7 @@ type route struct {
 	prefix  string
 	backend *forward.Backend
 	policy  *waf.Engine
+	limit   *rateLimiter // nil: no rate limit
 	// names for the log
 	backendName, policyName string
 }
@@ -145,6 +146,11 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	e.Backend, e.WAFPolicy = rt.backendName, rt.policyName
+	if rt.limit != nil && !rt.limit.allow(r.Context(), r, e.ClientIP) {
+		e.Error = "rate limited"
+		rt.limit.refuse(rw, r, e.RequestID)
+		return
+	}
 
 	tx := rt.policy.NewTx(r.Context(), e.RequestID)
 	defer tx.Close()

@@ -39,6 +39,8 @@ type Frontend struct {
 	DefaultBackend string `yaml:"default_backend"`
 	// DefaultWAFPolicy inspects requests sent to DefaultBackend.
 	DefaultWAFPolicy string `yaml:"default_waf_policy"`
+	// DefaultRateLimit limits requests sent to DefaultBackend.
+	DefaultRateLimit *RateLimit `yaml:"default_rate_limit"`
 	Limits           Limits `yaml:"limits"`
 	// RedirectHTTPS answers requests on the plain-HTTP binds with a 308 to
 	// the same URL over HTTPS, on the port of the first TLS bind; ACME
@@ -91,6 +93,56 @@ type Route struct {
 	PathPrefix string `yaml:"path_prefix"`
 	Backend    string `yaml:"backend"`
 	WAFPolicy  string `yaml:"waf_policy"`
+	// RateLimit, when set, caps the route's requests per client key.
+	RateLimit *RateLimit `yaml:"rate_limit"`
+}
+
+// RateLimit caps requests per key over a period, counted in a stick table
+// (in Redis when one is configured, so the cap holds for the whole fleet),
+// before the WAF spends anything on them. Every request counts, refused
+// ones too, as HAProxy's http_req_rate does: a client that keeps knocking
+// stays refused.
+type RateLimit struct {
+	// Name names the counting table: the same on every replica. Default
+	// "FRONTEND/routes[N]" or "FRONTEND/default".
+	Name string `yaml:"name"`
+	// Key is what is counted: src (the client IP, the default),
+	// header:NAME or cookie:NAME. A request without the header or cookie
+	// is not limited.
+	Key      string        `yaml:"key"`
+	Requests int           `yaml:"requests"`
+	Period   time.Duration `yaml:"period"` // default 10s
+	// Action is deny (429 with Retry-After, the default) or tarpit (the
+	// request is held for Tarpit, then 429), as HAProxy's.
+	Action string        `yaml:"action"`
+	Tarpit time.Duration `yaml:"tarpit"` // default 5s
+	// Size bounds the keys counted at once (default 100000); the least
+	// recently seen go first.
+	Size int `yaml:"size"`
+}
+
+// Defaults of a rate limit.
+const (
+	DefaultRateLimitPeriod = 10 * time.Second
+	DefaultTarpit          = 5 * time.Second
+	DefaultRateLimitSize   = 100_000
+)
+
+func (l *RateLimit) setDefaults(name string) {
+	if l.Name == "" {
+		l.Name = name
+	}
+	if l.Key == "" {
+		l.Key = "src"
+	}
+	setDuration(&l.Period, DefaultRateLimitPeriod)
+	if l.Action == "" {
+		l.Action = "deny"
+	}
+	setDuration(&l.Tarpit, DefaultTarpit)
+	if l.Size == 0 {
+		l.Size = DefaultRateLimitSize
+	}
 }
 
 // Limits bound what a client may make a frontend hold or wait for.
@@ -200,6 +252,12 @@ func (c *Config) SetDefaults() {
 			if r.WAFPolicy == "" {
 				r.WAFPolicy = DefaultPolicy
 			}
+			if r.RateLimit != nil {
+				r.RateLimit.setDefaults(fmt.Sprintf("%s/routes[%d]", f.Name, j))
+			}
+		}
+		if f.DefaultRateLimit != nil {
+			f.DefaultRateLimit.setDefaults(f.Name + "/default")
 		}
 		if f.DefaultBackend != "" && f.DefaultWAFPolicy == "" {
 			f.DefaultWAFPolicy = DefaultPolicy

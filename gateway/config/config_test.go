@@ -80,6 +80,14 @@ func TestParse_ErrorsNameFileLineAndKey(t *testing.T) {
 			"    default_backend: app\n", "    default_backend: app\n    hsts: {max_age: 1h, preload: true}\n").Replace(good),
 			[]string{`frontends[0].hsts.preload: needs include_subdomains: true and a max_age of at least 8760h`,
 				`frontends[0].tls.cipher_suites[0]: "DES-CBC3-SHA" is not a TLS 1.2 cipher suite`}},
+		{"rate limit, retries and stick", strings.NewReplacer("        waf_policy: strict\n", "        waf_policy: strict\n        rate_limit: {key: \"query:q\", requests: 0, action: drop}\n",
+			"        weight: 3\n", "        weight: 3\n    retries: -1\n    retry_on: [timeout]\n    stick: {on: header}\n").Replace(good),
+			[]string{`cfg.yaml:11: frontends[0].routes[0].rate_limit.key: "query:q" is not src, header:NAME or cookie:NAME`,
+				`frontends[0].routes[0].rate_limit.requests: must be at least 1`,
+				`frontends[0].routes[0].rate_limit.action: "drop" is not deny or tarpit`,
+				`backends[0].retries: must not be negative`,
+				`backends[0].retry_on[0]: "timeout" is not conn-failure`,
+				`backends[0].stick.on: "header" is not src or cookie`}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -139,6 +139,12 @@ func (c *Config) Validate() error {
 			if !policies[r.WAFPolicy] {
 				fail("%s.waf_policy: unknown WAF policy %q", rkey, r.WAFPolicy)
 			}
+			if r.RateLimit != nil {
+				add(rkey+".rate_limit", r.RateLimit.validate())
+			}
+		}
+		if f.DefaultRateLimit != nil {
+			add(key+".default_rate_limit", f.DefaultRateLimit.validate())
 		}
 		if f.DefaultBackend != "" && !backends[f.DefaultBackend] {
 			fail("%s.default_backend: unknown backend %q", key, f.DefaultBackend)
@@ -191,4 +197,28 @@ func flatten(err error) []error {
 		return out
 	}
 	return []error{err}
+}
+
+func (l *RateLimit) validate() error {
+	var errs []error
+	kind, name, _ := strings.Cut(l.Key, ":")
+	switch {
+	case l.Key == "src":
+	case (kind == "header" || kind == "cookie") && name != "":
+	default:
+		errs = append(errs, fmt.Errorf("key: %q is not src, header:NAME or cookie:NAME", l.Key))
+	}
+	if l.Requests < 1 {
+		errs = append(errs, errors.New("requests: must be at least 1"))
+	}
+	if l.Period < time.Millisecond {
+		errs = append(errs, errors.New("period: must be at least 1ms"))
+	}
+	if l.Action != "deny" && l.Action != "tarpit" {
+		errs = append(errs, fmt.Errorf("action: %q is not deny or tarpit", l.Action))
+	}
+	if l.Tarpit < 0 || l.Size < 0 {
+		errs = append(errs, errors.New("tarpit and size must not be negative"))
+	}
+	return errors.Join(errs...)
 }
