@@ -41,7 +41,7 @@ type Frontend struct {
 	DefaultWAFPolicy string `yaml:"default_waf_policy"`
 	// DefaultRateLimit limits requests sent to DefaultBackend.
 	DefaultRateLimit *RateLimit `yaml:"default_rate_limit"`
-	Limits           Limits `yaml:"limits"`
+	Limits           Limits     `yaml:"limits"`
 	// RedirectHTTPS answers requests on the plain-HTTP binds with a 308 to
 	// the same URL over HTTPS, on the port of the first TLS bind; ACME
 	// HTTP-01 challenges (/.well-known/acme-challenge/) are not redirected.
