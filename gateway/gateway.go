@@ -10,10 +10,12 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/quic-go/quic-go"
 	"github.com/quic-go/quic-go/http3"
+	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 	"golang.org/x/net/http2"
 
@@ -37,6 +39,9 @@ type Options struct {
 	// OnHealthEvent, when set, hears every change of a server's health
 	// (active and passive checks) after it is logged: webhooks' way in.
 	OnHealthEvent func(balancer.HealthEvent)
+	// OnRedisStateChange, when set, hears Redis go away (with the error)
+	// and come back, once per change, after it is logged.
+	OnRedisStateChange func(up bool, err error)
 }
 
 // rateLimiter builds a route's limiter, or nil without a limit.
@@ -51,15 +56,40 @@ func (g *Gateway) rateLimiter(c *config.RateLimit) (*rateLimiter, error) {
 	return l, nil
 }
 
-// newStore makes a stick table's store: in this process for now; shared
-// through Redis when one is configured.
+// newStore makes a stick table's store: shared through Redis when one is
+// configured, else in this process.
 func (g *Gateway) newStore(c sticktable.Config) (sticktable.Store, error) {
-	s, err := sticktable.NewMemory(c, nil)
+	var s sticktable.Store
+	var err error
+	if g.redis != nil {
+		s, err = sticktable.NewRedis(g.redis, c, sticktable.RedisOptions{
+			Prefix: g.redisCfg.Prefix, Timeout: g.redisCfg.Timeout, NearCacheTTL: g.redisCfg.NearCacheTTL,
+			OnStateChange: g.redisStateChanged,
+		})
+	} else {
+		s, err = sticktable.NewMemory(c, nil)
+	}
 	if err != nil {
 		return nil, err
 	}
 	g.stores = append(g.stores, s)
 	return s, nil
+}
+
+// redisStateChanged logs Redis going away and coming back once per change
+// for the whole gateway (every table's store reports it), and passes it on.
+func (g *Gateway) redisStateChanged(up bool, err error) {
+	if g.redisUp.Swap(up) == up {
+		return
+	}
+	if up {
+		g.log.Info().Msg("redis available again; shared tables resumed and what was learnt meanwhile written back")
+	} else {
+		g.log.Warn().Err(err).Dur("timeout", g.redisCfg.Timeout).Msg("redis unavailable; serving from the local tables")
+	}
+	if g.onRedis != nil {
+		g.onRedis(up, err)
+	}
 }
 
 // SetServerState sets a server's administrative state (ready, drain,
@@ -91,6 +121,10 @@ type Gateway struct {
 	frontends       []*frontend
 	backends        []*forward.Backend
 	stores          []sticktable.Store // closed when the gateway stops
+	redis           redis.UniversalClient
+	redisCfg        config.Redis
+	redisUp         atomic.Bool // the last state logged, so an outage is logged once
+	onRedis         func(up bool, err error)
 }
 
 type frontend struct {
@@ -145,6 +179,14 @@ func New(c *config.Config, o Options) (*Gateway, error) {
 		engines[p.Name] = e
 		o.Log.Debug().Str("policy", p.Name).Dur("took", time.Since(start)).Msg("waf policy compiled")
 	}
+	if c.Redis != nil {
+		client, err := newRedisClient(*c.Redis)
+		if err != nil {
+			return nil, err
+		}
+		g.redis, g.redisCfg, g.onRedis = client, *c.Redis, o.OnRedisStateChange
+		g.redisUp.Store(true)
+	}
 	backends := map[string]*forward.Backend{}
 	for _, bc := range c.Backends {
 		pool, err := balancer.New(bc.Config)
@@ -168,6 +210,13 @@ func New(c *config.Config, o Options) (*Gateway, error) {
 				o.OnHealthEvent(e)
 			}
 		})
+		if st := pool.StickTable(); st != nil && g.redis != nil {
+			store, err := g.newStore(st.Table)
+			if err != nil {
+				return nil, fmt.Errorf("backend %q: stick.table: %w", bc.Name, err)
+			}
+			pool.UseStickStore(store)
+		}
 		g.pools = append(g.pools, pool)
 		retryOn, _ := forward.ParseRetryOn(bc.RetryOn) // validated
 		b := forward.New(pool, forward.Options{
@@ -460,6 +509,9 @@ func (g *Gateway) Run(ctx context.Context) error {
 	}
 	for _, s := range g.stores {
 		s.Close()
+	}
+	if g.redis != nil {
+		g.redis.Close()
 	}
 	g.log.Info().Msg("stopped")
 	return runErr

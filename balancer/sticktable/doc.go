@@ -70,4 +70,19 @@
 // idempotent (48 bytes in two allocations). Each call reads the clock once,
 // and a release once more; where time.Now is dear, NewMemory takes a
 // coarser clock.
+//
+// # Redis
+//
+// Redis (NewRedis) keeps a table in Redis for every replica: one Lua script
+// per call, so counts are exact fleet-wide. Keys Prefix+"st:{name}:e:"+key
+// (a hash) and …:lru (a sorted set by last use) share a hash tag, so a
+// Cluster keeps a table in one slot. Size is exact: the scripts keep a set
+// member per entry and evict the least recently used down to Size on
+// insert. Lookup answers are near-cached for up to NearCacheTTL (at most
+// Expire/10): a replica may route by an answer that old, and sees its own
+// writes at once. When Redis fails, calls are answered from a local Memory
+// with no error; after FailuresToOpen failures a breaker stops waiting,
+// probes every RetryAfter, writes back the keys learnt meanwhile (Redis's
+// entry wins if it was used since), then closes. BenchmarkRedisMemory1M
+// measured 335 bytes per entry in Redis for a million 32-byte keys.
 package sticktable

@@ -22,6 +22,9 @@ type Config struct {
 	Log       Log        `yaml:"log"`
 	// Admin is the operators' listener (metrics); off when not set.
 	Admin *Admin `yaml:"admin"`
+	// Redis, when set, holds the stick tables and rate-limit counts that
+	// the replicas share; without it each replica keeps its own.
+	Redis *Redis `yaml:"redis"`
 	// ShutdownTimeout bounds how long in-flight requests may take to finish
 	// after SIGINT/SIGTERM before their connections are closed.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
@@ -189,6 +192,52 @@ type Admin struct {
 	TokenFile string `yaml:"token_file"`
 }
 
+// Redis is the server the replicas share state through: standalone,
+// Sentinel (master_name) or Cluster (cluster: true), as AWS ElastiCache runs it.
+type Redis struct {
+	// Addresses are host:port: the server; the Sentinels with
+	// MasterName; seed nodes with Cluster.
+	Addresses  []string `yaml:"addresses"`
+	MasterName string   `yaml:"master_name"`
+	Cluster    bool     `yaml:"cluster"`
+	// Username is an ACL user; PasswordFile holds the password (else the
+	// SEKISHO_REDIS_PASSWORD environment variable). Neither is ever logged.
+	Username     string `yaml:"username"`
+	PasswordFile string `yaml:"password_file"`
+	// SentinelPasswordFile holds the Sentinels' own password, if they have one.
+	SentinelPasswordFile string `yaml:"sentinel_password_file"`
+	DB                   int    `yaml:"db"`
+	// TLS, when set, speaks TLS (1.2 or later) to Redis.
+	TLS *RedisTLS `yaml:"tls"`
+	// Prefix starts every key, so several deployments can share a server.
+	Prefix string `yaml:"prefix"`
+	// Timeout bounds each Redis call on the request path: the most Redis
+	// can add to a request before the replica answers from its own table.
+	Timeout time.Duration `yaml:"timeout"`
+	// NearCacheTTL is how long a replica may answer a stick-table lookup
+	// from its local copy (0: default 1s; negative: never).
+	NearCacheTTL time.Duration `yaml:"near_cache_ttl"`
+}
+
+// RedisTLS is how the gateway checks the Redis server's certificate.
+type RedisTLS struct {
+	CAFile     string `yaml:"ca_file"` // default: the system's roots
+	ServerName string `yaml:"server_name"`
+	// CertFile and KeyFile, when set, are the gateway's client certificate.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
+// RedisPasswordEnv names the environment variable read when password_file is not set.
+const RedisPasswordEnv = "SEKISHO_REDIS_PASSWORD"
+
+// Redis defaults.
+const (
+	DefaultRedisPrefix       = "sekisho:"
+	DefaultRedisTimeout      = 50 * time.Millisecond
+	DefaultRedisNearCacheTTL = time.Second
+)
+
 // AdminTokenEnv names the environment variable read when token_file is not set.
 const AdminTokenEnv = "SEKISHO_ADMIN_TOKEN"
 
@@ -228,6 +277,13 @@ func (c *Config) SetDefaults() {
 	}
 	if c.Log.Access == "" {
 		c.Log.Access = "stdout"
+	}
+	if r := c.Redis; r != nil {
+		if r.Prefix == "" {
+			r.Prefix = DefaultRedisPrefix
+		}
+		setDuration(&r.Timeout, DefaultRedisTimeout)
+		setDuration(&r.NearCacheTTL, DefaultRedisNearCacheTTL)
 	}
 	for i := range c.Frontends {
 		f := &c.Frontends[i]

@@ -88,6 +88,13 @@ func TestParse_ErrorsNameFileLineAndKey(t *testing.T) {
 				`backends[0].retries: must not be negative`,
 				`backends[0].retry_on[0]: "timeout" is not conn-failure`,
 				`backends[0].stick.on: "header" is not src or cookie`}},
+		{"redis", good + "redis: {addresses: [\"10.0.0.1:6379\", \"10.0.0.2\"], db: 2, cluster: true, master_name: m, password_file: /nonexistent/redis.pw, tls: {cert_file: c.pem}}\n",
+			[]string{`redis.addresses[1]: "10.0.0.2" is not host:port`,
+				`redis.cluster: a Cluster has no master_name (that is Sentinel)`,
+				`redis.password_file: stat /nonexistent/redis.pw: no such file or directory`,
+				`redis.tls: cert_file and key_file go together`}},
+		{"redis, several addresses", good + "redis: {addresses: [\"10.0.0.1:6379\", \"10.0.0.2:6379\"]}\n",
+			[]string{`redis.addresses: several addresses need cluster: true or a Sentinel master_name`}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

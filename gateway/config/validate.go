@@ -63,6 +63,37 @@ func (c *Config) Validate() error {
 			}
 		}
 	}
+	if r := c.Redis; r != nil {
+		if len(r.Addresses) == 0 {
+			fail("redis.addresses: at least one host:port is required")
+		}
+		for i, a := range r.Addresses {
+			if _, port, err := net.SplitHostPort(a); err != nil || port == "" {
+				fail("redis.addresses[%d]: %q is not host:port", i, a)
+			}
+		}
+		switch {
+		case r.Cluster && r.MasterName != "":
+			fail("redis.cluster: a Cluster has no master_name (that is Sentinel)")
+		case r.Cluster && r.DB != 0:
+			fail("redis.db: a Cluster has only database 0")
+		case !r.Cluster && r.MasterName == "" && len(r.Addresses) > 1:
+			fail("redis.addresses: several addresses need cluster: true or a Sentinel master_name")
+		}
+		if r.Timeout < 0 {
+			fail("redis.timeout: must not be negative")
+		}
+		for key, f := range map[string]string{"password_file": r.PasswordFile, "sentinel_password_file": r.SentinelPasswordFile} {
+			if f != "" {
+				if _, err := os.Stat(f); err != nil {
+					fail("redis.%s: %v", key, err)
+				}
+			}
+		}
+		if t := r.TLS; t != nil && (t.CertFile == "") != (t.KeyFile == "") {
+			fail("redis.tls: cert_file and key_file go together")
+		}
+	}
 	if len(c.Frontends) == 0 {
 		fail("frontends: at least one frontend is required")
 	}

@@ -1,0 +1,100 @@
+package e2e
+
+import (
+	"fmt"
+	"net"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Redis is a redis-server process of the test's own on a loopback port.
+type Redis struct {
+	t    testing.TB
+	Addr string
+	dir  string
+	cmd  *exec.Cmd
+}
+
+// redisServer finds redis-server, installing Debian's package when it is
+// missing; the test fails with how to get it when that is not possible.
+func redisServer(t testing.TB) string {
+	t.Helper()
+	if p, err := exec.LookPath("redis-server"); err == nil {
+		return p
+	}
+	install := exec.Command("sh", "-c", "apt-get install -y redis-server || (apt-get update && apt-get install -y redis-server)")
+	out, err := install.CombinedOutput()
+	if p, lerr := exec.LookPath("redis-server"); lerr == nil {
+		return p
+	}
+	t.Fatalf("redis-server is needed and could not be installed (%v): run `apt-get install -y redis-server` as root\n%s", err, out)
+	return ""
+}
+
+// StartRedis starts redis-server on a free loopback port, with its
+// append-only file in the test's directory (as a production Redis keeps
+// its data over a restart); it stops when the test ends.
+func StartRedis(t testing.TB) *Redis {
+	t.Helper()
+	bin := redisServer(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	r := &Redis{t: t, Addr: addr, dir: t.TempDir()}
+	r.start(bin)
+	t.Cleanup(r.Kill)
+	return r
+}
+
+func (r *Redis) start(bin string) {
+	r.t.Helper()
+	_, port, _ := net.SplitHostPort(r.Addr)
+	r.cmd = exec.Command(bin, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes", "--appendfsync", "everysec",
+		"--dir", r.dir, "--enable-debug-command", "local")
+	if err := r.cmd.Start(); err != nil {
+		r.t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if out, err := r.CLI("PING"); err == nil && strings.TrimSpace(out) == "PONG" {
+			return
+		}
+		if time.Now().After(deadline) {
+			r.t.Fatalf("redis-server on %s did not answer PING within 10s", r.Addr)
+		}
+	}
+}
+
+// CLI runs one redis-cli command against the server.
+func (r *Redis) CLI(args ...string) (string, error) {
+	host, port, _ := net.SplitHostPort(r.Addr)
+	out, err := exec.Command("redis-cli", append([]string{"-h", host, "-p", port}, args...)...).CombinedOutput()
+	return string(out), err
+}
+
+// Kill stops the server at once, as a crash would.
+func (r *Redis) Kill() {
+	if r.cmd != nil && r.cmd.Process != nil {
+		r.cmd.Process.Kill()
+		r.cmd.Wait()
+		r.cmd = nil
+	}
+}
+
+// Restart starts the server again on the same port, with what its
+// append-only file kept.
+func (r *Redis) Restart() { r.t.Helper(); r.start(redisServer(r.t)) }
+
+// Pause stops the server's process without closing its sockets (SIGSTOP):
+// Redis is there but answers nothing, as in a network partition.
+func (r *Redis) Pause() { r.cmd.Process.Signal(syscall.SIGSTOP) }
+
+// Resume continues a paused server.
+func (r *Redis) Resume() { r.cmd.Process.Signal(syscall.SIGCONT) }
+
+func (r *Redis) String() string { return fmt.Sprintf("redis-server %s", r.Addr) }
