@@ -3,7 +3,9 @@ package e2e
 import (
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -16,6 +18,7 @@ type Redis struct {
 	Addr string
 	dir  string
 	cmd  *exec.Cmd
+	args []string // more arguments: a replica's, a Sentinel's
 }
 
 // redisServer finds redis-server, installing Debian's package when it is
@@ -36,8 +39,9 @@ func redisServer(t testing.TB) string {
 
 // StartRedis starts redis-server on a free loopback port, with its
 // append-only file in the test's directory (as a production Redis keeps
-// its data over a restart); it stops when the test ends.
-func StartRedis(t testing.TB) *Redis {
+// its data over a restart); it stops when the test ends. args go to
+// redis-server as well.
+func StartRedis(t testing.TB, args ...string) *Redis {
 	t.Helper()
 	bin := redisServer(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -46,7 +50,7 @@ func StartRedis(t testing.TB) *Redis {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	r := &Redis{t: t, Addr: addr, dir: t.TempDir()}
+	r := &Redis{t: t, Addr: addr, dir: t.TempDir(), args: args}
 	r.start(bin)
 	t.Cleanup(r.Kill)
 	return r
@@ -55,8 +59,9 @@ func StartRedis(t testing.TB) *Redis {
 func (r *Redis) start(bin string) {
 	r.t.Helper()
 	_, port, _ := net.SplitHostPort(r.Addr)
-	r.cmd = exec.Command(bin, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes", "--appendfsync", "everysec",
-		"--dir", r.dir, "--enable-debug-command", "local")
+	args := []string{"--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes", "--appendfsync", "everysec",
+		"--dir", r.dir, "--enable-debug-command", "local"}
+	r.cmd = exec.Command(bin, append(args, r.args...)...)
 	if err := r.cmd.Start(); err != nil {
 		r.t.Fatal(err)
 	}
@@ -98,3 +103,43 @@ func (r *Redis) Pause() { r.cmd.Process.Signal(syscall.SIGSTOP) }
 func (r *Redis) Resume() { r.cmd.Process.Signal(syscall.SIGCONT) }
 
 func (r *Redis) String() string { return fmt.Sprintf("redis-server %s", r.Addr) }
+
+// StartSentinel starts a Sentinel (redis-server --sentinel) watching
+// master as "mymaster": quorum 1, down after 500 ms, so a test sees a
+// failover within seconds.
+func StartSentinel(t testing.TB, master *Redis) *Redis {
+	t.Helper()
+	bin := redisServer(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	dir := t.TempDir()
+	_, port, _ := net.SplitHostPort(addr)
+	mhost, mport, _ := net.SplitHostPort(master.Addr)
+	conf := filepath.Join(dir, "sentinel.conf")
+	os.WriteFile(conf, []byte(fmt.Sprintf(`port %s
+bind 127.0.0.1
+dir %s
+sentinel monitor mymaster %s %s 1
+sentinel down-after-milliseconds mymaster 500
+sentinel failover-timeout mymaster 3000
+sentinel parallel-syncs mymaster 1
+`, port, dir, mhost, mport)), 0o600)
+	s := &Redis{t: t, Addr: addr, dir: dir}
+	s.cmd = exec.Command(bin, conf, "--sentinel")
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Kill)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if out, err := s.CLI("SENTINEL", "get-master-addr-by-name", "mymaster"); err == nil && strings.Contains(out, mport) {
+			return s
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sentinel on %s does not know its master within 10s", addr)
+		}
+	}
+}

@@ -428,3 +428,58 @@ func TestShared_ReplicaDiesBehindTheFrontBalancer(t *testing.T) {
 		t.Fatalf("the revived replica served %d requests: the balancer did not take it back", n)
 	}
 }
+
+// Sentinel failover under steady sticky load: the master is killed,
+// Sentinel promotes its replica, the gateways follow with no failed
+// request, and sharing works through the new master.
+func TestShared_SentinelFailover(t *testing.T) {
+	master := StartRedis(t)
+	replica := StartRedis(t, "--replicaof", strings.Replace(master.Addr, ":", " ", 1))
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if out, _ := replica.CLI("INFO", "replication"); strings.Contains(out, "master_link_status:up") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the replica did not sync with the master within 10s")
+		}
+	}
+	sentinel := StartSentinel(t, master)
+	a, b := appServers(t)
+	cfg := strings.Replace(replicaConfig, `  addresses: ["{{.Redis}}"]`, `  addresses: ["{{.Redis}}"]
+  master_name: mymaster`, 1)
+	var gs []*Gateway
+	for range 2 {
+		gs = append(gs, StartGateway(t, cfg, ConfigData{"A": a.Addr, "B": b.Addr, "Redis": sentinel.Addr, "Limit": 1000}))
+	}
+	load := &steadyLoad{}
+	stop := make(chan struct{})
+	wg := load.run(t, gs, 6, stop, func(w, i int) int { return (w + i) % 2 })
+	time.Sleep(700 * time.Millisecond)
+	master.Kill()
+	_, rport, _ := net.SplitHostPort(replica.Addr)
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if out, _ := sentinel.CLI("SENTINEL", "get-master-addr-by-name", "mymaster"); strings.Contains(out, rport) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("sentinel did not promote the replica within 20s")
+		}
+	}
+	time.Sleep(2 * time.Second) // the gateways' breaker probes find the new master
+	close(stop)
+	wg.Wait()
+	if len(load.failures) > 0 {
+		t.Fatalf("%d of %d requests failed or moved across the failover; first: %s", len(load.failures), load.requests, load.failures[0])
+	}
+	c := &http.Client{Timeout: 5 * time.Second}
+	srv, id, err := hit(c, gs[0].URL("http", "web")+"/", "")
+	if err != nil || id == "" {
+		t.Fatal(err)
+	}
+	if got, _, err := hit(c, gs[1].URL("http", "web")+"/", id); err != nil || got != srv {
+		t.Fatalf("after the failover, a session of %s went to %q (%v) via the other replica", srv, got, err)
+	}
+	if out, _ := replica.CLI("KEYS", "sekisho:st:*"); !strings.Contains(out, "sekisho:st:") {
+		t.Fatalf("the new master holds no table: %q", out)
+	}
+}
