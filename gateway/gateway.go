@@ -23,6 +23,7 @@ import (
 	"github.com/sekisho/sekisho/balancer/sticktable"
 	"github.com/sekisho/sekisho/certs"
 	"github.com/sekisho/sekisho/gateway/accesslog"
+	"github.com/sekisho/sekisho/gateway/clientip"
 	"github.com/sekisho/sekisho/gateway/config"
 	"github.com/sekisho/sekisho/gateway/forward"
 	"github.com/sekisho/sekisho/gateway/listen"
@@ -139,6 +140,22 @@ type frontend struct {
 	lns     []*listen.Listener
 	h3      *http3.Server // nil unless http3: true
 	udp     []net.PacketConn
+	log     zerolog.Logger
+	// proxyMu guards proxyLogs, which bounds the log lines about refused PROXY headers.
+	proxyMu   sync.Mutex
+	proxyLogs logBudget
+}
+
+// proxyError logs a connection closed for its PROXY header, within the
+// log budget: a client that sends junk must not fill the log.
+func (f *frontend) proxyError(err error, remote net.Addr) {
+	f.proxyMu.Lock()
+	ok, suppressed := f.proxyLogs.spend()
+	f.proxyMu.Unlock()
+	if ok {
+		ip, _ := splitHostPort(remote.String())
+		f.log.Info().Str("peer_ip", ip).Err(err).Int("suppressed", suppressed).Msg("connection refused: PROXY protocol header")
+	}
 }
 
 // New builds everything a config describes (compiles each WAF policy once,
@@ -257,6 +274,14 @@ func New(c *config.Config, o Options) (*Gateway, error) {
 			f.tls, f.watch, f.acme = t.Config, newTLSWatch(fc.Name, t.Policy, g.metrics, flog), t.ACME
 		}
 		h := &handler{name: fc.Name, access: access, idle: g.idle, log: flog, redirectHTTPS: fc.RedirectHTTPS, acme: f.acme}
+		if ci := fc.ClientIP; ci != nil {
+			r, err := clientip.New(ci.TrustedProxies, ci.Header)
+			if err != nil {
+				return nil, fmt.Errorf("frontend %q: client_ip: %w", fc.Name, err)
+			}
+			h.clientIP = r
+		}
+		f.log = flog
 		if fc.HSTS != nil {
 			h.hsts = fc.HSTS.Header()
 		}
@@ -345,6 +370,14 @@ func (g *Gateway) Listen() error {
 				return fmt.Errorf("frontend %q: %w", f.name, err)
 			}
 			o := listen.Options{HandshakeTimeout: f.srv.ReadHeaderTimeout}
+			if pp := b.ProxyProtocol; pp != nil {
+				o.Proxy = &listen.Proxy{Require: pp.Mode == "require", HeaderTimeout: pp.HeaderTimeout}
+				for _, t := range pp.Trusted {
+					p, _ := clientip.ParsePrefix(t) // validated
+					o.Proxy.Trusted = append(o.Proxy.Trusted, p)
+				}
+				o.OnProxyError = f.proxyError
+			}
 			if b.TLS {
 				o.TLS, o.ServeH2 = f.tls, f.serveH2
 				o.OnHandshake, o.OnHandshakeError = f.watch.handshake, f.watch.handshakeError
@@ -374,8 +407,11 @@ func (g *Gateway) Listen() error {
 	return nil
 }
 
-func (f *frontend) serveH2(c *tls.Conn) {
-	f.h2.ServeConn(c, &http2.ServeConnOpts{BaseConfig: f.srv, Handler: f.handler})
+func (f *frontend) serveH2(tc *tls.Conn, c *listen.Conn) {
+	// The handler finds the connection's PROXY header and TLS state as it
+	// does for HTTP/1 (ConnContext).
+	ctx := context.WithValue(context.Background(), connKey{}, c)
+	f.h2.ServeConn(tc, &http2.ServeConnOpts{Context: ctx, BaseConfig: f.srv, Handler: f.handler})
 }
 
 func (g *Gateway) closeListeners() {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/sekisho/sekisho/certs"
 	"github.com/sekisho/sekisho/gateway/accesslog"
+	"github.com/sekisho/sekisho/gateway/clientip"
 	"github.com/sekisho/sekisho/gateway/forward"
 	"github.com/sekisho/sekisho/gateway/listen"
 	"github.com/sekisho/sekisho/waf"
@@ -55,9 +57,10 @@ type handler struct {
 	// first TLS bind (set when it is bound).
 	redirectHTTPS bool
 	httpsPort     string
-	hsts          string      // Strict-Transport-Security for responses over TLS
-	altSvc        string      // advertises HTTP/3 on responses over TLS on TCP
-	acme          *certs.ACME // answers HTTP-01 challenges; nil without ACME
+	hsts          string             // Strict-Transport-Security for responses over TLS
+	altSvc        string             // advertises HTTP/3 on responses over TLS on TCP
+	acme          *certs.ACME        // answers HTTP-01 challenges; nil without ACME
+	clientIP      *clientip.Resolver // nil: the peer is the client
 }
 
 type connKey struct{}
@@ -105,7 +108,18 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r.Header["X-Request-Id"] = id
 	rw.Header()["X-Request-Id"] = id
 	e.ClientIP, e.ClientPort = splitHostPort(r.RemoteAddr)
+	if h.clientIP != nil {
+		// A trusted proxy's word, from its header; the port is the proxy's.
+		if peer, err := netip.ParseAddr(e.ClientIP); err == nil {
+			if c := h.clientIP.Resolve(peer, r.Header); c != peer {
+				e.PeerIP, e.ClientIP, e.ClientPort = e.ClientIP, c.String(), 0
+			}
+		}
+	}
 	conn, _ := r.Context().Value(connKey{}).(*listen.Conn)
+	if conn != nil {
+		e.VPCEndpointID = conn.VPCEndpointID()
+	}
 	e.TLS = r.TLS
 	if e.TLS == nil && conn != nil {
 		e.TLS = conn.TLS()

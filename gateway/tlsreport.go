@@ -44,12 +44,10 @@ type tlsWatch struct {
 	metrics  *metrics
 	log      zerolog.Logger
 
-	mu         sync.Mutex
-	below      map[BelowPolicy]uint64 // Count unused in the key
-	failed     map[string]uint64
-	second     time.Time
-	logged     int
-	suppressed int
+	mu     sync.Mutex
+	below  map[BelowPolicy]uint64 // Count unused in the key
+	failed map[string]uint64
+	logs   logBudget
 }
 
 func newTLSWatch(frontend string, p *certs.Policy, m *metrics, log zerolog.Logger) *tlsWatch {
@@ -72,7 +70,7 @@ func (w *tlsWatch) handshake(st *tls.ConnectionState, remote net.Addr) {
 		k.ClientIP = "other"
 	}
 	w.below[k]++
-	ok, suppressed := w.mayLog()
+	ok, suppressed := w.logs.spend()
 	w.mu.Unlock()
 	if ok {
 		w.log.Warn().Str("tls_version", k.Version).Str("tls_cipher", k.Cipher).Str("client_ip", ip).
@@ -86,7 +84,7 @@ func (w *tlsWatch) handshakeError(err error, remote net.Addr) {
 	w.metrics.failed.WithLabelValues(w.frontend, reason).Inc()
 	w.mu.Lock()
 	w.failed[reason]++
-	ok, suppressed := w.mayLog()
+	ok, suppressed := w.logs.spend()
 	w.mu.Unlock()
 	if ok {
 		ip, _ := splitHostPort(remote.String())
@@ -94,20 +92,28 @@ func (w *tlsWatch) handshakeError(err error, remote net.Addr) {
 	}
 }
 
-// mayLog spends one of the second's log lines; it returns how many lines
-// were held back since the last one logged. w.mu is held.
-func (w *tlsWatch) mayLog() (bool, int) {
+// logBudget bounds log lines about what clients cause, so a flood of bad
+// handshakes or headers cannot flood the log; its user holds a lock.
+type logBudget struct {
+	second     time.Time
+	logged     int
+	suppressed int
+}
+
+// spend spends one of the second's log lines; it returns how many lines
+// were held back since the last one logged.
+func (b *logBudget) spend() (bool, int) {
 	now := time.Now()
-	if now.Sub(w.second) >= time.Second {
-		w.second, w.logged = now, 0
+	if now.Sub(b.second) >= time.Second {
+		b.second, b.logged = now, 0
 	}
-	if w.logged >= logsPerSecond {
-		w.suppressed++
+	if b.logged >= logsPerSecond {
+		b.suppressed++
 		return false, 0
 	}
-	w.logged++
-	n := w.suppressed
-	w.suppressed = 0
+	b.logged++
+	n := b.suppressed
+	b.suppressed = 0
 	return true, n
 }
 

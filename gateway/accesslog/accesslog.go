@@ -16,6 +16,8 @@ const (
 	FieldRequestID    = "request_id"
 	FieldClientIP     = "client_ip"
 	FieldClientPort   = "client_port"
+	FieldPeerIP       = "peer_ip"
+	FieldVPCEndpoint  = "vpce_id"
 	FieldFrontend     = "frontend"
 	FieldBackend      = "backend"
 	FieldServer       = "server"
@@ -50,6 +52,9 @@ type Entry struct {
 	RequestID                    string
 	ClientIP                     string
 	ClientPort                   int
+	PeerIP                       string // the proxy in front, when the client is not the socket peer
+	VPCEndpointID                string // from an AWS PROXY v2 header
+
 	Frontend, Backend, Server    string
 	Method, Host, Path, Query    string
 	Protocol                     string
@@ -90,6 +95,7 @@ func (l *Logger) Write(e *Entry) {
 		Str(FieldRequestID, e.RequestID).
 		Str(FieldClientIP, e.ClientIP).
 		Int(FieldClientPort, e.ClientPort).
+		Str(FieldPeerIP, e.PeerIP).
 		Str(FieldFrontend, e.Frontend).
 		Str(FieldBackend, e.Backend).
 		Str(FieldServer, e.Server).
@@ -117,6 +123,9 @@ func (l *Logger) Write(e *Entry) {
 		Int(FieldWAFScore, e.WAFScore)
 	if e.WAFTruncated {
 		ev.Bool(FieldWAFTruncated, true)
+	}
+	if e.VPCEndpointID != "" {
+		ev.Str(FieldVPCEndpoint, e.VPCEndpointID)
 	}
 	ev.Str(FieldUserAgent, e.UserAgent)
 	if e.Retries > 0 {

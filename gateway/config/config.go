@@ -52,6 +52,8 @@ type Frontend struct {
 	// HSTS, when set, puts Strict-Transport-Security on every response
 	// over TLS (replacing a backend's).
 	HSTS *HSTS `yaml:"hsts"`
+	// ClientIP, when set, trusts proxies in front to report the client.
+	ClientIP *ClientIP `yaml:"client_ip"`
 	// HTTP3 also serves HTTP/3 over QUIC on the UDP port of each TLS bind,
 	// and TCP responses over TLS advertise it (Alt-Svc).
 	HTTP3 bool `yaml:"http3"`
@@ -86,6 +88,32 @@ func (h HSTS) Header() string {
 type Bind struct {
 	Address string `yaml:"address"`
 	TLS     bool   `yaml:"tls"`
+	// ProxyProtocol, when set, reads a PROXY protocol header (v1 or v2)
+	// from the peers it trusts, such as an AWS NLB.
+	ProxyProtocol *ProxyProtocol `yaml:"proxy_protocol"`
+}
+
+// ProxyProtocol is a bind's PROXY protocol policy.
+type ProxyProtocol struct {
+	// Trusted lists the peers (CIDRs or addresses) that may send a header;
+	// a header from any other peer closes the connection.
+	Trusted []string `yaml:"trusted"`
+	// Mode is require (the default: a trusted peer's connection without a
+	// header is closed) or optional.
+	Mode string `yaml:"mode"`
+	// HeaderTimeout bounds the wait for the header (default 5s).
+	HeaderTimeout time.Duration `yaml:"header_timeout"`
+}
+
+// ClientIP says whom a frontend believes about the client's address.
+type ClientIP struct {
+	// TrustedProxies are the proxies (CIDRs or addresses) whose report of
+	// the client is believed; from any other peer, none is.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+	// Header is where they report it: x-forwarded-for (the default),
+	// forwarded (RFC 7239), or a header holding one address, such as
+	// CF-Connecting-IP or X-Real-IP.
+	Header string `yaml:"header"`
 }
 
 // Route sends requests for a host and path prefix to a backend through a WAF policy.
@@ -265,6 +293,7 @@ const (
 	DefaultMaxIdleConnsPerServer = 128
 	DefaultRetries               = 3
 	DefaultShutdownTimeout       = 30 * time.Second
+	DefaultProxyHeaderTimeout    = 5 * time.Second
 )
 
 // SetDefaults fills every field a user may leave out.
@@ -299,6 +328,14 @@ func (c *Config) SetDefaults() {
 		}
 		if f.HSTS != nil {
 			setDuration(&f.HSTS.MaxAge, DefaultHSTSMaxAge)
+		}
+		for j := range f.Bind {
+			if pp := f.Bind[j].ProxyProtocol; pp != nil {
+				if pp.Mode == "" {
+					pp.Mode = "require"
+				}
+				setDuration(&pp.HeaderTimeout, DefaultProxyHeaderTimeout)
+			}
 		}
 		for j := range f.Routes {
 			r := &f.Routes[j]

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sekisho/sekisho/gateway/clientip"
 	"github.com/sekisho/sekisho/gateway/forward"
 )
 
@@ -110,6 +111,37 @@ func (c *Config) Validate() error {
 		frontends[f.Name] = true
 		if len(f.Bind) == 0 {
 			fail("%s.bind: at least one address is required", key)
+		}
+		if ci := f.ClientIP; ci != nil {
+			if len(ci.TrustedProxies) == 0 {
+				fail("%s.client_ip.trusted_proxies: at least one CIDR is required", key)
+			}
+			for j, t := range ci.TrustedProxies {
+				if _, err := clientip.ParsePrefix(t); err != nil {
+					fail("%s.client_ip.trusted_proxies[%d]: %v", key, j, err)
+				}
+			}
+			if strings.ContainsAny(ci.Header, " :\t") {
+				fail("%s.client_ip.header: %q is not a header name", key, ci.Header)
+			}
+		}
+		for j, b := range f.Bind {
+			pp := b.ProxyProtocol
+			if pp == nil {
+				continue
+			}
+			pkey := fmt.Sprintf("%s.bind[%d].proxy_protocol", key, j)
+			if len(pp.Trusted) == 0 {
+				fail("%s.trusted: list the load balancers that send the header (a header from anyone else is refused)", pkey)
+			}
+			for k, t := range pp.Trusted {
+				if _, err := clientip.ParsePrefix(t); err != nil {
+					fail("%s.trusted[%d]: %v", pkey, k, err)
+				}
+			}
+			if pp.Mode != "require" && pp.Mode != "optional" {
+				fail("%s.mode: %q is not require or optional", pkey, pp.Mode)
+			}
 		}
 		anyTLS := false
 		for j, b := range f.Bind {

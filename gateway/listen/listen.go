@@ -1,7 +1,9 @@
 // Package listen accepts the gateway's client connections. For HTTP/1 it
 // wraps each connection so the handler can learn what net/http hides (see
 // framingScan); for TLS it runs the handshake itself and hands HTTP/2
-// connections to an HTTP/2 server and HTTP/1 ones to an http.Server.
+// connections to an HTTP/2 server and HTTP/1 ones to an http.Server. With a
+// PROXY protocol policy it reads the header first, off the accept loop, so
+// a peer that is slow to send it holds up no one else.
 package listen
 
 import (
@@ -12,12 +14,15 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/pires/go-proxyproto"
 )
 
-// Conn is an accepted HTTP/1 connection (plain, or TLS after the handshake).
+// Conn is an accepted connection (plain, or TLS after the handshake).
 type Conn struct {
 	net.Conn
 	tls       *tls.ConnectionState
+	proxy     *proxyproto.Header // nil without one
 	scan      framingScan
 	ambiguous atomic.Int32
 }
@@ -75,13 +80,18 @@ type Listener struct {
 	h2conns   map[*tls.Conn]struct{}
 }
 
-// Options are a listener's TLS settings; without TLS, none applies.
+// Options are a listener's TLS and PROXY protocol settings.
 type Options struct {
 	TLS *tls.Config
 	// HandshakeTimeout bounds a TLS handshake, so a silent client cannot hold a goroutine.
 	HandshakeTimeout time.Duration
-	// ServeH2 serves the connections that negotiated "h2", each on its own goroutine.
-	ServeH2 func(*tls.Conn)
+	// Proxy, when set, reads PROXY protocol headers from the peers it trusts.
+	Proxy *Proxy
+	// OnProxyError sees every connection closed for its PROXY header.
+	OnProxyError func(err error, remote net.Addr)
+	// ServeH2 serves the connections that negotiated "h2", each on its own
+	// goroutine; c carries what the listener learnt of the connection.
+	ServeH2 func(tc *tls.Conn, c *Conn)
 	// OnHandshake sees every completed handshake, OnHandshakeError every failed one.
 	OnHandshake      func(st *tls.ConnectionState, remote net.Addr)
 	OnHandshakeError func(err error, remote net.Addr)
@@ -91,15 +101,18 @@ type Options struct {
 func New(ln net.Listener, o Options) *Listener {
 	l := &Listener{ln: ln, o: o,
 		conns: make(chan net.Conn), done: make(chan struct{}), h2conns: map[*tls.Conn]struct{}{}}
-	if o.TLS != nil {
-		go l.acceptTLS()
+	if l.async() {
+		go l.acceptAsync()
 	}
 	return l
 }
 
+// async tells whether connections need work before the server gets them.
+func (l *Listener) async() bool { return l.o.TLS != nil || l.o.Proxy != nil }
+
 // Accept implements net.Listener.
 func (l *Listener) Accept() (net.Conn, error) {
-	if l.o.TLS == nil {
+	if !l.async() {
 		c, err := l.ln.Accept()
 		if err != nil {
 			return nil, err
@@ -114,7 +127,7 @@ func (l *Listener) Accept() (net.Conn, error) {
 	}
 }
 
-func (l *Listener) acceptTLS() {
+func (l *Listener) acceptAsync() {
 	var delay time.Duration
 	for {
 		raw, err := l.ln.Accept()
@@ -132,11 +145,42 @@ func (l *Listener) acceptTLS() {
 			return
 		}
 		delay = 0
-		go l.handshake(raw)
+		go l.prepare(raw)
 	}
 }
 
-func (l *Listener) handshake(raw net.Conn) {
+// prepare reads the PROXY header and runs the TLS handshake, as
+// configured, then hands the connection to the server.
+func (l *Listener) prepare(raw net.Conn) {
+	c := &Conn{Conn: raw}
+	if l.o.Proxy != nil {
+		pc, h, err := l.o.Proxy.readProxy(raw)
+		if err != nil {
+			if l.o.OnProxyError != nil {
+				l.o.OnProxyError(err, raw.RemoteAddr())
+			}
+			raw.Close()
+			return
+		}
+		c.Conn, c.proxy = pc, h
+	}
+	if l.o.TLS != nil {
+		l.handshake(c)
+		return
+	}
+	l.deliver(c)
+}
+
+func (l *Listener) deliver(c *Conn) {
+	select {
+	case l.conns <- c:
+	case <-l.done:
+		c.Close()
+	}
+}
+
+func (l *Listener) handshake(c *Conn) {
+	raw := c.Conn
 	tc := tls.Server(raw, l.o.TLS)
 	ctx, cancel := context.WithTimeout(context.Background(), l.o.HandshakeTimeout)
 	err := tc.HandshakeContext(ctx)
@@ -157,20 +201,17 @@ func (l *Listener) handshake(raw net.Conn) {
 	if l.o.OnHandshake != nil {
 		l.o.OnHandshake(&st, raw.RemoteAddr())
 	}
+	c.Conn, c.tls = tc, &st
 	if st.NegotiatedProtocol == "h2" && l.o.ServeH2 != nil {
 		if !l.trackH2(tc) {
 			tc.Close()
 			return
 		}
 		defer l.untrackH2(tc)
-		l.o.ServeH2(tc)
+		l.o.ServeH2(tc, c)
 		return
 	}
-	select {
-	case l.conns <- &Conn{Conn: tc, tls: &st}:
-	case <-l.done:
-		tc.Close()
-	}
+	l.deliver(c)
 }
 
 func (l *Listener) trackH2(c *tls.Conn) bool {
