@@ -29,7 +29,8 @@ type ACMEConfig struct {
 	Email string `yaml:"email"`
 	// Domains are the names to obtain certificates for.
 	Domains []string `yaml:"domains"`
-	// Storage is the folder for accounts, keys and certificates.
+	// Storage is the folder for accounts, keys and certificates, unless
+	// the replicas share them through Redis.
 	Storage string `yaml:"storage"`
 	// Challenges are the ones offered: "http-01" (answered on the frontend's
 	// plain-HTTP binds, which must listen on port 80 as the CA sees them)
@@ -169,7 +170,7 @@ type ACME struct {
 	domains []string
 }
 
-func newACME(a ACMEConfig, onEvent func(event string, data map[string]any)) (*ACME, error) {
+func newACME(a ACMEConfig, storage certmagic.Storage, onEvent func(event string, data map[string]any)) (*ACME, error) {
 	tmpl := certmagic.ACMEIssuer{
 		CA:                      a.Directory,
 		Email:                   a.Email,
@@ -236,7 +237,7 @@ func newACME(a ACMEConfig, onEvent func(event string, data map[string]any)) (*AC
 		Logger:             zap.NewNop(),
 	})
 	m.cfg = certmagic.New(m.cache, certmagic.Config{
-		Storage: &certmagic.FileStorage{Path: a.Storage},
+		Storage: storage,
 		Logger:  zap.NewNop(),
 		OnEvent: func(_ context.Context, event string, data map[string]any) error {
 			if onEvent != nil {

@@ -18,6 +18,9 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/caddyserver/certmagic"
+	"github.com/redis/go-redis/v9"
 )
 
 // Config is a frontend's TLS setup.
@@ -45,6 +48,11 @@ type Config struct {
 	// ACME, when set, has certificates for its domains issued and renewed
 	// by an ACME CA; other names get the certificates above.
 	ACME *ACMEConfig `yaml:"acme"`
+	// SessionTickets sets how the session-ticket keys rotate. With
+	// Options.Redis the replicas share them, by default a new one hourly
+	// and 24 kept; without Redis and unset, Go's own keys serve (a new one
+	// daily, each kept a week).
+	SessionTickets *SessionTickets `yaml:"session_tickets"`
 	// Observe accepts handshakes below the policy (TLS 1.0 and 1.1, and TLS
 	// 1.2 suites outside CipherSuites) and reports each one, so an operator
 	// can measure who enforcing the policy would cut off.
@@ -75,6 +83,9 @@ func (c *Config) SetDefaults() {
 	if c.ACME != nil {
 		c.ACME.setDefaults()
 	}
+	if c.SessionTickets != nil {
+		c.SessionTickets.setDefaults()
+	}
 }
 
 // Validate reports every problem, each as "key: message".
@@ -85,6 +96,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ACME != nil {
 		errs = append(errs, c.ACME.validate()...)
+	}
+	if c.SessionTickets != nil {
+		errs = append(errs, c.SessionTickets.validate()...)
 	}
 	for i, cf := range c.Certificates {
 		if cf.CertFile == "" {
@@ -212,6 +226,21 @@ type Options struct {
 	OnReload func(file string, err error)
 	// OnACMEEvent hears certmagic's events (cert_obtained, cert_failed, ...).
 	OnACMEEvent func(event string, data map[string]any)
+	// Redis, when set, is where the replicas share ACME accounts,
+	// certificates, pending challenges and the locks that let one replica
+	// order a certificate (instead of under acme.storage), and the
+	// session-ticket keys. nil: no sharing.
+	Redis redis.UniversalClient
+	// RedisPrefix starts every key written to Redis, e.g. "sekisho:".
+	RedisPrefix string
+	// Name is the frontend's: frontends share no session-ticket keys, so a
+	// session resumes only on the frontend that made it.
+	Name string
+	// OnTicketKeys hears, once per change, that the shared session-ticket
+	// keys could not be had from Redis (this replica then uses keys of its
+	// own, so its new sessions resume only on it), and with nil that Redis
+	// answers again. The error never holds key material.
+	OnTicketKeys func(err error)
 }
 
 // TLS is a frontend's TLS setup.
@@ -271,8 +300,27 @@ func New(c Config, o Options) (*TLS, error) {
 	}
 	t := &TLS{Config: tc, Policy: p}
 	tc.GetCertificate = store.get
+	st := c.SessionTickets
+	if st == nil && o.Redis != nil {
+		st = &SessionTickets{}
+		st.setDefaults()
+	}
+	if st != nil {
+		k := newTicketKeys(*st, o.Redis, o.RedisPrefix, o.Name, o.OnTicketKeys)
+		k.start()
+		tc.WrapSession = func(cs tls.ConnectionState, ss *tls.SessionState) ([]byte, error) {
+			return k.config().EncryptTicket(cs, ss)
+		}
+		tc.UnwrapSession = func(identity []byte, cs tls.ConnectionState) (*tls.SessionState, error) {
+			return k.config().DecryptTicket(identity, cs)
+		}
+	}
 	if c.ACME != nil {
-		m, err := newACME(*c.ACME, o.OnACMEEvent)
+		var storage certmagic.Storage = &certmagic.FileStorage{Path: c.ACME.Storage}
+		if o.Redis != nil {
+			storage = NewRedisStorage(o.Redis, o.RedisPrefix)
+		}
+		m, err := newACME(*c.ACME, storage, o.OnACMEEvent)
 		if err != nil {
 			return nil, err
 		}

@@ -267,6 +267,14 @@ func New(c *config.Config, o Options) (*Gateway, error) {
 					}
 					ev.Str("event", event).Any("identifier", data["identifier"]).Msg("acme")
 				},
+				Redis: g.redis, RedisPrefix: g.redisCfg.Prefix, Name: fc.Name,
+				OnTicketKeys: func(err error) {
+					if err != nil {
+						flog.Warn().Err(err).Msg("session-ticket keys: redis unavailable; this replica's own keys serve")
+						return
+					}
+					flog.Info().Msg("session-ticket keys: shared through redis again")
+				},
 			})
 			if err != nil {
 				return nil, fmt.Errorf("frontend %q: tls: %w", fc.Name, err)

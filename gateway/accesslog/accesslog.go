@@ -48,12 +48,12 @@ const (
 
 // Entry is what one access log line says.
 type Entry struct {
-	Time                         time.Time
-	RequestID                    string
-	ClientIP                     string
-	ClientPort                   int
-	PeerIP                       string // the proxy in front, when the client is not the socket peer
-	VPCEndpointID                string // from an AWS PROXY v2 header
+	Time          time.Time
+	RequestID     string
+	ClientIP      string
+	ClientPort    int
+	PeerIP        string // the proxy in front, when the client is not the socket peer
+	VPCEndpointID string // from an AWS PROXY v2 header
 
 	Frontend, Backend, Server    string
 	Method, Host, Path, Query    string
