@@ -131,7 +131,7 @@ func pebbleRoots(authority *ca.CAImpl) *x509.CertPool {
 	return roots
 }
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -79,5 +80,56 @@ func benchServe(b *testing.B, h http.Handler, newReq func(int) *http.Request) {
 		if w.Code != 200 {
 			b.Fatalf("status %d: %s", w.Code, w.Body)
 		}
+	}
+}
+
+// BenchmarkGateway_StickTable is the whole path (WAF off) with persistence
+// on the client IP for 1,000 clients, the table in this process or in a
+// local redis-server: what sharing sessions across replicas costs a request.
+func BenchmarkGateway_StickTable(b *testing.B) {
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write(make([]byte, 1024))
+	}))
+	b.Cleanup(backend.Close)
+	for _, store := range []string{"memory", "redis"} {
+		b.Run(store, func(b *testing.B) {
+			yaml := `
+frontends:
+  - name: web
+    bind: [{address: "127.0.0.1:0"}]
+    default_backend: app
+    default_waf_policy: "off"
+waf:
+  policies: [{name: "off", mode: "off"}]
+backends:
+  - name: app
+    servers: [{name: a, address: "` + strings.TrimPrefix(backend.URL, "http://") + `"}, {name: b, address: "` + strings.TrimPrefix(backend.URL, "http://") + `"}]
+    stick: {on: src}
+`
+			if store == "redis" {
+				yaml += "redis: {addresses: [\"" + sharedCertsRedis(b) + "\"]}\n"
+			}
+			c, err := config.Parse("bench.yaml", []byte(yaml))
+			if err != nil {
+				b.Fatal(err)
+			}
+			g, err := New(c, Options{Log: zerolog.Nop(), Access: io.Discard})
+			if err != nil {
+				b.Fatal(err)
+			}
+			h := g.frontends[0].handler
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				r := httptest.NewRequest("GET", "http://shop.example.com/", nil)
+				r.RemoteAddr = fmt.Sprintf("198.51.%d.%d:40000", i/250%4, i%250)
+				i++
+				w := httptest.NewRecorder()
+				h.ServeHTTP(w, r)
+				if w.Code != 200 {
+					b.Fatalf("status %d", w.Code)
+				}
+			}
+		})
 	}
 }

@@ -35,7 +35,7 @@ import (
 // test's own on a free loopback port, installing Debian's package when it
 // is missing, and returns its address; the server is killed when the test
 // ends.
-func sharedCertsRedis(t *testing.T) string {
+func sharedCertsRedis(t testing.TB) string {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
