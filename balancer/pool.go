@@ -488,6 +488,17 @@ func (q *queue) wakeOne() {
 	w <- struct{}{}
 }
 
+// Usable tells whether some server (a backup included) may take a new
+// request: readiness asks it of every backend a route needs.
+func (p *Pool) Usable() bool {
+	for _, s := range p.servers {
+		if s.usable() {
+			return true
+		}
+	}
+	return false
+}
+
 // QueueLen is the number of requests waiting for a server.
 func (p *Pool) QueueLen() int { return int(p.queue.waiting.Load()) }
 

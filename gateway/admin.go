@@ -59,7 +59,7 @@ type admin struct {
 	ln    net.Listener
 }
 
-func newAdmin(c *config.Admin, m *metrics) (*admin, error) {
+func newAdmin(c *config.Admin, m *metrics, health http.HandlerFunc) (*admin, error) {
 	a := &admin{addr: c.Address}
 	switch {
 	case c.TokenFile != "":
@@ -76,7 +76,13 @@ func newAdmin(c *config.Admin, m *metrics) (*admin, error) {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
-	a.srv = &http.Server{Handler: a.authenticate(mux), ReadHeaderTimeout: 10 * time.Second}
+	open := http.NewServeMux()
+	// Health probes (a container's HEALTHCHECK, a load balancer) carry no
+	// token, and the answers tell nothing an attacker could use.
+	open.HandleFunc("GET /healthz", health)
+	open.HandleFunc("GET /readyz", health)
+	open.Handle("/", a.authenticate(mux))
+	a.srv = &http.Server{Handler: open, ReadHeaderTimeout: 10 * time.Second}
 	return a, nil
 }
 

@@ -122,6 +122,10 @@ type Gateway struct {
 	frontends       []*frontend
 	backends        []*forward.Backend
 	stores          []sticktable.Store // closed when the gateway stops
+	routed          []*balancer.Pool   // the pools some route sends to: readiness needs each
+	serving         atomic.Bool
+	draining        atomic.Bool
+	drainGrace      time.Duration
 	redis           redis.UniversalClient
 	redisCfg        config.Redis
 	redisUp         atomic.Bool // the last state logged, so an outage is logged once
@@ -161,10 +165,10 @@ func (f *frontend) proxyError(err error, remote net.Addr) {
 // New builds everything a config describes (compiles each WAF policy once,
 // loads certificates, makes the pools) without binding any address.
 func New(c *config.Config, o Options) (*Gateway, error) {
-	g := &Gateway{log: o.Log, shutdownTimeout: c.ShutdownTimeout, metrics: newMetrics(),
+	g := &Gateway{log: o.Log, shutdownTimeout: c.ShutdownTimeout, drainGrace: c.DrainGrace, metrics: newMetrics(),
 		idle: &idleRelease{quietAfter: time.Second, release: releaseMemory}}
 	if c.Admin != nil {
-		a, err := newAdmin(c.Admin, g.metrics)
+		a, err := newAdmin(c.Admin, g.metrics, g.serveHealth)
 		if err != nil {
 			return nil, err
 		}
@@ -247,6 +251,18 @@ func New(c *config.Config, o Options) (*Gateway, error) {
 		backends[bc.Name] = b
 		g.backends = append(g.backends, b)
 	}
+	routed := map[string]bool{}
+	for _, f := range c.Frontends {
+		for _, r := range f.Routes {
+			routed[r.Backend] = true
+		}
+		routed[f.DefaultBackend] = true
+	}
+	for _, p := range g.pools {
+		if routed[p.Name] {
+			g.routed = append(g.routed, p)
+		}
+	}
 	access := accesslog.New(o.Access)
 	for _, fc := range c.Frontends {
 		f := &frontend{name: fc.Name, binds: fc.Bind}
@@ -281,7 +297,8 @@ func New(c *config.Config, o Options) (*Gateway, error) {
 			}
 			f.tls, f.watch, f.acme = t.Config, newTLSWatch(fc.Name, t.Policy, g.metrics, flog), t.ACME
 		}
-		h := &handler{name: fc.Name, access: access, idle: g.idle, log: flog, redirectHTTPS: fc.RedirectHTTPS, acme: f.acme}
+		h := &handler{name: fc.Name, access: access, idle: g.idle, log: flog, redirectHTTPS: fc.RedirectHTTPS, acme: f.acme,
+			monitorURI: fc.MonitorURI, health: g.serveHealth}
 		if ci := fc.ClientIP; ci != nil {
 			r, err := clientip.New(ci.TrustedProxies, ci.Header)
 			if err != nil {
@@ -502,6 +519,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	for _, p := range g.pools {
 		p.RunHealthChecks(idleCtx)
 	}
+	g.serving.Store(true)
 	for _, f := range g.frontends {
 		if f.acme != nil {
 			// The listeners serve now, so the CA's challenges reach them.
@@ -515,6 +533,16 @@ func (g *Gateway) Run(ctx context.Context) error {
 	select {
 	case <-ctx.Done():
 	case runErr = <-errc:
+	}
+	g.draining.Store(true)
+	if g.drainGrace > 0 {
+		// Still serving, but /readyz says 503: the load balancer takes this
+		// replica out before its listeners close.
+		g.log.Info().Dur("grace", g.drainGrace).Msg("shutting down: not ready, still serving for the drain grace")
+		select {
+		case <-time.After(g.drainGrace):
+		case runErr = <-errc:
+		}
 	}
 	g.log.Info().Dur("timeout", g.shutdownTimeout).Msg("shutting down: finishing in-flight requests")
 	sctx, cancel := context.WithTimeout(context.Background(), g.shutdownTimeout)

@@ -61,6 +61,8 @@ type handler struct {
 	altSvc        string             // advertises HTTP/3 on responses over TLS on TCP
 	acme          *certs.ACME        // answers HTTP-01 challenges; nil without ACME
 	clientIP      *clientip.Resolver // nil: the peer is the client
+	monitorURI    string             // answered with the gateway's readiness
+	health        http.HandlerFunc
 }
 
 type connKey struct{}
@@ -132,6 +134,11 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if conn != nil && len(r.TransferEncoding) > 0 && conn.TakeAmbiguousFraming() {
 		rw.Header().Set("Connection", "close")
 		fail(http.StatusBadRequest, "Content-Length with Transfer-Encoding")
+		return
+	}
+	if h.monitorURI != "" && r.URL.Path == h.monitorURI {
+		e.Backend = "<monitor>"
+		h.health(rw, r)
 		return
 	}
 	if rej := checkTarget(r); rej != nil {

@@ -28,6 +28,11 @@ type Config struct {
 	// ShutdownTimeout bounds how long in-flight requests may take to finish
 	// after SIGINT/SIGTERM before their connections are closed.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// DrainGrace is how long /readyz answers 503 on SIGINT/SIGTERM while
+	// the gateway still serves, before it closes its listeners: long enough
+	// for a load balancer's health checks to take it out (interval ×
+	// unhealthy threshold), so no client meets a closed port. Default 0.
+	DrainGrace time.Duration `yaml:"drain_grace"`
 }
 
 // Frontend is a set of listeners that share routes and limits.
@@ -52,6 +57,10 @@ type Frontend struct {
 	// HSTS, when set, puts Strict-Transport-Security on every response
 	// over TLS (replacing a backend's).
 	HSTS *HSTS `yaml:"hsts"`
+	// MonitorURI, when set, is a path the frontend answers itself with the
+	// gateway's readiness (200 or 503), before routing and the WAF, as
+	// HAProxy's monitor-uri: for load balancers that check the traffic port.
+	MonitorURI string `yaml:"monitor_uri"`
 	// ClientIP, when set, trusts proxies in front to report the client.
 	ClientIP *ClientIP `yaml:"client_ip"`
 	// HTTP3 also serves HTTP/3 over QUIC on the UDP port of each TLS bind,

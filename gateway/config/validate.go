@@ -95,6 +95,9 @@ func (c *Config) Validate() error {
 			fail("redis.tls: cert_file and key_file go together")
 		}
 	}
+	if c.DrainGrace < 0 {
+		fail("drain_grace: must not be negative")
+	}
 	if len(c.Frontends) == 0 {
 		fail("frontends: at least one frontend is required")
 	}
@@ -111,6 +114,9 @@ func (c *Config) Validate() error {
 		frontends[f.Name] = true
 		if len(f.Bind) == 0 {
 			fail("%s.bind: at least one address is required", key)
+		}
+		if f.MonitorURI != "" && !strings.HasPrefix(f.MonitorURI, "/") {
+			fail("%s.monitor_uri: %q must start with /", key, f.MonitorURI)
 		}
 		if ci := f.ClientIP; ci != nil {
 			if len(ci.TrustedProxies) == 0 {
