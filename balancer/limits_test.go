@@ -181,24 +181,35 @@ func TestTake_StickyWaitsForItsServer(t *testing.T) {
 	}
 }
 
+// fakeClock is a clock that moves only when told.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newFakeClock() *fakeClock { return &fakeClock{t: time.Unix(1_800_000_000, 0)} }
+
+func (c *fakeClock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+
+func (c *fakeClock) advance(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
+
 // After a server comes back, its weight ramps from 1 to its own over the
 // slow start, so it gets a growing share.
 func TestSlowStart_RampsTheWeight(t *testing.T) {
 	w1, w100 := 1, 100
-	p, err := New(Config{Name: "b", SlowStart: 400 * time.Millisecond, Servers: []ServerConfig{
+	p, err := New(Config{Name: "b", SlowStart: 10 * time.Second, Servers: []ServerConfig{
 		{Name: "a", Address: "10.0.0.1:80", Weight: &w100},
 		{Name: "b", Address: "10.0.0.2:80", Weight: &w1},
 	}})
 	if err != nil {
 		t.Fatal(err)
 	}
+	clock := newFakeClock()
+	p.now = clock.now
 	a := p.Server("a")
 	if a.weight() != 100 {
 		t.Fatalf("weight at start %d, want 100: slow start is for servers that come back", a.weight())
 	}
-	a.SetDown(true)
-	a.SetDown(false)
-	early := a.weight()
 	share := func() float64 {
 		n := 0
 		for range 1000 {
@@ -208,18 +219,32 @@ func TestSlowStart_RampsTheWeight(t *testing.T) {
 		}
 		return float64(n) / 1000
 	}
-	earlyShare := share()
-	time.Sleep(450 * time.Millisecond)
-	if early > 10 || a.weight() != 100 {
-		t.Fatalf("weight just back %d (want ≤ 10), after the slow start %d (want 100)", early, a.weight())
-	}
-	if late := share(); earlyShare > 0.9 || late < 0.98 {
-		t.Fatalf("a's share just back %.2f (want < 0.9), after %.2f (want ≥ 0.98)", earlyShare, late)
+	a.SetDown(true)
+	a.SetDown(false)
+	var elapsed time.Duration
+	for _, step := range []struct {
+		at         time.Duration
+		weight     int
+		shareBelow float64
+	}{
+		{0, 1, 0.55},
+		{time.Second, 10, 0.93},
+		{5 * time.Second, 50, 0.99},
+		{10 * time.Second, 100, 1.01},
+	} {
+		clock.advance(step.at - elapsed)
+		elapsed = step.at
+		if got := a.weight(); got != step.weight {
+			t.Fatalf("%s after coming back: weight %d, want %d", step.at, got, step.weight)
+		}
+		if sh := share(); sh >= step.shareBelow {
+			t.Fatalf("%s after coming back: a's share %.3f, want < %.2f", step.at, sh, step.shareBelow)
+		}
 	}
 	a.SetState(Maint)
 	a.SetState(Ready)
-	if a.weight() > 10 {
-		t.Fatalf("back from maint: weight %d, want a new ramp", a.weight())
+	if a.weight() != 1 {
+		t.Fatalf("back from maint: weight %d, want a new ramp from 1", a.weight())
 	}
 }
 

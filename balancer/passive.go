@@ -77,7 +77,7 @@ func (p *Pool) Observe(s *Server, o Outcome, reason string) {
 // eject rests s for the cool-down. Its counters stay one short of the
 // threshold, so a failed trial after the cool-down sends it back at once.
 func (p *Pool) eject(s *Server, reason string) {
-	now := time.Now().UnixNano()
+	now := p.now().UnixNano()
 	until := s.ejectedUntil.Load()
 	if now < until || !s.ejectedUntil.CompareAndSwap(until, now+int64(p.passive.CoolDown)) {
 		return // resting already, or another request ejected it just now

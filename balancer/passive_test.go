@@ -18,6 +18,8 @@ func TestPassive_RestsAServerThenTriesIt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	clock := newFakeClock()
+	p.now = clock.now
 	var mu sync.Mutex
 	var events []HealthEvent
 	p.OnEvent(func(e HealthEvent) { mu.Lock(); events = append(events, e); mu.Unlock() })
@@ -42,7 +44,11 @@ func TestPassive_RestsAServerThenTriesIt(t *testing.T) {
 		t.Fatalf("events %+v", events)
 	}
 	mu.Unlock()
-	time.Sleep(160 * time.Millisecond)
+	clock.advance(149 * time.Millisecond)
+	if a.usable() {
+		t.Fatal("back before the cool-down ended")
+	}
+	clock.advance(2 * time.Millisecond)
 	if !a.usable() {
 		t.Fatal("no trial after the cool-down")
 	}
@@ -50,7 +56,7 @@ func TestPassive_RestsAServerThenTriesIt(t *testing.T) {
 	if a.usable() {
 		t.Fatal("a failed trial did not rest it again")
 	}
-	time.Sleep(160 * time.Millisecond)
+	clock.advance(151 * time.Millisecond)
 	p.Observe(a, Answered, "")
 	p.Observe(a, ServerError, "500")
 	if !a.usable() {

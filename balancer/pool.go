@@ -96,14 +96,14 @@ func (s *Server) Down() bool { return s.down.Load() || s.ejected() }
 
 func (s *Server) startRamp() {
 	if s.pool != nil && s.pool.slowStart > 0 {
-		s.rampFrom.Store(time.Now().UnixNano())
+		s.rampFrom.Store(s.pool.now().UnixNano())
 	}
 }
 
 // ejected tells whether a passive check's cool-down holds the server out.
 func (s *Server) ejected() bool {
 	until := s.ejectedUntil.Load()
-	return until != 0 && time.Now().UnixNano() < until
+	return until != 0 && s.pool.now().UnixNano() < until
 }
 
 // usable tells whether the server may take a new request.
@@ -125,7 +125,7 @@ func (s *Server) weight() int {
 	if from == 0 {
 		return s.Weight
 	}
-	elapsed := time.Now().UnixNano() - from
+	elapsed := s.pool.now().UnixNano() - from
 	ramp := int64(s.pool.slowStart)
 	if elapsed >= ramp {
 		s.rampFrom.CompareAndSwap(from, 0)
@@ -262,6 +262,7 @@ type Pool struct {
 	slowStart time.Duration
 	queue     queue
 	notify    atomic.Pointer[func(HealthEvent)]
+	now       func() time.Time // the clock of slow starts and cool-downs; tests set their own
 }
 
 // New builds a pool from a validated config.
@@ -270,7 +271,7 @@ func New(c Config) (*Pool, error) {
 	if err := c.Validate(); err != nil {
 		return nil, fmt.Errorf("backend %q: %w", c.Name, err)
 	}
-	p := &Pool{Name: c.Name, health: c.HealthCheck, passive: c.PassiveCheck, slowStart: c.SlowStart, byName: map[string]*Server{}}
+	p := &Pool{Name: c.Name, health: c.HealthCheck, passive: c.PassiveCheck, slowStart: c.SlowStart, byName: map[string]*Server{}, now: time.Now}
 	p.queue.size, p.queue.timeout = c.QueueSize, c.QueueTimeout
 	for i, sc := range c.Servers {
 		s := &Server{Name: sc.Name, Address: sc.Address, Weight: *sc.Weight, Backup: sc.Backup, MaxConn: int64(sc.MaxConn), index: i, pool: p}
