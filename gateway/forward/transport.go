@@ -495,9 +495,11 @@ func (c *conn) startWriter(req *http.Request, expect bool) chan bool {
 			c.hdrMu.Unlock()
 		case body.err != nil && !errors.Is(body.err, errSkipBody):
 			// The client's body failed (it went away, say): the server
-			// would wait for the rest of it, so the connection goes.
-			err = body.err
+			// would wait for the rest of it, so the connection goes,
+			// after the error is posted for the reader it wakes.
+			done <- body.err
 			c.close()
+			return
 		default:
 			// The connection failed, or the body was skipped: the
 			// response, if one comes, is still read; bound the wait.

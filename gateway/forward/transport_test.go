@@ -549,3 +549,41 @@ func TestTransport_RefusesInvalidHeaders(t *testing.T) {
 		t.Fatalf("the server was reached (%d connections)", n)
 	}
 }
+
+type failingReader struct{ err error }
+
+func (r failingReader) Read([]byte) (int, error) { return 0, r.err }
+
+// A streamed body that fails midway (the client went away) ends the
+// exchange with that error, and the server's connection is closed: it
+// would otherwise wait for the rest of the body.
+func TestTransport_StreamedBodyFails(t *testing.T) {
+	ended := make(chan int, 1)
+	srv := newRawServer(t, func(_ int, c net.Conn, br *bufio.Reader) {
+		r, err := http.ReadRequest(br)
+		if err != nil {
+			return
+		}
+		n, _ := io.Copy(io.Discard, r.Body) // until the connection closes
+		ended <- int(n)
+	})
+	b := newBackend(t, srv.addr())
+	clientErr := errors.New("client connection reset")
+	body := io.MultiReader(strings.NewReader(strings.Repeat("a", 70000)), failingReader{clientErr})
+	r := httptest.NewRequest("POST", "http://shop.example.com/upload", body)
+	r.ContentLength = 200000
+	x := &Exchange{ClientIP: "192.0.2.1", Proto: "http"}
+	w := httptest.NewRecorder()
+	b.ServeHTTP(w, r.WithContext(WithExchange(r.Context(), x)))
+	if w.Code != http.StatusBadGateway || !errors.Is(x.Err, clientErr) {
+		t.Fatalf("status %d, err %v; want 502 with the body's error", w.Code, x.Err)
+	}
+	select {
+	case n := <-ended:
+		if n > 70000 {
+			t.Fatalf("server read %d body bytes, more than the client sent", n)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("the server's connection stayed open")
+	}
+}
