@@ -210,6 +210,42 @@ func TestProtocol_AmbiguousFraming(t *testing.T) {
 	}
 }
 
+// TestProtocol_LengthFramedBodyIsNotHeaders: a body holding what looks
+// like an ambiguous header block is body, framed by its length (the WAF is
+// off here: CRS would refuse such a body itself). The chunked request after
+// it on the connection passes; a truly ambiguous one after that is still
+// refused.
+func TestProtocol_LengthFramedBodyIsNotHeaders(t *testing.T) {
+	a := StartBackend(t, "a")
+	a.Handle = protoFramingEcho
+	g := StartGateway(t, webConfig, ConfigData{"A": a.Addr, "PolicyName": "off", "Policy": "{name: off, mode: \"off\"}"})
+	for _, tr := range []struct {
+		name string
+		bind string
+		tls  bool
+	}{{"plain", "web#0", false}, {"tls", "web#1", true}} {
+		t.Run(tr.name, func(t *testing.T) {
+			p := protoDial(t, g, tr.bind, tr.tls)
+			look := "x=1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
+			resp, body := p.roundTrip("POST /form HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/plain\r\n" +
+				"Content-Length: " + strconv.Itoa(len(look)) + "\r\n\r\n" + look)
+			if resp.StatusCode != 200 {
+				t.Fatalf("length-framed request: %d %q", resp.StatusCode, body)
+			}
+			resp, body = p.roundTrip("POST /chunked HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/plain\r\n" +
+				"Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n")
+			if resp.StatusCode != 200 {
+				t.Fatalf("chunked request after it: %d %q (a false alarm from the body)", resp.StatusCode, body)
+			}
+			resp, body = p.roundTrip("POST /framing HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\n" +
+				"Transfer-Encoding: chunked\r\n\r\n5\r\na=b&c\r\n0\r\n\r\n")
+			if resp.StatusCode != 400 {
+				t.Fatalf("ambiguous request after them: %d %q, want 400", resp.StatusCode, body)
+			}
+		})
+	}
+}
+
 // TestProtocol_AmbiguousTargets: request targets that a backend could read
 // differently from the WAF are refused with 400 and never forwarded;
 // ordinary percent-encoding passes byte for byte.

@@ -1,9 +1,11 @@
 // Package forward sends inspected requests to a backend's servers: one
-// httputil.ReverseProxy per backend (Rewrite, never Director), keep-alive
-// pools per server, X-Forwarded-* set by the gateway, retries on other
-// servers (a failed connect always; what else, for idempotent requests
-// whose body can be sent again, as configured), and each outcome reported
-// to the balancer's passive checks.
+// Package forward sends inspected requests to a backend's servers: one
+// httputil.ReverseProxy per backend (Rewrite, never Director) over an
+// HTTP/1.1 transport of its own (transport.go) with keep-alive pools per
+// server, X-Forwarded-* set by the gateway, retries on other servers (a
+// failed connect always; what else, for idempotent requests whose body can
+// be sent again, as configured), and each outcome reported to the
+// balancer's passive checks.
 package forward
 
 import (
@@ -57,12 +59,13 @@ type Exchange struct {
 	Attempts int
 	Err      error
 
-	body     []byte           // the request body when it was read whole (bufferedBodyMax)
-	session  balancer.Session // what the persistence cookie says
-	stickKey string           // the request's key in the stick table, if any
-	stuck    *balancer.Server // the server the stick table holds for it
-	// connectNs and responseNs are atomics: a connection may finish dialing
-	// on the transport's goroutine after the request gave up on it.
+	body     []byte                        // the request body when it was read whole (bufferedBodyMax)
+	getBody  func() (io.ReadCloser, error) // a new reader of body, for a replay
+	session  balancer.Session              // what the persistence cookie says
+	stickKey string                        // the request's key in the stick table, if any
+	stuck    *balancer.Server              // the server the stick table holds for it
+	// connectNs and responseNs are atomics so that an Exchange stays safe
+	// to read whichever goroutine the transport dials or reads on.
 	connectNs  atomic.Int64
 	responseNs atomic.Int64
 }
@@ -132,7 +135,7 @@ func ParseRetryOn(words []string) (RetryOn, error) {
 // Backend forwards requests to one balancer pool.
 type Backend struct {
 	pool      *balancer.Pool
-	transport *http.Transport
+	transport *transport
 	proxy     *httputil.ReverseProxy
 	retries   int
 	retryOn   RetryOn
@@ -143,26 +146,15 @@ type Backend struct {
 func New(pool *balancer.Pool, o Options) *Backend {
 	b := &Backend{pool: pool, retries: o.Retries, retryOn: o.RetryOn, errorLog: o.ErrorLog}
 	dialer := &net.Dialer{Timeout: o.ConnectTimeout, KeepAlive: 30 * time.Second}
-	b.transport = &http.Transport{
-		Proxy: nil, // never an environment proxy: servers are addressed directly
-		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			start := time.Now()
-			c, err := dialer.DialContext(ctx, network, addr)
-			exchangeFrom(ctx).connectNs.Store(int64(time.Since(start)))
-			if err != nil {
-				return nil, &dialError{err}
-			}
-			return c, nil
-		},
-		MaxIdleConns:          0, // bounded per server below
-		MaxIdleConnsPerHost:   o.MaxIdleConnsPerServer,
-		IdleConnTimeout:       90 * time.Second,
-		ResponseHeaderTimeout: o.ResponseHeaderTimeout,
-		ExpectContinueTimeout: time.Second,
-		DisableCompression:    true, // bytes pass as they are
-		// Headers and a buffered body in one write (net/http's default is 4 KiB).
-		WriteBufferSize: bufferedBodyMax + 4<<10,
-	}
+	b.transport = newTransport(func(ctx context.Context, addr string) (net.Conn, error) {
+		start := time.Now()
+		c, err := dialer.DialContext(ctx, "tcp", addr)
+		exchangeFrom(ctx).connectNs.Store(int64(time.Since(start)))
+		if err != nil {
+			return nil, &dialError{err}
+		}
+		return c, nil
+	}, o.ResponseHeaderTimeout, o.MaxIdleConnsPerServer)
 	b.proxy = &httputil.ReverseProxy{
 		Rewrite:        b.rewrite,
 		Transport:      roundTripper{b},
@@ -193,6 +185,7 @@ func (b *Backend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if n := r.ContentLength; n > 0 && n <= bufferedBodyMax && r.Body != nil {
 		x.body = make([]byte, n)
+		x.getBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(x.body)), nil }
 		if _, err := io.ReadFull(r.Body, x.body); err != nil {
 			errorHandler(w, r, &StatusError{Status: http.StatusBadRequest, Err: fmt.Errorf("reading the request body: %w", err)})
 			return
@@ -208,7 +201,7 @@ func (b *Backend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 const bufferedBodyMax = 64 << 10
 
 // Close drops the idle connections to the servers.
-func (b *Backend) Close() { b.transport.CloseIdleConnections() }
+func (b *Backend) Close() { b.transport.closeIdle() }
 
 // rewrite runs after ReverseProxy has removed hop-by-hop headers and every
 // incoming Forwarded / X-Forwarded-* header.
@@ -350,16 +343,17 @@ func (rt roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 		var cb *countingBody
 		switch {
 		case x.body != nil:
-			// A reader the transport knows to be in memory: it sends the
-			// headers and the body in one write.
+			// In memory: sent with the headers in one write, and again
+			// if a reused connection turns out to be closed.
 			req.Body = io.NopCloser(bytes.NewReader(x.body))
+			req.GetBody = x.getBody
 		case body != nil:
 			cb = &countingBody{r: body}
 			req.Body = cb
 		}
 		start := time.Now()
 		x.connectNs.Store(0)
-		resp, err := rt.b.transport.RoundTrip(req)
+		resp, err := rt.b.transport.roundTrip(req, s.Address)
 		more := attempt < rt.b.retries
 		if err == nil {
 			if held != nil {

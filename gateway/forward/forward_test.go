@@ -17,7 +17,7 @@ import (
 	"github.com/sekisho/sekisho/balancer"
 )
 
-func deadAddr(t *testing.T) string {
+func deadAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -28,7 +28,7 @@ func deadAddr(t *testing.T) string {
 	return addr
 }
 
-func newBackend(t *testing.T, addrs ...string) *Backend {
+func newBackend(t testing.TB, addrs ...string) *Backend {
 	t.Helper()
 	c := balancer.Config{Name: "app"}
 	for _, a := range addrs {
