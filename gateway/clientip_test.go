@@ -168,8 +168,8 @@ func TestClientIP_XForwardedForTrustedOnlyFromTrustedPeers(t *testing.T) {
 	if got := roundTrip(t, dialFrom(t, "127.0.0.1", plain), nil, "/", "6.6.6.6, 198.51.100.20"); got != 200 {
 		t.Fatalf("trusted chain: %d", got)
 	}
-	if x := xff(); x[len(x)-1] != "198.51.100.20" {
-		t.Fatalf("backend saw X-Forwarded-For %q, want the resolved client", x[len(x)-1])
+	if x := xff(); x[len(x)-1] != "198.51.100.20, 127.0.0.1" {
+		t.Fatalf("backend saw X-Forwarded-For %q, want the resolved client and the trusted peer", x[len(x)-1])
 	}
 	// Each resolved client has its own count.
 	if got := roundTrip(t, dialFrom(t, "127.0.0.1", plain), nil, "/limited/", "198.51.100.21"); got != 200 {

@@ -245,6 +245,7 @@ func New(c *config.Config, o Options) (*Gateway, error) {
 			ResponseHeaderTimeout: bc.ResponseHeaderTimeout,
 			MaxIdleConnsPerServer: bc.MaxIdleConnsPerServer,
 			Retries:               *bc.Retries,
+			ClientOut:             bc.SendClientIP,
 			RetryOn:               retryOn,
 			ErrorLog:              proxyLog,
 		})

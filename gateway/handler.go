@@ -177,6 +177,9 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer tx.Close()
 	local, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
 	serverIP, serverPort := "", 0
+	if conn != nil {
+		local = conn.LocalAddr() // with a PROXY header, the address the client asked for
+	}
 	if local != nil {
 		serverIP, serverPort = splitHostPort(local.String())
 	}
@@ -215,9 +218,10 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r.TransferEncoding = nil // the whole body is known: send it with a length
 	}
 	x := &forward.Exchange{
-		ClientIP: e.ClientIP,
-		Proto:    "http",
-		OnError:  func(w http.ResponseWriter, r *http.Request, status int) { writeErrorPage(w, r, status, e.RequestID) },
+		ClientIP: e.ClientIP, ClientPort: e.ClientPort, PeerIP: e.PeerIP, ClientConn: r.RemoteAddr,
+		Host: r.Host, RequestID: e.RequestID, TLS: e.TLS,
+		Proto:   "http",
+		OnError: func(w http.ResponseWriter, r *http.Request, status int) { writeErrorPage(w, r, status, e.RequestID) },
 		OnResponse: func(resp *http.Response) error {
 			if h.hsts != "" {
 				// The gateway's policy stands: its header over TLS, none over plain HTTP.
@@ -232,6 +236,9 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if e.TLS != nil {
 		x.Proto = "https"
+	}
+	if local != nil {
+		x.LocalAddr = local.String()
 	}
 	rt.backend.ServeHTTP(rw, r.WithContext(forward.WithExchange(r.Context(), x)))
 	if x.Server != nil {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/sekisho/sekisho/balancer"
 	"github.com/sekisho/sekisho/certs"
+	"github.com/sekisho/sekisho/gateway/forward"
 	"github.com/sekisho/sekisho/waf"
 )
 
@@ -212,6 +213,9 @@ type Backend struct {
 	// requests whose body can be sent again: empty-response,
 	// response-timeout, 404, 408, 425, 500-504. Default: conn-failure only.
 	RetryOn []string `yaml:"retry_on"`
+	// SendClientIP says how servers learn the client's address: headers
+	// (xff, the default), a PROXY header (proxy_v1, proxy_v2) or nothing.
+	SendClientIP forward.ClientOut `yaml:"send_client_ip"`
 }
 
 // WAF holds the WAF policies that routes refer to by name.

@@ -58,6 +58,7 @@ func (c *Config) Validate() error {
 		if b.Retries != nil && *b.Retries < 0 {
 			fail("%s.retries: must not be negative", key)
 		}
+		add(key+".send_client_ip", errors.Join(b.SendClientIP.Validate()...))
 		for j, w := range b.RetryOn {
 			if _, err := forward.ParseRetryOn([]string{w}); err != nil {
 				fail("%s.retry_on[%d]: %v", key, j, err)

@@ -11,6 +11,7 @@ package forward
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -32,6 +33,8 @@ type Options struct {
 	ConnectTimeout        time.Duration
 	ResponseHeaderTimeout time.Duration
 	MaxIdleConnsPerServer int
+	// ClientOut says how servers learn the client's address.
+	ClientOut ClientOut
 	// Retries is how many other servers a request may try after the first
 	// (HAProxy's retries).
 	Retries int
@@ -46,8 +49,15 @@ type Options struct {
 // request context (WithExchange) and reads it back for the access log.
 type Exchange struct {
 	// Set by the handler before forwarding.
-	ClientIP string // becomes X-Forwarded-For
-	Proto    string // "http" or "https": X-Forwarded-Proto
+	ClientIP   string               // the resolved client: X-Forwarded-For, the PROXY header's source, stick keys
+	ClientPort int                  // 0 when a trusted proxy reported the client
+	PeerIP     string               // the trusted proxy that reported the client, if one did
+	ClientConn string               // the client connection (its remote address), which PROXY connections are private to
+	LocalAddr  string               // where the client connected (ip:port): X-Forwarded-Port, the PROXY destination
+	Proto      string               // "http" or "https": X-Forwarded-Proto
+	Host       string               // the request's Host, for the authority TLV
+	RequestID  string               // for the unique_id TLV
+	TLS        *tls.ConnectionState // the client connection's, for the TLVs
 	// OnResponse, when set, sees the response headers before they are sent;
 	// an error refuses the response (the status comes from StatusError).
 	OnResponse func(*http.Response) error
@@ -140,18 +150,31 @@ type Backend struct {
 	retries   int
 	retryOn   RetryOn
 	errorLog  *log.Logger
+	out       ClientOut
 }
 
 // New builds the forwarding side of a pool.
 func New(pool *balancer.Pool, o Options) *Backend {
-	b := &Backend{pool: pool, retries: o.Retries, retryOn: o.RetryOn, errorLog: o.ErrorLog}
+	b := &Backend{pool: pool, retries: o.Retries, retryOn: o.RetryOn, errorLog: o.ErrorLog, out: o.ClientOut}
 	dialer := &net.Dialer{Timeout: o.ConnectTimeout, KeepAlive: 30 * time.Second}
 	b.transport = newTransport(func(ctx context.Context, addr string) (net.Conn, error) {
 		start := time.Now()
+		x := exchangeFrom(ctx)
 		c, err := dialer.DialContext(ctx, "tcp", addr)
-		exchangeFrom(ctx).connectNs.Store(int64(time.Since(start)))
+		x.connectNs.Store(int64(time.Since(start)))
 		if err != nil {
 			return nil, &dialError{err}
+		}
+		if b.out.proxied() {
+			// Written once: the connection now belongs to this client (poolKey).
+			hdr, err := b.out.proxyHeader(x)
+			if err == nil {
+				_, err = c.Write(hdr)
+			}
+			if err != nil {
+				c.Close()
+				return nil, err
+			}
 		}
 		return c, nil
 	}, o.ResponseHeaderTimeout, o.MaxIdleConnsPerServer)
@@ -213,14 +236,7 @@ func (b *Backend) rewrite(pr *httputil.ProxyRequest) {
 	pr.Out.URL.Scheme = "http"
 	pr.Out.URL.Host = "" // set per attempt by the round tripper
 	pr.Out.Host = pr.In.Host
-	h := pr.Out.Header
-	if x.ClientIP != "" {
-		h["X-Forwarded-For"] = []string{x.ClientIP}
-	}
-	h["X-Forwarded-Host"] = []string{pr.In.Host}
-	if x.Proto != "" {
-		h["X-Forwarded-Proto"] = []string{x.Proto}
-	}
+	b.out.setHeaders(pr.Out.Header, pr.In, x)
 }
 
 func (b *Backend) modifyResponse(resp *http.Response) error {
@@ -353,7 +369,7 @@ func (rt roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		start := time.Now()
 		x.connectNs.Store(0)
-		resp, err := rt.b.transport.roundTrip(req, s.Address)
+		resp, err := rt.b.transport.roundTrip(req, s.Address, rt.b.out.poolKey(s.Address, x))
 		more := attempt < rt.b.retries
 		if err == nil {
 			if held != nil {

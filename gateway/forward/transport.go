@@ -42,7 +42,7 @@ type transport struct {
 	maxIdle       int
 
 	mu      sync.Mutex
-	idle    map[string][]*conn // per server address, most recently used last
+	idle    map[string][]*conn // per pool key (the server's address, and the client's when connections are private), most recently used last
 	janitor *time.Timer        // armed while there are idle connections
 }
 
@@ -89,7 +89,7 @@ func newTransport(dial func(ctx context.Context, addr string) (net.Conn, error),
 // conn is one connection to a server.
 type conn struct {
 	t    *transport
-	addr string
+	key  string // its idle pool
 	nc   net.Conn
 	raw  syscall.RawConn // for the liveness check; nil if the conn has none
 	br   *bufio.Reader   // reads through conn.Read
@@ -163,11 +163,12 @@ func (c *conn) alive() bool {
 	return c.peekQuiet
 }
 
-// getConn takes the most recently used live idle connection to addr, or dials one.
-func (t *transport) getConn(ctx context.Context, addr string) (*conn, error) {
+// getConn takes the most recently used live idle connection of the pool
+// key, or dials addr for a new one.
+func (t *transport) getConn(ctx context.Context, addr, key string) (*conn, error) {
 	for {
 		t.mu.Lock()
-		list := t.idle[addr]
+		list := t.idle[key]
 		n := len(list)
 		if n == 0 {
 			t.mu.Unlock()
@@ -175,7 +176,7 @@ func (t *transport) getConn(ctx context.Context, addr string) (*conn, error) {
 		}
 		c := list[n-1]
 		list[n-1] = nil
-		t.idle[addr] = list[:n-1]
+		t.idle[key] = list[:n-1]
 		t.mu.Unlock()
 		if time.Since(c.idleAt) > t.idleTimeout || !c.alive() {
 			c.close()
@@ -188,7 +189,7 @@ func (t *transport) getConn(ctx context.Context, addr string) (*conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &conn{t: t, addr: addr, nc: nc}
+	c := &conn{t: t, key: key, nc: nc}
 	c.br = bufio.NewReaderSize(c, 4<<10) // http.Transport's default ReadBufferSize
 	c.abortFunc = c.abort
 	if sc, ok := nc.(syscall.Conn); ok && canPeek {
@@ -209,13 +210,13 @@ func (t *transport) putConn(c *conn) {
 	c.idleAt = time.Now()
 	c.writerDone = nil
 	t.mu.Lock()
-	list := t.idle[c.addr]
+	list := t.idle[c.key]
 	if len(list) >= t.maxIdle {
 		t.mu.Unlock()
 		c.close()
 		return
 	}
-	t.idle[c.addr] = append(list, c)
+	t.idle[c.key] = append(list, c)
 	if t.janitor == nil {
 		t.janitor = time.AfterFunc(janitorPeriod, t.sweep)
 	}
@@ -296,15 +297,16 @@ func validate(req *http.Request) error {
 	return nil
 }
 
-// roundTrip sends req to the server at addr and returns its response. A
-// body that is in memory has req.GetBody set; any other body is streamed.
-func (t *transport) roundTrip(req *http.Request, addr string) (*http.Response, error) {
+// roundTrip sends req to the server at addr, over a connection of the pool
+// key, and returns its response. A body that is in memory has req.GetBody
+// set; any other body is streamed.
+func (t *transport) roundTrip(req *http.Request, addr, key string) (*http.Response, error) {
 	if err := validate(req); err != nil {
 		return nil, err
 	}
 	ctx := req.Context()
 	for {
-		c, err := t.getConn(ctx, addr)
+		c, err := t.getConn(ctx, addr, key)
 		if err != nil {
 			return nil, err
 		}

@@ -1,0 +1,189 @@
+package forward
+
+import (
+	"crypto/tls"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+
+	"github.com/pires/go-proxyproto"
+	"github.com/pires/go-proxyproto/tlvparse"
+
+	"github.com/sekisho/sekisho/gateway/accesslog"
+)
+
+// ClientOut says how a backend's servers learn the client's address.
+type ClientOut struct {
+	// Mode is xff (X-Forwarded-For/-Proto/-Host/-Port, the default),
+	// proxy_v1 or proxy_v2 (a PROXY header on each connection, which then
+	// carries only that client's requests), or none.
+	Mode string `yaml:"mode"`
+	// Forwarded also sends RFC 7239's Forwarded header (xff mode).
+	Forwarded bool `yaml:"forwarded"`
+	// XRealIP also sends X-Real-IP, as nginx's real_ip module reads it (xff mode).
+	XRealIP bool `yaml:"x_real_ip"`
+	// TLVs are what a proxy_v2 header adds: alpn, authority (the TLS SNI,
+	// else the Host), ssl (TLS version and cipher) and unique_id (the
+	// request ID of the connection's first request).
+	TLVs []string `yaml:"tlvs"`
+}
+
+// Validate reports every problem, each as "key: message".
+func (c *ClientOut) Validate() []error {
+	var errs []error
+	switch c.Mode {
+	case "", "xff", "proxy_v1", "proxy_v2", "none":
+	default:
+		errs = append(errs, fmt.Errorf("mode: %q is not xff, proxy_v1, proxy_v2 or none", c.Mode))
+	}
+	if (c.Forwarded || c.XRealIP) && c.Mode != "" && c.Mode != "xff" {
+		errs = append(errs, fmt.Errorf("forwarded, x_real_ip: headers go with mode xff, not %s", c.Mode))
+	}
+	for i, t := range c.TLVs {
+		switch t {
+		case "alpn", "authority", "ssl", "unique_id":
+		default:
+			errs = append(errs, fmt.Errorf("tlvs[%d]: %q is not alpn, authority, ssl or unique_id", i, t))
+		}
+	}
+	if len(c.TLVs) > 0 && c.Mode != "proxy_v2" {
+		errs = append(errs, fmt.Errorf("tlvs: only proxy_v2 carries TLVs"))
+	}
+	return errs
+}
+
+// proxied tells whether connections carry a PROXY header, and so belong
+// to one client.
+func (c *ClientOut) proxied() bool { return c.Mode == "proxy_v1" || c.Mode == "proxy_v2" }
+
+// poolKey is the idle pool a request's connection comes from: the
+// server's, or with a PROXY header the server's and the client
+// connection's (as HAProxy keeps such connections private), so that no
+// request ever leaves on a connection whose header names another client,
+// or another TLS session of the same client.
+func (c *ClientOut) poolKey(addr string, x *Exchange) string {
+	if !c.proxied() {
+		return addr
+	}
+	return addr + "|" + x.ClientIP + "|" + x.ClientConn
+}
+
+// setHeaders writes the xff-mode headers; ReverseProxy has already removed
+// every incoming Forwarded and X-Forwarded-* header.
+func (c *ClientOut) setHeaders(h http.Header, in *http.Request, x *Exchange) {
+	h.Del("X-Real-Ip") // a client's own claim, never passed on
+	if c.Mode != "" && c.Mode != "xff" {
+		return
+	}
+	if x.ClientIP != "" {
+		xff := x.ClientIP
+		if x.PeerIP != "" {
+			// The chain as the gateway believes it: the client, then the
+			// trusted proxy that reported it.
+			xff += ", " + x.PeerIP
+		}
+		h["X-Forwarded-For"] = []string{xff}
+	}
+	h["X-Forwarded-Host"] = []string{in.Host}
+	if x.Proto != "" {
+		h["X-Forwarded-Proto"] = []string{x.Proto}
+	}
+	if _, port, err := net.SplitHostPort(x.LocalAddr); err == nil {
+		h["X-Forwarded-Port"] = []string{port}
+	}
+	if c.XRealIP && x.ClientIP != "" {
+		h["X-Real-Ip"] = []string{x.ClientIP}
+	}
+	if c.Forwarded && x.ClientIP != "" {
+		h["Forwarded"] = []string{forwardedValue(x, in.Host)}
+	}
+}
+
+// forwardedValue is an RFC 7239 element for the request.
+func forwardedValue(x *Exchange, host string) string {
+	node := x.ClientIP
+	if strings.Contains(node, ":") {
+		node = `"[` + node + `]"`
+	}
+	v := "for=" + node
+	if x.Proto != "" {
+		v += ";proto=" + x.Proto
+	}
+	if host != "" && !strings.ContainsAny(host, `";,`) {
+		v += `;host="` + host + `"`
+	}
+	return v
+}
+
+// proxyHeader is the PROXY header that opens a connection for x's client.
+func (c *ClientOut) proxyHeader(x *Exchange) ([]byte, error) {
+	src, err := netip.ParseAddr(x.ClientIP)
+	if err != nil {
+		return nil, fmt.Errorf("PROXY header: client address %q: %w", x.ClientIP, err)
+	}
+	dst, err := netip.ParseAddrPort(x.LocalAddr)
+	if err != nil {
+		dst = netip.AddrPortFrom(netip.IPv4Unspecified(), 0)
+	}
+	srcIP, dstIP := src.Unmap(), dst.Addr().Unmap()
+	tp := proxyproto.TCPv4
+	if srcIP.Is6() || dstIP.Is6() {
+		// One family for both ends, as the header has one.
+		tp, srcIP, dstIP = proxyproto.TCPv6, netip.AddrFrom16(srcIP.As16()), netip.AddrFrom16(dstIP.As16())
+	}
+	h := &proxyproto.Header{Version: 1, Command: proxyproto.PROXY, TransportProtocol: tp,
+		SourceAddr:      &net.TCPAddr{IP: srcIP.AsSlice(), Port: x.ClientPort},
+		DestinationAddr: &net.TCPAddr{IP: dstIP.AsSlice(), Port: int(dst.Port())}}
+	if c.Mode == "proxy_v2" {
+		h.Version = 2
+		if tlvs := c.tlvs(x); len(tlvs) > 0 {
+			if err := h.SetTLVs(tlvs); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return h.Format()
+}
+
+func (c *ClientOut) tlvs(x *Exchange) []proxyproto.TLV {
+	var out []proxyproto.TLV
+	for _, t := range c.TLVs {
+		switch t {
+		case "alpn":
+			if x.TLS != nil && x.TLS.NegotiatedProtocol != "" {
+				out = append(out, proxyproto.TLV{Type: proxyproto.PP2_TYPE_ALPN, Value: []byte(x.TLS.NegotiatedProtocol)})
+			}
+		case "authority":
+			name := x.Host
+			if x.TLS != nil && x.TLS.ServerName != "" {
+				name = x.TLS.ServerName
+			}
+			if name != "" {
+				out = append(out, proxyproto.TLV{Type: proxyproto.PP2_TYPE_AUTHORITY, Value: []byte(name)})
+			}
+		case "ssl":
+			if x.TLS != nil {
+				ssl := tlvparse.PP2SSL{Client: tlvparse.PP2_BITFIELD_CLIENT_SSL, Verify: 1, TLV: []proxyproto.TLV{
+					{Type: proxyproto.PP2_SUBTYPE_SSL_VERSION, Value: []byte(accesslog.TLSVersion(x.TLS.Version))},
+					{Type: proxyproto.PP2_SUBTYPE_SSL_CIPHER, Value: []byte(tls.CipherSuiteName(x.TLS.CipherSuite))},
+				}}
+				if len(x.TLS.PeerCertificates) > 0 {
+					ssl.Client |= tlvparse.PP2_BITFIELD_CLIENT_CERT_CONN
+					if len(x.TLS.VerifiedChains) > 0 {
+						ssl.Verify = 0
+					}
+				}
+				if tlv, err := ssl.Marshal(); err == nil {
+					out = append(out, tlv)
+				}
+			}
+		case "unique_id":
+			if x.RequestID != "" && len(x.RequestID) <= 128 {
+				out = append(out, proxyproto.TLV{Type: proxyproto.PP2_TYPE_UNIQUE_ID, Value: []byte(x.RequestID)})
+			}
+		}
+	}
+	return out
+}
