@@ -42,11 +42,17 @@ func proxyBackend(t *testing.T) (addr string, accepted *atomic.Int32, headers fu
 			}
 			io.WriteString(w, r.RemoteAddr)
 		}),
-		ConnContext: func(ctx context.Context, c net.Conn) context.Context { return context.WithValue(ctx, proxyConnKey{}, c) },
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			return context.WithValue(ctx, proxyConnKey{}, c)
+		},
 	}
 	go srv.Serve(pl)
 	t.Cleanup(func() { srv.Close() })
-	return ln.Addr().String(), accepted, func() []*proxyproto.Header { mu.Lock(); defer mu.Unlock(); return append([]*proxyproto.Header(nil), seen...) }
+	return ln.Addr().String(), accepted, func() []*proxyproto.Header {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]*proxyproto.Header(nil), seen...)
+	}
 }
 
 type countingListener struct {

@@ -88,11 +88,11 @@ func newTransport(dial func(ctx context.Context, addr string) (net.Conn, error),
 
 // conn is one connection to a server.
 type conn struct {
-	t    *transport
-	key  string // its idle pool
-	nc   net.Conn
-	raw  syscall.RawConn // for the liveness check; nil if the conn has none
-	br   *bufio.Reader   // reads through conn.Read
+	t   *transport
+	key string // its idle pool
+	nc  net.Conn
+	raw syscall.RawConn // for the liveness check; nil if the conn has none
+	br  *bufio.Reader   // reads through conn.Read
 
 	idleAt time.Time
 	reused bool // it carried a request before this one
