@@ -15,25 +15,7 @@ import (
 // tcp_half_open checks refuses to start and names the capability; with
 // fallback: tcp it starts and says it checks with connects instead.
 func TestHalfOpen_WithoutCapNetRaw(t *testing.T) {
-	setpriv, err := exec.LookPath("setpriv")
-	if err != nil {
-		t.Fatalf("setpriv (util-linux) is needed to run the gateway without privileges: %v", err)
-	}
-	if os.Geteuid() != 0 {
-		t.Fatal("this test drops root's privileges to show the refusal; run it as root")
-	}
-	dir, err := os.MkdirTemp("", "sekisho-nobody-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
-	os.Chmod(dir, 0o755)
-	bin := filepath.Join(dir, "sekisho")
-	data, err := os.ReadFile(binary)
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.WriteFile(bin, data, 0o755)
+	dir, bin, asNobody := unprivileged(t)
 	config := func(fallback string) string {
 		p := filepath.Join(dir, "cfg"+fallback+".yaml")
 		os.WriteFile(p, []byte(`
@@ -49,9 +31,7 @@ log: {access: "off"}
 `), 0o644)
 		return p
 	}
-	run := func(cfg string) *exec.Cmd {
-		return exec.Command(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all", bin, "run", "-c", cfg)
-	}
+	run := func(cfg string) *exec.Cmd { return asNobody(bin, "run", "-c", cfg) }
 
 	out, err := run(config("")).CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "CAP_NET_RAW") || !strings.Contains(string(out), "fallback: tcp") {
@@ -87,3 +67,32 @@ func (s *syncBuffer) Write(p []byte) (int, error) {
 	return s.b.Write(p)
 }
 func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+// unprivileged gives a folder that nobody can read and a copy of the
+// binary in it, and a way to run a command as nobody with no capability,
+// to show what sekisho refuses without its privileges.
+func unprivileged(t *testing.T) (dir, bin string, asNobody func(name string, args ...string) *exec.Cmd) {
+	t.Helper()
+	setpriv, err := exec.LookPath("setpriv")
+	if err != nil {
+		t.Fatalf("setpriv (util-linux) is needed to run the gateway without privileges: %v", err)
+	}
+	if os.Geteuid() != 0 {
+		t.Fatal("this test drops root's privileges to show the refusal; run it as root")
+	}
+	dir, err = os.MkdirTemp("", "sekisho-nobody-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	os.Chmod(dir, 0o755)
+	bin = filepath.Join(dir, "sekisho")
+	data, err := os.ReadFile(binary)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(bin, data, 0o755)
+	return dir, bin, func(name string, args ...string) *exec.Cmd {
+		return exec.Command(setpriv, append([]string{"--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all", name}, args...)...)
+	}
+}

@@ -239,6 +239,11 @@ func New(c *config.Config, o Options) (*Gateway, error) {
 			pool.UseStickStore(store)
 		}
 		g.pools = append(g.pools, pool)
+		if bc.Source == "client" {
+			if err := forward.CanTransparent(); err != nil {
+				return nil, fmt.Errorf("backend %q: source: client connects from the clients' addresses, which needs CAP_NET_ADMIN (run as root, setcap cap_net_admin+ep on the binary, or add the capability to the container): %w", bc.Name, err)
+			}
+		}
 		retryOn, _ := forward.ParseRetryOn(bc.RetryOn) // validated
 		b := forward.New(pool, forward.Options{
 			ConnectTimeout:        bc.ConnectTimeout,
@@ -246,6 +251,7 @@ func New(c *config.Config, o Options) (*Gateway, error) {
 			MaxIdleConnsPerServer: bc.MaxIdleConnsPerServer,
 			Retries:               *bc.Retries,
 			ClientOut:             bc.SendClientIP,
+			Transparent:           bc.Source == "client",
 			RetryOn:               retryOn,
 			ErrorLog:              proxyLog,
 		})

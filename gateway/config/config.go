@@ -216,6 +216,10 @@ type Backend struct {
 	// SendClientIP says how servers learn the client's address: headers
 	// (xff, the default), a PROXY header (proxy_v1, proxy_v2) or nothing.
 	SendClientIP forward.ClientOut `yaml:"send_client_ip"`
+	// Source "client" connects to the servers from the client's own
+	// address (HAProxy's usesrc clientip): Linux, CAP_NET_ADMIN, and policy
+	// routing on the gateway (deploy/transparent-source.md).
+	Source string `yaml:"source"`
 }
 
 // WAF holds the WAF policies that routes refer to by name.

@@ -59,6 +59,9 @@ func (c *Config) Validate() error {
 			fail("%s.retries: must not be negative", key)
 		}
 		add(key+".send_client_ip", errors.Join(b.SendClientIP.Validate()...))
+		if b.Source != "" && b.Source != "client" {
+			fail("%s.source: %q is not client (or absent: the gateway's own address)", key, b.Source)
+		}
 		for j, w := range b.RetryOn {
 			if _, err := forward.ParseRetryOn([]string{w}); err != nil {
 				fail("%s.retry_on[%d]: %v", key, j, err)

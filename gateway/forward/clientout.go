@@ -58,18 +58,6 @@ func (c *ClientOut) Validate() []error {
 // to one client.
 func (c *ClientOut) proxied() bool { return c.Mode == "proxy_v1" || c.Mode == "proxy_v2" }
 
-// poolKey is the idle pool a request's connection comes from: the
-// server's, or with a PROXY header the server's and the client
-// connection's (as HAProxy keeps such connections private), so that no
-// request ever leaves on a connection whose header names another client,
-// or another TLS session of the same client.
-func (c *ClientOut) poolKey(addr string, x *Exchange) string {
-	if !c.proxied() {
-		return addr
-	}
-	return addr + "|" + x.ClientIP + "|" + x.ClientConn
-}
-
 // setHeaders writes the xff-mode headers; ReverseProxy has already removed
 // every incoming Forwarded and X-Forwarded-* header.
 func (c *ClientOut) setHeaders(h http.Header, in *http.Request, x *Exchange) {

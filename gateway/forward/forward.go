@@ -35,6 +35,9 @@ type Options struct {
 	MaxIdleConnsPerServer int
 	// ClientOut says how servers learn the client's address.
 	ClientOut ClientOut
+	// Transparent connects to the servers from the client's own address
+	// (HAProxy's `source 0.0.0.0 usesrc clientip`); see CanTransparent.
+	Transparent bool
 	// Retries is how many other servers a request may try after the first
 	// (HAProxy's retries).
 	Retries int
@@ -144,23 +147,32 @@ func ParseRetryOn(words []string) (RetryOn, error) {
 
 // Backend forwards requests to one balancer pool.
 type Backend struct {
-	pool      *balancer.Pool
-	transport *transport
-	proxy     *httputil.ReverseProxy
-	retries   int
-	retryOn   RetryOn
-	errorLog  *log.Logger
-	out       ClientOut
+	pool        *balancer.Pool
+	transport   *transport
+	proxy       *httputil.ReverseProxy
+	retries     int
+	retryOn     RetryOn
+	errorLog    *log.Logger
+	out         ClientOut
+	transparent bool
 }
 
 // New builds the forwarding side of a pool.
 func New(pool *balancer.Pool, o Options) *Backend {
-	b := &Backend{pool: pool, retries: o.Retries, retryOn: o.RetryOn, errorLog: o.ErrorLog, out: o.ClientOut}
+	b := &Backend{pool: pool, retries: o.Retries, retryOn: o.RetryOn, errorLog: o.ErrorLog, out: o.ClientOut, transparent: o.Transparent}
 	dialer := &net.Dialer{Timeout: o.ConnectTimeout, KeepAlive: 30 * time.Second}
 	b.transport = newTransport(func(ctx context.Context, addr string) (net.Conn, error) {
 		start := time.Now()
 		x := exchangeFrom(ctx)
-		c, err := dialer.DialContext(ctx, "tcp", addr)
+		d := dialer
+		if b.transparent {
+			td, err := transparentDialer(*dialer, x.ClientIP)
+			if err != nil {
+				return nil, &dialError{err}
+			}
+			d = td
+		}
+		c, err := d.DialContext(ctx, "tcp", addr)
 		x.connectNs.Store(int64(time.Since(start)))
 		if err != nil {
 			return nil, &dialError{err}
@@ -222,6 +234,21 @@ func (b *Backend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // its headers in one write, and a slow client never holds a server's
 // connection. Larger bodies stream.
 const bufferedBodyMax = 64 << 10
+
+// poolKey is the idle pool a request's connection comes from: the
+// server's; with a PROXY header the server's and the client connection's
+// (as HAProxy keeps such connections private), so that no request leaves
+// on a connection whose header names another client or another TLS session
+// of it; with a transparent source, the server's and the client's address.
+func (b *Backend) poolKey(addr string, x *Exchange) string {
+	switch {
+	case b.out.proxied():
+		return addr + "|" + x.ClientIP + "|" + x.ClientConn
+	case b.transparent:
+		return addr + "|" + x.ClientIP
+	}
+	return addr
+}
 
 // Close drops the idle connections to the servers.
 func (b *Backend) Close() { b.transport.closeIdle() }
@@ -369,7 +396,7 @@ func (rt roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		start := time.Now()
 		x.connectNs.Store(0)
-		resp, err := rt.b.transport.roundTrip(req, s.Address, rt.b.out.poolKey(s.Address, x))
+		resp, err := rt.b.transport.roundTrip(req, s.Address, rt.b.poolKey(s.Address, x))
 		more := attempt < rt.b.retries
 		if err == nil {
 			if held != nil {
