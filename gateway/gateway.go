@@ -29,6 +29,7 @@ import (
 	"github.com/sekisho/sekisho/gateway/listen"
 	"github.com/sekisho/sekisho/rules"
 	"github.com/sekisho/sekisho/waf"
+	"github.com/sekisho/sekisho/waf/alert"
 )
 
 // Options are what a Gateway gets besides its config.
@@ -85,8 +86,10 @@ func (g *Gateway) redisStateChanged(up bool, err error) {
 	}
 	if up {
 		g.log.Info().Msg("redis available again; shared tables resumed and what was learnt meanwhile written back")
+		g.alerts.Emit(alert.Event{Type: alert.EventRedisUp})
 	} else {
 		g.log.Warn().Err(err).Dur("timeout", g.redisCfg.Timeout).Msg("redis unavailable; serving from the local tables")
+		g.alerts.Emit(alert.Event{Type: alert.EventRedisDown, Message: err.Error()})
 	}
 	if g.onRedis != nil {
 		g.onRedis(up, err)
@@ -130,6 +133,7 @@ type Gateway struct {
 	redisCfg        config.Redis
 	redisUp         atomic.Bool // the last state logged, so an outage is logged once
 	onRedis         func(up bool, err error)
+	alerts          *alert.Dispatcher // nil without alerts: Emit on nil does nothing
 }
 
 type frontend struct {
@@ -200,6 +204,22 @@ func New(c *config.Config, o Options) (*Gateway, error) {
 		engines[p.Name] = e
 		o.Log.Debug().Str("policy", p.Name).Dur("took", time.Since(start)).Msg("waf policy compiled")
 	}
+	if c.Alerts != nil {
+		d, err := alert.New(*c.Alerts, alert.Options{
+			OnDrop: func(endpoint string, n int, reason string, err error) {
+				o.Log.Warn().Str("endpoint", endpoint).Int("alerts", n).Str("reason", reason).AnErr("detail", err).Msg("alerts dropped")
+			},
+			OnDeliver: func(endpoint string, status int, err error) {
+				if err != nil {
+					o.Log.Warn().Str("endpoint", endpoint).Int("status", status).Err(err).Msg("alert not delivered")
+				}
+			},
+		})
+		if err != nil {
+			return nil, fmt.Errorf("alerts: %w", err)
+		}
+		g.alerts = d
+	}
 	if c.Redis != nil {
 		client, err := newRedisClient(*c.Redis)
 		if err != nil {
@@ -227,6 +247,11 @@ func New(c *config.Config, o Options) (*Gateway, error) {
 				ev = o.Log.Info()
 			}
 			ev.Str("backend", e.Backend).Str("server", e.Server).Bool("up", e.Up).Str("reason", e.Reason).Msg("server health changed")
+			typ := alert.EventBackendDown
+			if e.Up {
+				typ = alert.EventBackendUp
+			}
+			g.alerts.Emit(alert.Event{Type: typ, Backend: e.Backend, Server: e.Server, Message: e.Reason})
 			if o.OnHealthEvent != nil {
 				o.OnHealthEvent(e)
 			}
@@ -289,6 +314,14 @@ func New(c *config.Config, o Options) (*Gateway, error) {
 						ev = flog.Error().Err(err)
 					}
 					ev.Str("event", event).Any("identifier", data["identifier"]).Msg("acme")
+					if event == "cert_failed" {
+						name, _ := data["identifier"].(string)
+						msg := ""
+						if err, ok := data["error"].(error); ok {
+							msg = err.Error()
+						}
+						g.alerts.Emit(alert.Event{Type: alert.EventCertRenewalFailed, Host: name, Message: msg})
+					}
 				},
 				Redis: g.redis, RedisPrefix: g.redisCfg.Prefix, Name: fc.Name,
 				OnTicketKeys: func(err error) {
@@ -305,7 +338,7 @@ func New(c *config.Config, o Options) (*Gateway, error) {
 			f.tls, f.watch, f.acme = t.Config, newTLSWatch(fc.Name, t.Policy, g.metrics, flog), t.ACME
 		}
 		h := &handler{name: fc.Name, access: access, idle: g.idle, log: flog, redirectHTTPS: fc.RedirectHTTPS, acme: f.acme,
-			monitorURI: fc.MonitorURI, health: g.serveHealth}
+			monitorURI: fc.MonitorURI, health: g.serveHealth, alerts: g.alerts}
 		if ci := fc.ClientIP; ci != nil {
 			r, err := clientip.New(ci.TrustedProxies, ci.Header)
 			if err != nil {
@@ -317,7 +350,7 @@ func New(c *config.Config, o Options) (*Gateway, error) {
 		if fc.HSTS != nil {
 			h.hsts = fc.HSTS.Header()
 		}
-		for _, rc := range fc.Routes {
+		for i, rc := range fc.Routes {
 			limit, err := g.rateLimiter(rc.RateLimit)
 			if err != nil {
 				return nil, fmt.Errorf("frontend %q: %w", fc.Name, err)
@@ -326,6 +359,7 @@ func New(c *config.Config, o Options) (*Gateway, error) {
 				host: rc.Host, prefix: rc.PathPrefix,
 				backend: backends[rc.Backend], backendName: rc.Backend,
 				policy: engines[rc.WAFPolicy], policyName: rc.WAFPolicy, limit: limit,
+				name: fmt.Sprintf("%s/routes[%d]", fc.Name, i),
 			})
 		}
 		if fc.DefaultBackend != "" {
@@ -334,7 +368,8 @@ func New(c *config.Config, o Options) (*Gateway, error) {
 				return nil, fmt.Errorf("frontend %q: %w", fc.Name, err)
 			}
 			h.def = &route{backend: backends[fc.DefaultBackend], backendName: fc.DefaultBackend,
-				policy: engines[fc.DefaultWAFPolicy], policyName: fc.DefaultWAFPolicy, limit: limit}
+				policy: engines[fc.DefaultWAFPolicy], policyName: fc.DefaultWAFPolicy, limit: limit,
+				name: fc.Name + "/default"}
 		}
 		f.handler = h
 		l := fc.Limits
@@ -591,6 +626,12 @@ func (g *Gateway) Run(ctx context.Context) error {
 	}
 	if g.redis != nil {
 		g.redis.Close()
+	}
+	if g.alerts != nil {
+		// What is queued gets a few seconds to leave; the rest is counted as dropped.
+		actx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		g.alerts.Close(actx)
+		cancel()
 	}
 	g.log.Info().Msg("stopped")
 	return runErr

@@ -19,6 +19,7 @@ import (
 	"github.com/sekisho/sekisho/gateway/forward"
 	"github.com/sekisho/sekisho/gateway/listen"
 	"github.com/sekisho/sekisho/waf"
+	"github.com/sekisho/sekisho/waf/alert"
 )
 
 // route sends matching requests through a WAF policy to a backend.
@@ -28,7 +29,8 @@ type route struct {
 	backend *forward.Backend
 	policy  *waf.Engine
 	limit   *rateLimiter // nil: no rate limit
-	// names for the log
+	// names for the log and alerts
+	name                    string // "FRONTEND/routes[N]" or "FRONTEND/default"
 	backendName, policyName string
 }
 
@@ -61,6 +63,7 @@ type handler struct {
 	altSvc        string             // advertises HTTP/3 on responses over TLS on TCP
 	acme          *certs.ACME        // answers HTTP-01 challenges; nil without ACME
 	clientIP      *clientip.Resolver // nil: the peer is the client
+	alerts        *alert.Dispatcher  // nil: no alerts
 	monitorURI    string             // answered with the gateway's readiness
 	health        http.HandlerFunc
 }
@@ -169,6 +172,9 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	e.Backend, e.WAFPolicy = rt.backendName, rt.policyName
 	if rt.limit != nil && !rt.limit.allow(r.Context(), r, e.ClientIP) {
 		e.Error = "rate limited"
+		h.alerts.Emit(alert.Event{Type: alert.EventRateLimitTriggered, Time: e.Time, RequestID: e.RequestID,
+			ClientIP: e.ClientIP, Host: r.Host, Path: r.URL.Path, Route: rt.name, Backend: rt.backendName,
+			Fields: map[string]string{"limit": rt.limit.cfg.Name, "action": rt.limit.cfg.Action}})
 		rt.limit.refuse(rw, r, e.RequestID)
 		return
 	}
@@ -188,6 +194,9 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	})
 	e.Read, e.WAF = tx.ReadTime, tx.InspectTime
 	setVerdict(e, v)
+	if v.Action == waf.ActionBlock || v.Action == waf.ActionDetect {
+		h.emitWAF(e, rt, v)
+	}
 	if v.Blocked() {
 		if v.Action == waf.ActionError {
 			e.Error = tx.Err().Error()
@@ -259,6 +268,21 @@ func httpsURL(r *http.Request, port string) string {
 	}
 	// JoinHostPort brackets IPv6 addresses.
 	return "https://" + strings.TrimSuffix(net.JoinHostPort(strings.Trim(host, "[]"), port), ":443") + r.URL.RequestURI()
+}
+
+// emitWAF sends a block or a detection to the alerts.
+func (h *handler) emitWAF(e *accesslog.Entry, rt *route, v *waf.Verdict) {
+	typ := alert.EventWAFBlock
+	if v.Action == waf.ActionDetect {
+		typ = alert.EventWAFDetect
+	}
+	matches := make([]alert.Match, 0, len(v.Rules))
+	for _, id := range v.Rules {
+		matches = append(matches, alert.Match{RuleID: id})
+	}
+	h.alerts.Emit(alert.Event{Type: typ, Time: e.Time, RequestID: e.RequestID, ClientIP: e.ClientIP,
+		Host: e.Host, Path: e.Path, Route: rt.name, Backend: rt.backendName, Policy: rt.policyName,
+		Matches: matches, Score: v.Score})
 }
 
 func setVerdict(e *accesslog.Entry, v *waf.Verdict) {

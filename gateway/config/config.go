@@ -13,6 +13,7 @@ import (
 	"github.com/sekisho/sekisho/certs"
 	"github.com/sekisho/sekisho/gateway/forward"
 	"github.com/sekisho/sekisho/waf"
+	"github.com/sekisho/sekisho/waf/alert"
 )
 
 // Config is the whole configuration file.
@@ -23,6 +24,8 @@ type Config struct {
 	Log       Log        `yaml:"log"`
 	// Admin is the operators' listener (metrics); off when not set.
 	Admin *Admin `yaml:"admin"`
+	// Alerts, when set, sends security and operations events to webhooks.
+	Alerts *alert.Config `yaml:"alerts"`
 	// Redis, when set, holds the stick tables and rate-limit counts that
 	// the replicas share; without it each replica keeps its own.
 	Redis *Redis `yaml:"redis"`
@@ -323,6 +326,9 @@ func (c *Config) SetDefaults() {
 	}
 	if c.Log.Access == "" {
 		c.Log.Access = "stdout"
+	}
+	if c.Alerts != nil {
+		c.Alerts.SetDefaults()
 	}
 	if r := c.Redis; r != nil {
 		if r.Prefix == "" {

@@ -99,6 +99,9 @@ func (c *Config) Validate() error {
 			fail("redis.tls: cert_file and key_file go together")
 		}
 	}
+	if c.Alerts != nil {
+		add("alerts", c.Alerts.Validate())
+	}
 	if c.DrainGrace < 0 {
 		fail("drain_grace: must not be negative")
 	}
