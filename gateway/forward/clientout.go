@@ -1,17 +1,13 @@
 package forward
 
 import (
-	"crypto/tls"
 	"fmt"
 	"net"
 	"net/http"
 	"net/netip"
 	"strings"
 
-	"github.com/pires/go-proxyproto"
-	"github.com/pires/go-proxyproto/tlvparse"
-
-	"github.com/sekisho/sekisho/gateway/accesslog"
+	"github.com/sekisho/sekisho/gateway/proxyhdr"
 )
 
 // ClientOut says how a backend's servers learn the client's address.
@@ -111,67 +107,27 @@ func (c *ClientOut) proxyHeader(x *Exchange) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("PROXY header: client address %q: %w", x.ClientIP, err)
 	}
-	dst, err := netip.ParseAddrPort(x.LocalAddr)
-	if err != nil {
-		dst = netip.AddrPortFrom(netip.IPv4Unspecified(), 0)
+	client := net.TCPAddrFromAddrPort(netip.AddrPortFrom(src.Unmap(), uint16(x.ClientPort)))
+	var local net.Addr = &net.TCPAddr{IP: net.IPv4zero}
+	if dst, err := netip.ParseAddrPort(x.LocalAddr); err == nil {
+		local = net.TCPAddrFromAddrPort(netip.AddrPortFrom(dst.Addr().Unmap(), dst.Port()))
 	}
-	srcIP, dstIP := src.Unmap(), dst.Addr().Unmap()
-	tp := proxyproto.TCPv4
-	if srcIP.Is6() || dstIP.Is6() {
-		// One family for both ends, as the header has one.
-		tp, srcIP, dstIP = proxyproto.TCPv6, netip.AddrFrom16(srcIP.As16()), netip.AddrFrom16(dstIP.As16())
-	}
-	h := &proxyproto.Header{Version: 1, Command: proxyproto.PROXY, TransportProtocol: tp,
-		SourceAddr:      &net.TCPAddr{IP: srcIP.AsSlice(), Port: x.ClientPort},
-		DestinationAddr: &net.TCPAddr{IP: dstIP.AsSlice(), Port: int(dst.Port())}}
+	version := byte(1)
+	var want proxyhdr.TLVs
 	if c.Mode == "proxy_v2" {
-		h.Version = 2
-		if tlvs := c.tlvs(x); len(tlvs) > 0 {
-			if err := h.SetTLVs(tlvs); err != nil {
-				return nil, err
+		version = 2
+		for _, t := range c.TLVs {
+			switch t {
+			case "alpn":
+				want.ALPN = true
+			case "authority":
+				want.Authority, want.Host = true, x.Host
+			case "ssl":
+				want.SSL = true
+			case "unique_id":
+				want.UniqueID = x.RequestID
 			}
 		}
 	}
-	return h.Format()
-}
-
-func (c *ClientOut) tlvs(x *Exchange) []proxyproto.TLV {
-	var out []proxyproto.TLV
-	for _, t := range c.TLVs {
-		switch t {
-		case "alpn":
-			if x.TLS != nil && x.TLS.NegotiatedProtocol != "" {
-				out = append(out, proxyproto.TLV{Type: proxyproto.PP2_TYPE_ALPN, Value: []byte(x.TLS.NegotiatedProtocol)})
-			}
-		case "authority":
-			name := x.Host
-			if x.TLS != nil && x.TLS.ServerName != "" {
-				name = x.TLS.ServerName
-			}
-			if name != "" {
-				out = append(out, proxyproto.TLV{Type: proxyproto.PP2_TYPE_AUTHORITY, Value: []byte(name)})
-			}
-		case "ssl":
-			if x.TLS != nil {
-				ssl := tlvparse.PP2SSL{Client: tlvparse.PP2_BITFIELD_CLIENT_SSL, Verify: 1, TLV: []proxyproto.TLV{
-					{Type: proxyproto.PP2_SUBTYPE_SSL_VERSION, Value: []byte(accesslog.TLSVersion(x.TLS.Version))},
-					{Type: proxyproto.PP2_SUBTYPE_SSL_CIPHER, Value: []byte(tls.CipherSuiteName(x.TLS.CipherSuite))},
-				}}
-				if len(x.TLS.PeerCertificates) > 0 {
-					ssl.Client |= tlvparse.PP2_BITFIELD_CLIENT_CERT_CONN
-					if len(x.TLS.VerifiedChains) > 0 {
-						ssl.Verify = 0
-					}
-				}
-				if tlv, err := ssl.Marshal(); err == nil {
-					out = append(out, tlv)
-				}
-			}
-		case "unique_id":
-			if x.RequestID != "" && len(x.RequestID) <= 128 {
-				out = append(out, proxyproto.TLV{Type: proxyproto.PP2_TYPE_UNIQUE_ID, Value: []byte(x.RequestID)})
-			}
-		}
-	}
-	return out
+	return proxyhdr.Header(version, client, local, x.TLS, want)
 }

@@ -42,7 +42,11 @@ func (c *Conn) Read(p []byte) (int, error) {
 // (a 400 or 413 with unread input) before closing, so the client gets the
 // response rather than a reset.
 func (c *Conn) CloseWrite() error {
-	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+	var nc net.Conn = c.Conn
+	if pc, ok := nc.(*proxyproto.Conn); ok {
+		nc = pc.Raw() // go-proxyproto's Conn has no CloseWrite of its own
+	}
+	if cw, ok := nc.(interface{ CloseWrite() error }); ok {
 		return cw.CloseWrite()
 	}
 	return nil
