@@ -149,6 +149,7 @@ type frontend struct {
 	h3      *http3.Server // nil unless http3: true
 	udp     []net.PacketConn
 	log     zerolog.Logger
+	tcp     *tcpFrontend // mode: tcp; then handler, srv and h2 serve nothing
 	// proxyMu guards proxyLogs, which bounds the log lines about refused PROXY headers.
 	proxyMu   sync.Mutex
 	proxyLogs logBudget
@@ -289,11 +290,20 @@ func New(c *config.Config, o Options) (*Gateway, error) {
 			routed[r.Backend] = true
 		}
 		routed[f.DefaultBackend] = true
+		routed[f.Backend] = true
 	}
 	for _, p := range g.pools {
 		if routed[p.Name] {
 			g.routed = append(g.routed, p)
 		}
+	}
+	poolsByName := map[string]*balancer.Pool{}
+	for _, p := range g.pools {
+		poolsByName[p.Name] = p
+	}
+	backendCfg := map[string]config.Backend{}
+	for _, bc := range c.Backends {
+		backendCfg[bc.Name] = bc
 	}
 	access := accesslog.New(o.Access)
 	for _, fc := range c.Frontends {
@@ -347,6 +357,13 @@ func New(c *config.Config, o Options) (*Gateway, error) {
 			h.clientIP = r
 		}
 		f.log = flog
+		if fc.Mode == "tcp" {
+			t, err := g.newTCPFrontend(fc, poolsByName[fc.Backend], backendCfg[fc.Backend], access)
+			if err != nil {
+				return nil, fmt.Errorf("frontend %q: %w", fc.Name, err)
+			}
+			f.tcp = t
+		}
 		if fc.HSTS != nil {
 			h.hsts = fc.HSTS.Header()
 		}
@@ -445,7 +462,9 @@ func (g *Gateway) Listen() error {
 				}
 				o.OnProxyError = f.proxyError
 			}
-			if b.TLS {
+			if b.TLS && f.tcp != nil {
+				o.TLS = f.tcp.tlsConfig(f.tls)
+			} else if b.TLS {
 				o.TLS, o.ServeH2 = f.tls, f.serveH2
 				o.OnHandshake, o.OnHandshakeError = f.watch.handshake, f.watch.handshakeError
 				if h := f.handler; h.redirectHTTPS && h.httpsPort == "" {
@@ -533,7 +552,11 @@ func (g *Gateway) Run(ctx context.Context) error {
 			serving.Add(1)
 			go func() {
 				defer serving.Done()
-				if err := f.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				serve := f.srv.Serve
+				if f.tcp != nil {
+					serve = f.tcp.serve
+				}
+				if err := serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
 					select {
 					case errc <- fmt.Errorf("frontend %q: serving %s: %w", f.name, ln.Addr(), err):
 					default:
@@ -606,6 +629,13 @@ func (g *Gateway) Run(ctx context.Context) error {
 						pc.Close()
 					}
 				}()
+			}
+			if f.tcp != nil {
+				for _, ln := range f.lns {
+					ln.Close()
+				}
+				f.tcp.shutdown(sctx)
+				return
 			}
 			if err := f.srv.Shutdown(sctx); err != nil {
 				g.log.Warn().Str("frontend", f.name).Err(err).Msg("shutdown deadline passed; closing connections")

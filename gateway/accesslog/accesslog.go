@@ -44,6 +44,7 @@ const (
 	FieldUserAgent    = "user_agent"
 	FieldRetries      = "retries"
 	FieldError        = "error"
+	FieldTermination  = "termination"
 )
 
 // Entry is what one access log line says.
@@ -70,6 +71,7 @@ type Entry struct {
 	UserAgent                    string
 	Retries                      int
 	Error                        string
+	Termination                  string // a TCP connection's end (tcpproxy's causes)
 }
 
 // Logger writes entries.
@@ -133,6 +135,9 @@ func (l *Logger) Write(e *Entry) {
 	}
 	if e.Error != "" {
 		ev.Str(FieldError, e.Error)
+	}
+	if e.Termination != "" {
+		ev.Str(FieldTermination, e.Termination)
 	}
 	ev.Send()
 }

@@ -43,6 +43,17 @@ type Config struct {
 type Frontend struct {
 	Name string `yaml:"name"`
 	Bind []Bind `yaml:"bind"`
+	// Mode is http (the default) or tcp: a layer-4 frontend for services
+	// that do not speak HTTP, every connection joined to a server of
+	// Backend (no routes, no WAF).
+	Mode string `yaml:"mode"`
+	// Backend is a tcp frontend's backend.
+	Backend string `yaml:"backend"`
+	// SendProxy is a tcp frontend's PROXY header to the server: "", v1 or v2.
+	SendProxy string `yaml:"send_proxy"`
+	// IdleTimeout closes a tcp frontend's connection once nothing moved
+	// either way for this long (default 10m).
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
 	// TLS holds the certificates for the binds with tls: true.
 	TLS *certs.Config `yaml:"tls"`
 	// Routes are tried in order; the first whose host and path prefix match wins.
@@ -314,6 +325,7 @@ const (
 	DefaultRetries               = 3
 	DefaultShutdownTimeout       = 30 * time.Second
 	DefaultProxyHeaderTimeout    = 5 * time.Second
+	DefaultTCPIdleTimeout        = 10 * time.Minute
 )
 
 // SetDefaults fills every field a user may leave out.
@@ -352,6 +364,12 @@ func (c *Config) SetDefaults() {
 		if f.HSTS != nil {
 			setDuration(&f.HSTS.MaxAge, DefaultHSTSMaxAge)
 		}
+		if f.Mode == "" {
+			f.Mode = "http"
+		}
+		if f.Mode == "tcp" {
+			setDuration(&f.IdleTimeout, DefaultTCPIdleTimeout)
+		}
 		for j := range f.Bind {
 			if pp := f.Bind[j].ProxyProtocol; pp != nil {
 				if pp.Mode == "" {
@@ -375,7 +393,7 @@ func (c *Config) SetDefaults() {
 		if f.DefaultRateLimit != nil {
 			f.DefaultRateLimit.setDefaults(f.Name + "/default")
 		}
-		if f.DefaultBackend != "" && f.DefaultWAFPolicy == "" {
+		if f.DefaultBackend != "" && f.DefaultWAFPolicy == "" && f.Mode == "http" {
 			f.DefaultWAFPolicy = DefaultPolicy
 		}
 	}

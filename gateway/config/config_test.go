@@ -93,6 +93,9 @@ func TestParse_ErrorsNameFileLineAndKey(t *testing.T) {
 				`redis.cluster: a Cluster has no master_name (that is Sentinel)`,
 				`redis.password_file: stat /nonexistent/redis.pw: no such file or directory`,
 				`redis.tls: cert_file and key_file go together`}},
+		{"tcp frontend", strings.Replace(good, "backends:\n", "  - name: raw\n    mode: tcp\n    bind: [{address: 127.0.0.1:2525}]\n    backend: nope\n    send_proxy: v3\n    routes: [{backend: app}]\nbackends:\n", 1),
+			[]string{`frontends[1].backend: unknown backend "nope"`, `frontends[1].send_proxy: "v3" is not v1 or v2`,
+				`frontends[1].mode: a tcp frontend has no routes`}},
 		{"redis, several addresses", good + "redis: {addresses: [\"10.0.0.1:6379\", \"10.0.0.2:6379\"]}\n",
 			[]string{`redis.addresses: several addresses need cluster: true or a Sentinel master_name`}},
 	}

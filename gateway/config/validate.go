@@ -196,8 +196,32 @@ func (c *Config) Validate() error {
 				fail("%s.hsts.preload: needs include_subdomains: true and a max_age of at least 8760h (one year)", key)
 			}
 		}
-		if len(f.Routes) == 0 && f.DefaultBackend == "" {
-			fail("%s.routes: give routes or a default_backend", key)
+		switch f.Mode {
+		case "http":
+			if len(f.Routes) == 0 && f.DefaultBackend == "" {
+				fail("%s.routes: give routes or a default_backend", key)
+			}
+			if f.Backend != "" || f.SendProxy != "" {
+				fail("%s.backend: backend and send_proxy are for mode: tcp (an http frontend has routes and default_backend)", key)
+			}
+		case "tcp":
+			if f.Backend == "" {
+				fail("%s.backend: a tcp frontend needs its backend", key)
+			} else if !backends[f.Backend] {
+				fail("%s.backend: unknown backend %q", key, f.Backend)
+			}
+			if len(f.Routes) > 0 || f.DefaultBackend != "" || f.DefaultWAFPolicy != "" || f.RedirectHTTPS || f.HSTS != nil ||
+				f.HTTP3 || f.MonitorURI != "" || f.ClientIP != nil || f.DefaultRateLimit != nil {
+				fail("%s.mode: a tcp frontend has no routes, default_backend, WAF policy, redirect_https, hsts, http3, monitor_uri, client_ip or rate limit: those are HTTP's", key)
+			}
+			if f.SendProxy != "" && f.SendProxy != "v1" && f.SendProxy != "v2" {
+				fail("%s.send_proxy: %q is not v1 or v2", key, f.SendProxy)
+			}
+			if f.IdleTimeout < 0 {
+				fail("%s.idle_timeout: must not be negative", key)
+			}
+		default:
+			fail("%s.mode: %q is not http or tcp", key, f.Mode)
 		}
 		for j, r := range f.Routes {
 			rkey := fmt.Sprintf("%s.routes[%d]", key, j)
