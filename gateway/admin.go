@@ -26,6 +26,9 @@ type metrics struct {
 	below *prometheus.CounterVec
 	// Failed handshakes by frontend and reason.
 	failed *prometheus.CounterVec
+	// WAF rules reloads, and what each policy runs.
+	rulesReloads *prometheus.CounterVec
+	rulesLoaded  *prometheus.GaugeVec
 }
 
 func newMetrics() *metrics {
@@ -41,7 +44,8 @@ func newMetrics() *metrics {
 			Name: "sekisho_tls_handshake_failures_total", Help: "Failed TLS handshakes by reason.",
 		}, []string{"frontend", "reason"}),
 	}
-	m.reg.MustRegister(m.handshakes, m.below, m.failed,
+	m.rulesReloads, m.rulesLoaded = rulesMetrics()
+	m.reg.MustRegister(m.handshakes, m.below, m.failed, m.rulesReloads, m.rulesLoaded,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }

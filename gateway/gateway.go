@@ -125,7 +125,9 @@ type Gateway struct {
 	frontends       []*frontend
 	backends        []*forward.Backend
 	stores          []sticktable.Store // closed when the gateway stops
-	routed          []*balancer.Pool   // the pools some route sends to: readiness needs each
+	policies        []*policy
+	reloadMu        sync.Mutex       // one rules reload at a time
+	routed          []*balancer.Pool // the pools some route sends to: readiness needs each
 	serving         atomic.Bool
 	draining        atomic.Bool
 	drainGrace      time.Duration
@@ -191,7 +193,7 @@ func New(c *config.Config, o Options) (*Gateway, error) {
 			used[f.DefaultWAFPolicy] = true
 		}
 	}
-	engines := map[string]*waf.Engine{}
+	engines := map[string]*policy{}
 	ruleFS := rules.FS()
 	for _, p := range c.WAF.Policies {
 		if !used[p.Name] {
@@ -202,8 +204,12 @@ func New(c *config.Config, o Options) (*Gateway, error) {
 		if err != nil {
 			return nil, err
 		}
-		engines[p.Name] = e
-		o.Log.Debug().Str("policy", p.Name).Dur("took", time.Since(start)).Msg("waf policy compiled")
+		pol := &policy{name: p.Name, cfg: p}
+		pol.cur.Store(e)
+		engines[p.Name] = pol
+		g.policies = append(g.policies, pol)
+		g.metrics.rulesLoaded.WithLabelValues(p.Name, e.Hash()).Set(float64(e.LoadedAt().Unix()))
+		o.Log.Info().Str("policy", p.Name).Str("hash", e.Hash()).Dur("took", time.Since(start)).Msg("waf policy compiled")
 	}
 	if c.Alerts != nil {
 		d, err := alert.New(*c.Alerts, alert.Options{
@@ -585,6 +591,9 @@ func (g *Gateway) Run(ctx context.Context) error {
 		p.RunHealthChecks(idleCtx)
 	}
 	g.serving.Store(true)
+	stopWatch := make(chan struct{})
+	defer close(stopWatch)
+	go g.watchRules(stopWatch)
 	for _, f := range g.frontends {
 		if f.acme != nil {
 			// The listeners serve now, so the CA's challenges reach them.

@@ -27,7 +27,7 @@ type route struct {
 	host    string // "" any, "*.example.com" subdomains, else exact (lower case)
 	prefix  string
 	backend *forward.Backend
-	policy  *waf.Engine
+	policy  *policy
 	limit   *rateLimiter // nil: no rate limit
 	// names for the log and alerts
 	name                    string // "FRONTEND/routes[N]" or "FRONTEND/default"
@@ -179,7 +179,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	tx := rt.policy.NewTx(r.Context(), e.RequestID)
+	tx := rt.policy.cur.Load().NewTx(r.Context(), e.RequestID)
 	defer tx.Close()
 	local, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
 	serverIP, serverPort := "", 0

@@ -45,6 +45,10 @@ type Config struct {
 	RequestBodyLimitAction string `yaml:"request_body_limit_action"`
 	// Directives are extra SecLang lines loaded after CRS (exclusions, custom rules).
 	Directives string `yaml:"directives"`
+	// RulesDir is a folder of the operator's rule files (CRS setup
+	// overrides, exclusions before and after CRS, CRS plugins, custom
+	// rules; see rulesdir.go for the layout), watched and reloaded live.
+	RulesDir string `yaml:"rules_dir"`
 }
 
 // Defaults for a policy; they match CRS's own defaults and nginx's 1 MiB body limit.

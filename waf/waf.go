@@ -4,7 +4,10 @@ import (
 	"fmt"
 	"io/fs"
 	"math"
+	"os"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/corazawaf/coraza/v3"
 	"github.com/corazawaf/coraza/v3/experimental"
@@ -12,9 +15,20 @@ import (
 
 // Engine is a compiled WAF policy, safe for concurrent use by any number of requests.
 type Engine struct {
-	cfg Config
-	waf experimental.WAFWithOptions // nil when the mode is off
+	cfg      Config
+	waf      experimental.WAFWithOptions // nil when the mode is off
+	hash     string
+	loadedAt time.Time
 }
+
+// Hash identifies the rules the engine runs (RulesHash).
+func (e *Engine) Hash() string { return e.hash }
+
+// LoadedAt is when the engine's rules were compiled.
+func (e *Engine) LoadedAt() time.Time { return e.loadedAt }
+
+// Config is the policy the engine was built from.
+func (e *Engine) Config() Config { return e.cfg }
 
 // New compiles the policy's rules from root, which must hold Coraza's
 // recommended configuration, CRS v4 and sekisho's base file (rules.FS()).
@@ -23,17 +37,31 @@ func New(cfg Config, root fs.FS) (*Engine, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("waf policy %q: %w", cfg.Name, err)
 	}
-	e := &Engine{cfg: cfg}
+	hash, err := RulesHash(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("waf policy %q: %w", cfg.Name, err)
+	}
+	e := &Engine{cfg: cfg, hash: hash, loadedAt: time.Now()}
 	if cfg.Mode == ModeOff {
 		return e, nil
 	}
+	var local ruleFiles
+	if cfg.RulesDir != "" {
+		if local, err = listRuleFiles(cfg.RulesDir); err != nil {
+			return nil, fmt.Errorf("waf policy %q: %w", cfg.Name, err)
+		}
+		root = overlayFS{root, os.DirFS(cfg.RulesDir)}
+	}
 	registerPlugins()
 	f := &fuser{}
-	w, err := build(cfg, root, f)
+	w, err := build(cfg, local, root, f)
 	if again := f.retry(); err == nil && again != nil {
-		w, err = build(cfg, root, again)
+		w, err = build(cfg, local, root, again)
 	}
 	if err != nil {
+		if cfg.RulesDir != "" {
+			err = locate(cfg.RulesDir, local, err)
+		}
 		return nil, fmt.Errorf("waf policy %q: loading rules: %w", cfg.Name, err)
 	}
 	wo, ok := w.(experimental.WAFWithOptions)
@@ -48,12 +76,15 @@ func New(cfg Config, root fs.FS) (*Engine, error) {
 }
 
 // build compiles the policy with its rules rewritten by f (fuse.go).
-func build(cfg Config, root fs.FS, f *fuser) (coraza.WAF, error) {
-	return coraza.NewWAF(coraza.NewWAFConfig().WithRootFS(fusedFS{root, f}).WithDirectives(f.rewrite(Directives(cfg))))
+func build(cfg Config, local ruleFiles, root fs.FS, f *fuser) (coraza.WAF, error) {
+	return coraza.NewWAF(coraza.NewWAFConfig().WithRootFS(fusedFS{root, f}).WithDirectives(f.rewrite(directives(cfg, local))))
 }
 
-// Directives returns the SecLang configuration that a policy compiles to.
-func Directives(c Config) string {
+// Directives returns the SecLang configuration that a policy compiles to,
+// its rules folder aside.
+func Directives(c Config) string { return directives(c, ruleFiles{}) }
+
+func directives(c Config, local ruleFiles) string {
 	engine := "On"
 	if c.Mode == ModeDetect {
 		engine = "DetectionOnly"
@@ -80,8 +111,10 @@ SecRule ARGS_COMBINED_SIZE "@gt %d" "id:10001,phase:2,t:none,log,deny,status:413
 Include @crs-setup.conf.example
 SecAction "id:900000,phase:1,pass,t:none,nolog,setvar:tx.blocking_paranoia_level=%d"
 SecAction "id:900110,phase:1,pass,t:none,nolog,setvar:tx.inbound_anomaly_score_threshold=%d,setvar:tx.outbound_anomaly_score_threshold=%d"
-Include @owasp_crs/*.conf
-`, engine, coraLimit, coraLimit, action, c.RequestBodyNoFilesLimit, c.ParanoiaLevel, c.InboundAnomalyThreshold, c.OutboundAnomalyThreshold)
+%sInclude @owasp_crs/*.conf
+%s`, engine, coraLimit, coraLimit, action, c.RequestBodyNoFilesLimit, c.ParanoiaLevel, c.InboundAnomalyThreshold, c.OutboundAnomalyThreshold,
+		includes(slices.Concat(local.setup, local.pluginConfig, local.before, local.pluginBefore)),
+		includes(slices.Concat(local.pluginAfter, local.after, local.custom)))
 	if c.Directives != "" {
 		b.WriteString(c.Directives)
 		b.WriteByte('\n')

@@ -151,6 +151,21 @@ func serve(c *config.Config, stdout, stderr io.Writer, ready func(*gateway.Gatew
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// SIGHUP reloads the WAF rules folders (their changes are also picked up
+	// within a second on their own).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-hup:
+				g.ReloadRules()
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
 	if err := g.Run(ctx); err != nil {
 		log.Error().Err(err).Msg("gateway stopped")
 		return 1

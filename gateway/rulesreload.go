@@ -1,0 +1,88 @@
+package gateway
+
+import (
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sekisho/sekisho/rules"
+	"github.com/sekisho/sekisho/waf"
+	"github.com/sekisho/sekisho/waf/alert"
+)
+
+// policy is a WAF policy whose engine a reload replaces: requests take
+// the current one when they start and keep it to their end.
+type policy struct {
+	name       string
+	cfg        waf.Config
+	cur        atomic.Pointer[waf.Engine]
+	failedHash string // the last version that failed to build, reported once
+}
+
+// rulesCheckEvery is how often rules folders are checked for changes.
+const rulesCheckEvery = time.Second
+
+// ReloadRules rebuilds every policy whose rules changed (its rules folder's
+// files), off the request path, and swaps each new engine in at once. A
+// policy that fails to build keeps its old engine serving; the failure is
+// logged with the file and line and sent as a rules.reload_failed alert.
+// It runs on SIGHUP, every second for the folders, and from the admin API.
+func (g *Gateway) ReloadRules() {
+	g.reloadMu.Lock()
+	defer g.reloadMu.Unlock()
+	for _, p := range g.policies {
+		if p.cfg.RulesDir == "" {
+			continue
+		}
+		old := p.cur.Load()
+		hash, err := waf.RulesHash(p.cfg)
+		if err == nil && hash == old.Hash() {
+			continue
+		}
+		start := time.Now()
+		var e *waf.Engine
+		if err == nil {
+			e, err = waf.New(p.cfg, rules.FS())
+		}
+		if err != nil {
+			if hash != "" && hash == p.failedHash {
+				continue // this broken version was reported already
+			}
+			p.failedHash = hash
+			g.metrics.rulesReloads.WithLabelValues(p.name, "failed").Inc()
+			g.log.Error().Str("policy", p.name).Err(err).Str("serving", old.Hash()).Msg("waf rules reload failed; the old rules keep serving")
+			g.alerts.Emit(alert.Event{Type: alert.EventRulesReloadFailed, Policy: p.name, Message: err.Error()})
+			continue
+		}
+		p.failedHash = ""
+		p.cur.Store(e)
+		g.metrics.rulesReloads.WithLabelValues(p.name, "ok").Inc()
+		g.metrics.rulesLoaded.WithLabelValues(p.name, e.Hash()).Set(float64(e.LoadedAt().Unix()))
+		g.log.Info().Str("policy", p.name).Str("hash", e.Hash()).Str("was", old.Hash()).Dur("took", time.Since(start)).Msg("waf rules reloaded")
+	}
+}
+
+// watchRules checks the rules folders every second until stop is closed.
+func (g *Gateway) watchRules(stop <-chan struct{}) {
+	t := time.NewTicker(rulesCheckEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+			g.ReloadRules()
+		}
+	}
+}
+
+// rulesMetrics are the reload results and what each policy runs.
+func rulesMetrics() (*prometheus.CounterVec, *prometheus.GaugeVec) {
+	return prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sekisho_waf_rules_reloads_total", Help: "WAF rules reloads by policy and result (ok, failed).",
+		}, []string{"policy", "result"}),
+		prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "sekisho_waf_rules_loaded_timestamp_seconds", Help: "When each policy's rules (by hash) were loaded.",
+		}, []string{"policy", "hash"})
+}

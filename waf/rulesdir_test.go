@@ -1,0 +1,102 @@
+package waf_test
+
+import (
+	"context"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/sekisho/sekisho/rules"
+	"github.com/sekisho/sekisho/waf"
+)
+
+func writeRules(t *testing.T, files map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for name, body := range files {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+func verdict(t *testing.T, e *waf.Engine, method, target string) *waf.Verdict {
+	t.Helper()
+	r := httptest.NewRequest(method, target, nil)
+	r.Header.Set("User-Agent", "Mozilla/5.0 (X11; Linux x86_64) Chrome/131.0 Safari/537.36")
+	r.Header.Set("Accept", "text/html")
+	tx := e.NewTx(context.Background(), "t")
+	defer tx.Close()
+	return tx.InspectRequest(r, r.URL.RequestURI(), waf.Conn{ClientIP: "192.0.2.1", ClientPort: 5000})
+}
+
+// Each place of a rules folder loads where it must: the setup override
+// after CRS's own setup (it changes what CRS allows), an exclusion after
+// CRS (it changes a CRS rule), a plugin's -before file before CRS, custom
+// rules after it.
+func TestRulesDir_Layout(t *testing.T) {
+	dir := writeRules(t, map[string]string{
+		"crs-setup.conf": `SecAction "id:900200,phase:1,pass,t:none,nolog,setvar:'tx.allowed_methods=GET HEAD'"` + "\n",
+		"after-crs/search.conf": `SecRuleUpdateTargetById 942100 "!ARGS:comment"` + "\n",
+		"plugins/test-before.conf": `SecRule ARGS:skipcrs "@streq yes" "id:9300001,phase:1,pass,nolog,ctl:ruleRemoveById=942100"` + "\n",
+		"plugins/test-config.conf": "# a plugin's settings\n",
+		"custom/site.conf": `SecRule REQUEST_URI "@beginsWith /private" "id:9300002,phase:1,deny,status:403,log"` + "\n",
+	})
+	e, err := waf.New(waf.Config{Name: "tuned", RulesDir: dir}, rules.FS())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sqli := "1%27+OR+%271%27%3D%271%27+--"
+	for _, tc := range []struct {
+		name, method, target string
+		blocked              bool
+	}{
+		{"GET allowed", "GET", "/search?q=shoes", false},
+		{"POST refused by the setup override", "POST", "/search", true},
+		{"SQLi in q still blocked", "GET", "/search?q=" + sqli, true},
+		{"SQLi in comment excluded after CRS", "GET", "/search?comment=" + sqli, false},
+		{"the plugin's ctl before CRS", "GET", "/search?skipcrs=yes&q=" + sqli, false},
+		{"custom rule", "GET", "/private/x", true},
+	} {
+		if v := verdict(t, e, tc.method, tc.target); v.Blocked() != tc.blocked {
+			t.Errorf("%s: blocked %v (rules %v), want %v", tc.name, v.Blocked(), v.Rules, tc.blocked)
+		}
+	}
+	plain, _ := waf.New(waf.Config{Name: "plain"}, rules.FS())
+	if v := verdict(t, plain, "GET", "/search?comment="+sqli); !v.Blocked() {
+		t.Fatal("without the folder, the SQLi in comment is not blocked: the test shows nothing")
+	}
+	h1, _ := waf.RulesHash(waf.Config{Name: "tuned", RulesDir: dir})
+	os.WriteFile(filepath.Join(dir, "custom", "site.conf"), []byte("# emptied\n"), 0o644)
+	h2, _ := waf.RulesHash(waf.Config{Name: "tuned", RulesDir: dir})
+	if h1 == "" || h1 != e.Hash() || h1 == h2 {
+		t.Fatalf("hashes: engine %s, before the edit %s, after %s", e.Hash(), h1, h2)
+	}
+}
+
+// A file that does not parse is named with its line.
+func TestRulesDir_ErrorNamesFileAndLine(t *testing.T) {
+	dir := writeRules(t, map[string]string{
+		"custom/a.conf": "# fine\n",
+		"custom/b.conf": "# one\n# two\nSecRule ARGS:x \"@streq y\" \"id:9300010,phase:1,deny\n",
+	})
+	_, err := waf.New(waf.Config{Name: "broken", RulesDir: dir}, rules.FS())
+	if err == nil || !strings.Contains(err.Error(), filepath.Join(dir, "custom", "b.conf")+":3:") {
+		t.Fatalf("error %v, want it to name b.conf:3", err)
+	}
+	if _, err := waf.New(waf.Config{Name: "missing", RulesDir: filepath.Join(dir, "nope")}, rules.FS()); err == nil || !strings.Contains(err.Error(), "rules_dir") {
+		t.Fatalf("a missing folder: %v", err)
+	}
+}
+
+// The shipped example folder loads as it is.
+func TestRulesDir_ShippedExampleLoads(t *testing.T) {
+	if _, err := waf.New(waf.Config{Name: "example", RulesDir: "../rules/example"}, rules.FS()); err != nil {
+		t.Fatal(err)
+	}
+}
