@@ -41,11 +41,11 @@ func verdict(t *testing.T, e *waf.Engine, method, target string) *waf.Verdict {
 // rules after it.
 func TestRulesDir_Layout(t *testing.T) {
 	dir := writeRules(t, map[string]string{
-		"crs-setup.conf": `SecAction "id:900200,phase:1,pass,t:none,nolog,setvar:'tx.allowed_methods=GET HEAD'"` + "\n",
-		"after-crs/search.conf": `SecRuleUpdateTargetById 942100 "!ARGS:comment"` + "\n",
+		"crs-setup.conf":           `SecAction "id:900200,phase:1,pass,t:none,nolog,setvar:'tx.allowed_methods=GET HEAD'"` + "\n",
+		"after-crs/search.conf":    `SecRuleUpdateTargetById 942100 "!ARGS:comment"` + "\n",
 		"plugins/test-before.conf": `SecRule ARGS:skipcrs "@streq yes" "id:9300001,phase:1,pass,nolog,ctl:ruleRemoveById=942100"` + "\n",
 		"plugins/test-config.conf": "# a plugin's settings\n",
-		"custom/site.conf": `SecRule REQUEST_URI "@beginsWith /private" "id:9300002,phase:1,deny,status:403,log"` + "\n",
+		"custom/site.conf":         `SecRule REQUEST_URI "@beginsWith /private" "id:9300002,phase:1,deny,status:403,log"` + "\n",
 	})
 	e, err := waf.New(waf.Config{Name: "tuned", RulesDir: dir}, rules.FS())
 	if err != nil {
