@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -40,6 +41,7 @@ func TestAlerts_BlocksAndHealthReachTheReceiver(t *testing.T) {
 		mu.Unlock()
 	}))
 	defer receiver.Close()
+	var access syncBuffer
 	lnA, addrA := namedServer(t, "127.0.0.1:0", "a")
 	_, addrB := namedServer(t, "127.0.0.1:0", "b")
 	g, _, _, _ := runGatewayWith(t, fmt.Sprintf(`
@@ -60,7 +62,7 @@ alerts:
   window: 2s
   endpoints:
     - {name: ops, url: "%s", secret_file: "%s", events: [waf.block, backend.down]}
-`, addrA, addrB, receiver.URL, filepath.Join(dir, "secret")), Options{Log: zerolog.Nop()})
+`, addrA, addrB, receiver.URL, filepath.Join(dir, "secret")), Options{Log: zerolog.Nop(), Access: &access})
 	url := "http://" + g.Addrs("web")[0].String() + "/?probe=attack"
 	c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 8}}
 	for range 1000 {
@@ -75,6 +77,11 @@ alerts:
 		}
 	}
 	lnA.Close()
+	// The access log line of a block explains it too.
+	if line := strings.SplitN(access.String(), "\n", 2)[0]; !strings.Contains(line, `"waf_matches":[`) ||
+		!strings.Contains(line, `"var":"ARGS:probe"`) || !strings.Contains(line, `ctl:ruleRemoveTargetById=9020001;ARGS:probe`) {
+		t.Fatalf("access log line of a block: %s", line)
+	}
 	total := func(typ string) (calls, count int) {
 		mu.Lock()
 		defer mu.Unlock()
@@ -98,7 +105,9 @@ alerts:
 			matches, _ := m["matches"].([]any)
 			found := false
 			for _, x := range matches {
-				found = found || x.(map[string]any)["rule_id"] == float64(9020001)
+				m := x.(map[string]any)
+				found = found || m["rule_id"] == float64(9020001) && m["variable"] == "ARGS:probe" && m["message"] == "probe" &&
+					strings.Contains(m["exclusion"].(string), `"@streq /"`) && strings.Contains(m["exclusion"].(string), "ctl:ruleRemoveTargetById=9020001;ARGS:probe")
 			}
 			if m["client_ip"] != "127.0.0.1" || m["path"] != "/" || m["route"] != "web/default" || !found {
 				t.Fatalf("block alert %v", m)

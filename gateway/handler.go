@@ -276,9 +276,9 @@ func (h *handler) emitWAF(e *accesslog.Entry, rt *route, v *waf.Verdict) {
 	if v.Action == waf.ActionDetect {
 		typ = alert.EventWAFDetect
 	}
-	matches := make([]alert.Match, 0, len(v.Rules))
-	for _, id := range v.Rules {
-		matches = append(matches, alert.Match{RuleID: id})
+	matches := make([]alert.Match, 0, len(v.Matches))
+	for _, m := range v.Matches {
+		matches = append(matches, alert.Match{RuleID: m.RuleID, Message: m.Message, Variable: m.Variable, Exclusion: m.Exclusion})
 	}
 	h.alerts.Emit(alert.Event{Type: typ, Time: e.Time, RequestID: e.RequestID, ClientIP: e.ClientIP,
 		Host: e.Host, Path: e.Path, Route: rt.name, Backend: rt.backendName, Policy: rt.policyName,
@@ -287,6 +287,9 @@ func (h *handler) emitWAF(e *accesslog.Entry, rt *route, v *waf.Verdict) {
 
 func setVerdict(e *accesslog.Entry, v *waf.Verdict) {
 	e.WAFAction, e.WAFRules, e.WAFScore, e.WAFTruncated = string(v.Action), v.Rules, v.Score, v.Truncated
+	if v.Action == waf.ActionBlock || v.Action == waf.ActionDetect {
+		e.WAFMatches = v.Matches
+	}
 }
 
 func splitHostPort(addr string) (string, int) {

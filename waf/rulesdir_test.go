@@ -100,3 +100,47 @@ func TestRulesDir_ShippedExampleLoads(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A block explains itself, and its suggested exclusion, pasted into the
+// rules folder, stops exactly that false positive: the same value in
+// another field, or on another path, is still blocked.
+func TestExplain_ExclusionStopsExactlyThatFalsePositive(t *testing.T) {
+	plain, err := waf.New(waf.Config{Name: "plain"}, rules.FS())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sqli := "1%27+OR+%271%27%3D%271%27+--"
+	v := verdict(t, plain, "GET", "/blog/comment?text="+sqli)
+	if !v.Blocked() {
+		t.Fatal("the false positive is not blocked to begin with")
+	}
+	var exclusions []string
+	for _, m := range v.Matches {
+		if m.Variable == "ARGS:text" {
+			if m.Message == "" || !strings.Contains(m.Exclusion, "@streq /blog/comment") {
+				t.Fatalf("match %+v", m)
+			}
+			exclusions = append(exclusions, m.Exclusion)
+		}
+	}
+	if len(exclusions) == 0 {
+		t.Fatalf("no match on ARGS:text in %+v", v.Matches)
+	}
+	dir := writeRules(t, map[string]string{"before-crs/blog.conf": strings.Join(exclusions, "\n") + "\n"})
+	tuned, err := waf.New(waf.Config{Name: "tuned", RulesDir: dir}, rules.FS())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		target  string
+		blocked bool
+	}{
+		{"/blog/comment?text=" + sqli, false},
+		{"/blog/comment?title=" + sqli, true},
+		{"/blog/other?text=" + sqli, true},
+	} {
+		if got := verdict(t, tuned, "GET", tc.target).Blocked(); got != tc.blocked {
+			t.Errorf("%s: blocked %v, want %v", tc.target, got, tc.blocked)
+		}
+	}
+}

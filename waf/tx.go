@@ -37,6 +37,9 @@ type Verdict struct {
 	RuleID int
 	// Rules are the IDs of the matched rules that log a message, in match order.
 	Rules []int
+	// Matches explain each of Rules: message, matched variable, and an
+	// exclusion scoped to that rule, variable and path.
+	Matches []Match
 	// Score is CRS's blocking inbound anomaly score.
 	Score int
 	// Truncated reports a body over the limit of which only the first part was inspected.
@@ -68,7 +71,8 @@ type Tx struct {
 	// InspectTime the time spent running rules.
 	ReadTime, InspectTime time.Duration
 
-	err error
+	err  error
+	path string // the request's path, for the exclusions a verdict suggests
 }
 
 // ErrClientGone marks a request whose client went away before it was inspected.
@@ -103,6 +107,7 @@ func (t *Tx) InspectRequest(r *http.Request, uri string, c Conn) *Verdict {
 	}()
 
 	tx := t.tx
+	t.path = r.URL.Path
 	tx.ProcessConnection(c.ClientIP, c.ClientPort, c.ServerIP, c.ServerPort)
 	tx.ProcessURI(uri, r.Method, r.Proto)
 	for k, vs := range r.Header {
@@ -264,6 +269,7 @@ func (t *Tx) verdict(a Action) *Verdict {
 			continue
 		}
 		v.Rules = append(v.Rules, mr.Rule().ID())
+		v.Matches = append(v.Matches, matchOf(mr, t.path))
 	}
 	if st, ok := t.tx.(interface {
 		Variables() plugintypes.TransactionVariables

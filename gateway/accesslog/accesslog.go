@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/sekisho/sekisho/waf"
 )
 
 // Field names of an access log line.
@@ -41,6 +43,7 @@ const (
 	FieldWAFRules     = "waf_rules"
 	FieldWAFScore     = "waf_score"
 	FieldWAFTruncated = "waf_body_truncated"
+	FieldWAFMatches   = "waf_matches"
 	FieldUserAgent    = "user_agent"
 	FieldRetries      = "retries"
 	FieldError        = "error"
@@ -68,6 +71,7 @@ type Entry struct {
 	WAFRules                     []int
 	WAFScore                     int
 	WAFTruncated                 bool
+	WAFMatches                   []waf.Match // on a block or a detection: what matched and how to exclude it
 	UserAgent                    string
 	Retries                      int
 	Error                        string
@@ -125,6 +129,13 @@ func (l *Logger) Write(e *Entry) {
 		Int(FieldWAFScore, e.WAFScore)
 	if e.WAFTruncated {
 		ev.Bool(FieldWAFTruncated, true)
+	}
+	if len(e.WAFMatches) > 0 {
+		arr := zerolog.Arr()
+		for _, m := range e.WAFMatches {
+			arr.Dict(zerolog.Dict().Int("rule_id", m.RuleID).Str("msg", m.Message).Str("var", m.Variable).Str("exclusion", m.Exclusion))
+		}
+		ev.Array(FieldWAFMatches, arr)
 	}
 	if e.VPCEndpointID != "" {
 		ev.Str(FieldVPCEndpoint, e.VPCEndpointID)
