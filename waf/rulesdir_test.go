@@ -1,6 +1,7 @@
 package waf_test
 
 import (
+	"bytes"
 	"context"
 	"net/http/httptest"
 	"os"
@@ -143,4 +144,19 @@ func TestExplain_ExclusionStopsExactlyThatFalsePositive(t *testing.T) {
 			t.Errorf("%s: blocked %v, want %v", tc.target, got, tc.blocked)
 		}
 	}
+}
+
+// Whatever a replay file holds, reading it ends, without a panic.
+func FuzzReadRequests(f *testing.F) {
+	f.Add([]byte(`{"method":"GET","uri":"/a?b=c","headers":{"X":["1","2"],"Host":"h"},"body":"x"}` + "\n"))
+	f.Add([]byte("GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc\r\n\r\nPOST /x HTTP/1.1\r\nHost: h\r\n\r\n"))
+	f.Add([]byte("GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nabc"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		reqs, _ := waf.ReadRequests(bytes.NewReader(data))
+		for _, r := range reqs {
+			if r.Request == nil || r.Request.Body == nil {
+				t.Fatal("a request without its body reader")
+			}
+		}
+	})
 }

@@ -35,6 +35,7 @@ usage:
   sekisho run -c FILE        serve the configuration in FILE until SIGINT/SIGTERM
   sekisho validate -c FILE   check FILE; print FILE:LINE: key: problem and exit 1 if bad
   sekisho demo [flags]       serve an embedded demo on loopback (see -h)
+  sekisho rules test ...     replay requests through a rules folder offline (see rules test -h)
   sekisho version            print the version
 `
 
@@ -54,6 +55,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdValidate(args[1:], stdout, stderr)
 	case "demo":
 		return cmdDemo(args[1:], stdout, stderr)
+	case "rules":
+		return cmdRules(args[1:], stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintf(stdout, "sekisho %s\n", versionString())
 		return 0
