@@ -23,6 +23,7 @@ import (
 	"github.com/sekisho/sekisho/balancer/sticktable"
 	"github.com/sekisho/sekisho/certs"
 	"github.com/sekisho/sekisho/gateway/accesslog"
+	"github.com/sekisho/sekisho/gateway/audit"
 	"github.com/sekisho/sekisho/gateway/clientip"
 	"github.com/sekisho/sekisho/gateway/config"
 	"github.com/sekisho/sekisho/gateway/forward"
@@ -136,6 +137,7 @@ type Gateway struct {
 	redisUp         atomic.Bool // the last state logged, so an outage is logged once
 	onRedis         func(up bool, err error)
 	alerts          *alert.Dispatcher // nil without alerts: Emit on nil does nothing
+	audit           *audit.Log        // nil without an audit log
 }
 
 type frontend struct {
@@ -210,6 +212,13 @@ func New(c *config.Config, o Options) (*Gateway, error) {
 		g.policies = append(g.policies, pol)
 		g.metrics.rulesLoaded.WithLabelValues(p.Name, e.Hash()).Set(float64(e.LoadedAt().Unix()))
 		o.Log.Info().Str("policy", p.Name).Str("hash", e.Hash()).Dur("took", time.Since(start)).Msg("waf policy compiled")
+	}
+	if c.AuditLog != nil {
+		l, err := audit.Open(*c.AuditLog, func(err error) { o.Log.Warn().Err(err).Msg("audit log") })
+		if err != nil {
+			return nil, fmt.Errorf("audit_log.%w", err)
+		}
+		g.audit = l
 	}
 	if c.Alerts != nil {
 		d, err := alert.New(*c.Alerts, alert.Options{
@@ -354,7 +363,7 @@ func New(c *config.Config, o Options) (*Gateway, error) {
 			f.tls, f.watch, f.acme = t.Config, newTLSWatch(fc.Name, t.Policy, g.metrics, flog), t.ACME
 		}
 		h := &handler{name: fc.Name, access: access, idle: g.idle, log: flog, redirectHTTPS: fc.RedirectHTTPS, acme: f.acme,
-			monitorURI: fc.MonitorURI, health: g.serveHealth, alerts: g.alerts}
+			monitorURI: fc.MonitorURI, health: g.serveHealth, alerts: g.alerts, audit: g.audit}
 		if ci := fc.ClientIP; ci != nil {
 			r, err := clientip.New(ci.TrustedProxies, ci.Header)
 			if err != nil {
@@ -665,6 +674,9 @@ func (g *Gateway) Run(ctx context.Context) error {
 	}
 	if g.redis != nil {
 		g.redis.Close()
+	}
+	if g.audit != nil {
+		g.audit.Close()
 	}
 	if g.alerts != nil {
 		// What is queued gets a few seconds to leave; the rest is counted as dropped.

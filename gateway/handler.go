@@ -15,6 +15,7 @@ import (
 
 	"github.com/sekisho/sekisho/certs"
 	"github.com/sekisho/sekisho/gateway/accesslog"
+	"github.com/sekisho/sekisho/gateway/audit"
 	"github.com/sekisho/sekisho/gateway/clientip"
 	"github.com/sekisho/sekisho/gateway/forward"
 	"github.com/sekisho/sekisho/gateway/listen"
@@ -64,6 +65,7 @@ type handler struct {
 	acme          *certs.ACME        // answers HTTP-01 challenges; nil without ACME
 	clientIP      *clientip.Resolver // nil: the peer is the client
 	alerts        *alert.Dispatcher  // nil: no alerts
+	audit         *audit.Log         // nil: no audit log
 	monitorURI    string             // answered with the gateway's readiness
 	health        http.HandlerFunc
 }
@@ -197,6 +199,9 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if v.Action == waf.ActionBlock || v.Action == waf.ActionDetect {
 		h.emitWAF(e, rt, v)
 	}
+	if h.audit.Wants(string(v.Action)) {
+		h.audit.Write(auditRecord(e, r, rt, v))
+	}
 	if v.Blocked() {
 		if v.Action == waf.ActionError {
 			e.Error = tx.Err().Error()
@@ -283,6 +288,25 @@ func (h *handler) emitWAF(e *accesslog.Entry, rt *route, v *waf.Verdict) {
 	h.alerts.Emit(alert.Event{Type: typ, Time: e.Time, RequestID: e.RequestID, ClientIP: e.ClientIP,
 		Host: e.Host, Path: e.Path, Route: rt.name, Backend: rt.backendName, Policy: rt.policyName,
 		Matches: matches, Score: v.Score})
+}
+
+// auditRecord is the audit log's account of a flagged request; the
+// credentials it carried are not written down.
+func auditRecord(e *accesslog.Entry, r *http.Request, rt *route, v *waf.Verdict) *audit.Record {
+	hdr := make(map[string][]string, len(r.Header))
+	for k, vs := range r.Header {
+		switch k {
+		case "Authorization", "Cookie", "Proxy-Authorization":
+			vs = []string{"[redacted]"}
+		}
+		hdr[k] = vs
+	}
+	rec := &audit.Record{Time: e.Time, RequestID: e.RequestID, ClientIP: e.ClientIP, Method: r.Method, Host: r.Host,
+		URI: r.URL.RequestURI(), Headers: hdr, Policy: rt.policyName, Action: string(v.Action), Status: v.Status, Score: v.Score}
+	for _, m := range v.Matches {
+		rec.Matches = append(rec.Matches, audit.Match{RuleID: m.RuleID, Message: m.Message, Variable: m.Variable, Exclusion: m.Exclusion})
+	}
+	return rec
 }
 
 func setVerdict(e *accesslog.Entry, v *waf.Verdict) {

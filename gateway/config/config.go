@@ -11,6 +11,7 @@ import (
 
 	"github.com/sekisho/sekisho/balancer"
 	"github.com/sekisho/sekisho/certs"
+	"github.com/sekisho/sekisho/gateway/audit"
 	"github.com/sekisho/sekisho/gateway/forward"
 	"github.com/sekisho/sekisho/waf"
 	"github.com/sekisho/sekisho/waf/alert"
@@ -24,6 +25,8 @@ type Config struct {
 	Log       Log        `yaml:"log"`
 	// Admin is the operators' listener (metrics); off when not set.
 	Admin *Admin `yaml:"admin"`
+	// AuditLog, when set, writes blocked (or flagged) transactions as JSON lines.
+	AuditLog *audit.Config `yaml:"audit_log"`
 	// Alerts, when set, sends security and operations events to webhooks.
 	Alerts *alert.Config `yaml:"alerts"`
 	// Redis, when set, holds the stick tables and rate-limit counts that
@@ -341,6 +344,9 @@ func (c *Config) SetDefaults() {
 	}
 	if c.Alerts != nil {
 		c.Alerts.SetDefaults()
+	}
+	if c.AuditLog != nil {
+		c.AuditLog.SetDefaults()
 	}
 	if r := c.Redis; r != nil {
 		if r.Prefix == "" {

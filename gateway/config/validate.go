@@ -102,6 +102,9 @@ func (c *Config) Validate() error {
 	if c.Alerts != nil {
 		add("alerts", c.Alerts.Validate())
 	}
+	if c.AuditLog != nil {
+		add("audit_log", c.AuditLog.Validate())
+	}
 	if c.DrainGrace < 0 {
 		fail("drain_grace: must not be negative")
 	}
