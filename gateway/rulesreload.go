@@ -32,7 +32,7 @@ func (g *Gateway) ReloadRules() {
 	g.reloadMu.Lock()
 	defer g.reloadMu.Unlock()
 	for _, p := range g.policies {
-		if p.cfg.RulesDir == "" {
+		if p.cfg.RulesDir == "" && p.cfg.CRSDir == "" {
 			continue
 		}
 		old := p.cur.Load()

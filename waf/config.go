@@ -49,6 +49,13 @@ type Config struct {
 	// overrides, exclusions before and after CRS, CRS plugins, custom
 	// rules; see rulesdir.go for the layout), watched and reloaded live.
 	RulesDir string `yaml:"rules_dir"`
+	// CRSDir, when set, takes OWASP CRS from a folder on disk (a
+	// coreruleset release: crs-setup.conf.example and rules/) instead of
+	// the embedded CRS v4, for a version or a patch of the operator's own.
+	CRSDir string `yaml:"crs_dir"`
+	// InspectResponse runs the response headers through CRS's response
+	// rules (default true); false skips them for this policy.
+	InspectResponse *bool `yaml:"inspect_response"`
 }
 
 // Defaults for a policy; they match CRS's own defaults and nginx's 1 MiB body limit.
@@ -64,6 +71,10 @@ const (
 
 // SetDefaults fills the fields a user may leave out.
 func (c *Config) SetDefaults() {
+	if c.InspectResponse == nil {
+		yes := true
+		c.InspectResponse = &yes
+	}
 	if c.Mode == "" {
 		c.Mode = ModeBlock
 	}

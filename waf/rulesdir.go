@@ -93,6 +93,24 @@ func RulesHash(c Config) (string, error) {
 	c.SetDefaults()
 	h := sha256.New()
 	h.Write([]byte(Directives(c)))
+	fmt.Fprintf(h, "\x00inspect_response=%v\x00crs_dir=%s\x00", *c.InspectResponse, c.CRSDir)
+	if c.CRSDir != "" {
+		// A CRS folder is large: its files' sizes and times stand for it.
+		err := filepath.WalkDir(c.CRSDir, func(p string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			info, err := d.Info()
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(h, "%s\x00%d\x00%d\x00", p, info.Size(), info.ModTime().UnixNano())
+			return nil
+		})
+		if err != nil {
+			return "", fmt.Errorf("crs_dir: %w", err)
+		}
+	}
 	if c.RulesDir != "" {
 		rf, err := listRuleFiles(c.RulesDir)
 		if err != nil {
@@ -110,15 +128,28 @@ func RulesHash(c Config) (string, error) {
 	return hex.EncodeToString(h.Sum(nil))[:16], nil
 }
 
-// overlayFS shows a rules folder under localPrefix beside the embedded rules.
+// overlayFS shows a rules folder under localPrefix beside the embedded
+// rules, and a CRS folder on disk in place of the embedded CRS.
 type overlayFS struct {
 	root  fs.FS
-	local fs.FS
+	local fs.FS // nil without a rules folder
+	crs   fs.FS // nil: the embedded CRS
 }
 
 func (o overlayFS) Open(name string) (fs.File, error) {
-	if rest, ok := strings.CutPrefix(name, localPrefix); ok {
+	if rest, ok := strings.CutPrefix(name, localPrefix); ok && o.local != nil {
 		return o.local.Open(path.Clean(rest))
+	}
+	if o.crs != nil {
+		if rest, ok := strings.CutPrefix(name, "@owasp_crs/"); ok {
+			return o.crs.Open(path.Join("rules", rest))
+		}
+		if name == "@owasp_crs" {
+			return o.crs.Open("rules")
+		}
+		if name == "@crs-setup.conf.example" {
+			return o.crs.Open("crs-setup.conf.example")
+		}
 	}
 	return o.root.Open(name)
 }

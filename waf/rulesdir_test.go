@@ -3,9 +3,14 @@ package waf_test
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"io/fs"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"strings"
 	"testing"
 
@@ -159,4 +164,94 @@ func FuzzReadRequests(f *testing.F) {
 			}
 		}
 	})
+}
+
+// crs_dir takes CRS from a folder on disk: here a copy of the embedded
+// one without its SQL injection rules, which then no longer block.
+func TestCRSDir_TakesCRSFromDisk(t *testing.T) {
+	dir := t.TempDir()
+	err := fs.WalkDir(rules.FS(), "@owasp_crs", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || strings.Contains(p, "942-APPLICATION-ATTACK-SQLI") || strings.Contains(p, "999-COMMON-EXCEPTIONS-AFTER") {
+			return err
+		}
+		data, err := fs.ReadFile(rules.FS(), p)
+		if err != nil {
+			return err
+		}
+		dst := filepath.Join(dir, "rules", strings.TrimPrefix(p, "@owasp_crs/"))
+		os.MkdirAll(filepath.Dir(dst), 0o755)
+		return os.WriteFile(dst, data, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	setup, _ := fs.ReadFile(rules.FS(), "@crs-setup.conf.example")
+	os.WriteFile(filepath.Join(dir, "crs-setup.conf.example"), setup, 0o644)
+	e, err := waf.New(waf.Config{Name: "disk", CRSDir: dir}, rules.FS())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sqli := "1%27+OR+%271%27%3D%271%27+--"
+	if v := verdict(t, e, "GET", "/search?q="+sqli); slices.ContainsFunc(v.Rules, func(id int) bool { return id/1000 == 942 }) {
+		t.Fatalf("942xxx rules matched with them removed from the CRS folder: %v", v.Rules)
+	}
+	if v := verdict(t, e, "GET", "/search?q=%3Cscript%3Ealert(1)%3C%2Fscript%3E"); !v.Blocked() {
+		t.Fatal("the CRS folder's other rules do not load")
+	}
+	if _, err := waf.New(waf.Config{Name: "bad", CRSDir: t.TempDir()}, rules.FS()); err == nil || !strings.Contains(err.Error(), "crs_dir") {
+		t.Fatalf("a folder without rules/: %v", err)
+	}
+}
+
+// inspect_response: false skips the response rules.
+func TestInspectResponse_Off(t *testing.T) {
+	no := false
+	for _, tc := range []struct {
+		cfg     waf.Config
+		blocked bool
+	}{
+		{waf.Config{Name: "on", Directives: `SecRule RESPONSE_HEADERS:X-Leak "@streq yes" "id:9300020,phase:3,deny,status:502,log"`}, true},
+		{waf.Config{Name: "off", InspectResponse: &no, Directives: `SecRule RESPONSE_HEADERS:X-Leak "@streq yes" "id:9300020,phase:3,deny,status:502,log"`}, false},
+	} {
+		e, err := waf.New(tc.cfg, rules.FS())
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := httptest.NewRequest("GET", "/", nil)
+		tx := e.NewTx(context.Background(), "t")
+		tx.InspectRequest(r, "/", waf.Conn{ClientIP: "192.0.2.1"})
+		v := tx.InspectResponseHeaders(200, "HTTP/1.1", http.Header{"X-Leak": {"yes"}})
+		tx.Close()
+		if got := v != nil && v.Blocked(); got != tc.blocked {
+			t.Errorf("%s: response blocked %v, want %v", tc.cfg.Name, got, tc.blocked)
+		}
+	}
+}
+
+// BenchmarkPolicyMemory reports the heap an additional distinct policy
+// takes (routes with identical policies share one engine).
+func BenchmarkPolicyMemory(b *testing.B) {
+	var engines []*waf.Engine // kept alive until measured
+	heap := func() uint64 {
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return m.HeapAlloc
+	}
+	first, _ := waf.New(waf.Config{Name: "first"}, rules.FS())
+	engines = append(engines, first)
+	before := heap()
+	const extra = 3
+	for i := range extra {
+		e, err := waf.New(waf.Config{Name: fmt.Sprintf("p%d", i), ParanoiaLevel: 1 + i%4, Directives: fmt.Sprintf("# policy %d\n", i)}, rules.FS())
+		if err != nil {
+			b.Fatal(err)
+		}
+		engines = append(engines, e)
+	}
+	per := float64(heap()-before) / extra / (1 << 20)
+	for b.Loop() {
+	}
+	b.ReportMetric(per, "MiB/policy")
+	runtime.KeepAlive(engines)
 }

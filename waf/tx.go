@@ -210,7 +210,7 @@ func (t *Tx) Body() (io.Reader, int64) { return t.body, t.bodyLen }
 
 // InspectResponseHeaders runs the response headers phase. A nil verdict means pass.
 func (t *Tx) InspectResponseHeaders(status int, proto string, h http.Header) *Verdict {
-	if t.tx == nil {
+	if t.tx == nil || !*t.e.cfg.InspectResponse {
 		return nil
 	}
 	for k, vs := range h {

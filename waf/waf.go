@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"math"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -46,11 +47,21 @@ func New(cfg Config, root fs.FS) (*Engine, error) {
 		return e, nil
 	}
 	var local ruleFiles
-	if cfg.RulesDir != "" {
-		if local, err = listRuleFiles(cfg.RulesDir); err != nil {
-			return nil, fmt.Errorf("waf policy %q: %w", cfg.Name, err)
+	if cfg.RulesDir != "" || cfg.CRSDir != "" {
+		o := overlayFS{root: root}
+		if cfg.RulesDir != "" {
+			if local, err = listRuleFiles(cfg.RulesDir); err != nil {
+				return nil, fmt.Errorf("waf policy %q: %w", cfg.Name, err)
+			}
+			o.local = os.DirFS(cfg.RulesDir)
 		}
-		root = overlayFS{root, os.DirFS(cfg.RulesDir)}
+		if cfg.CRSDir != "" {
+			if _, err := os.Stat(filepath.Join(cfg.CRSDir, "rules")); err != nil {
+				return nil, fmt.Errorf("waf policy %q: crs_dir: a coreruleset folder holds rules/: %w", cfg.Name, err)
+			}
+			o.crs = os.DirFS(cfg.CRSDir)
+		}
+		root = o
 	}
 	registerPlugins()
 	f := &fuser{}
