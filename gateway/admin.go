@@ -63,7 +63,7 @@ type admin struct {
 	ln    net.Listener
 }
 
-func newAdmin(c *config.Admin, m *metrics, health http.HandlerFunc) (*admin, error) {
+func newAdmin(c *config.Admin, m *metrics, health http.HandlerFunc, api func(*http.ServeMux)) (*admin, error) {
 	a := &admin{addr: c.Address}
 	switch {
 	case c.TokenFile != "":
@@ -80,6 +80,7 @@ func newAdmin(c *config.Admin, m *metrics, health http.HandlerFunc) (*admin, err
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
+	api(mux)
 	open := http.NewServeMux()
 	// Health probes (a container's HEALTHCHECK, a load balancer) carry no
 	// token, and the answers tell nothing an attacker could use.

@@ -177,7 +177,7 @@ func New(c *config.Config, o Options) (*Gateway, error) {
 	g := &Gateway{log: o.Log, shutdownTimeout: c.ShutdownTimeout, drainGrace: c.DrainGrace, metrics: newMetrics(),
 		idle: &idleRelease{quietAfter: time.Second, release: releaseMemory}}
 	if c.Admin != nil {
-		a, err := newAdmin(c.Admin, g.metrics, g.serveHealth)
+		a, err := newAdmin(c.Admin, g.metrics, g.serveHealth, g.adminAPI)
 		if err != nil {
 			return nil, err
 		}
