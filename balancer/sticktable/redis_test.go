@@ -33,8 +33,10 @@ func newRedisStore(t testing.TB, client redis.UniversalClient, c Config, o Redis
 	return r
 }
 
-// noNear disables the near-cache, for tests of what Redis holds.
-var noNear = RedisOptions{NearCacheTTL: -1}
+// noNear turns the near-cache off, for tests of what Redis holds; its Timeout is generous because the
+// tests that use it check semantics, and a slow run (-race) must not turn
+// a call into a fallback.
+var noNear = RedisOptions{NearCacheTTL: -1, Timeout: 2 * time.Second}
 
 func withClock(o RedisOptions, clk *fakeClock) RedisOptions {
 	o.Now = clk.now
