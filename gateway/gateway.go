@@ -127,6 +127,7 @@ type Gateway struct {
 	backends        []*forward.Backend
 	stores          []sticktable.Store // closed when the gateway stops
 	policies        []*policy
+	active          atomic.Int64     // requests in flight over every frontend (HAProxy's %ac)
 	reloadMu        sync.Mutex       // one rules reload at a time
 	routed          []*balancer.Pool // the pools some route sends to: readiness needs each
 	serving         atomic.Bool
@@ -321,6 +322,17 @@ func New(c *config.Config, o Options) (*Gateway, error) {
 		backendCfg[bc.Name] = bc
 	}
 	access := accesslog.New(o.Access)
+	if c.Log.Format == "httplog" || c.Log.LogFormat != "" {
+		layout := accesslog.HTTPLog
+		if c.Log.LogFormat != "" {
+			layout = c.Log.LogFormat
+		}
+		f, err := accesslog.ParseFormat(layout)
+		if err != nil {
+			return nil, err
+		}
+		access = accesslog.NewText(o.Access, f)
+	}
 	for _, fc := range c.Frontends {
 		f := &frontend{name: fc.Name, binds: fc.Bind}
 		flog := o.Log.With().Str("frontend", fc.Name).Logger()
@@ -363,7 +375,8 @@ func New(c *config.Config, o Options) (*Gateway, error) {
 			f.tls, f.watch, f.acme = t.Config, newTLSWatch(fc.Name, t.Policy, g.metrics, flog), t.ACME
 		}
 		h := &handler{name: fc.Name, access: access, idle: g.idle, log: flog, redirectHTTPS: fc.RedirectHTTPS, acme: f.acme,
-			monitorURI: fc.MonitorURI, health: g.serveHealth, alerts: g.alerts, audit: g.audit}
+			monitorURI: fc.MonitorURI, health: g.serveHealth, alerts: g.alerts, audit: g.audit,
+			capture: fc.Capture, active: &g.active}
 		if ci := fc.ClientIP; ci != nil {
 			r, err := clientip.New(ci.TrustedProxies, ci.Header)
 			if err != nil {

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -9,10 +10,12 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
 
+	"github.com/sekisho/sekisho/balancer"
 	"github.com/sekisho/sekisho/certs"
 	"github.com/sekisho/sekisho/gateway/accesslog"
 	"github.com/sekisho/sekisho/gateway/audit"
@@ -67,6 +70,9 @@ type handler struct {
 	alerts        *alert.Dispatcher  // nil: no alerts
 	audit         *audit.Log         // nil: no audit log
 	monitorURI    string             // answered with the gateway's readiness
+	capture       *accesslog.Captures
+	active        *atomic.Int64 // the gateway's requests in flight
+	inflight      atomic.Int64  // this frontend's
 	health        http.HandlerFunc
 }
 
@@ -93,6 +99,9 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Path: r.URL.Path, Query: r.URL.RawQuery, Protocol: r.Proto, UserAgent: r.UserAgent(),
 	}
 	rw := &responseWriter{ResponseWriter: w}
+	e.ActiveConns, e.FrontendConns = h.active.Add(1), h.inflight.Add(1)
+	defer h.active.Add(-1)
+	defer h.inflight.Add(-1)
 	var body *countingReader
 	if r.Body != nil && r.Body != http.NoBody {
 		body = &countingReader{ReadCloser: r.Body}
@@ -109,6 +118,10 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		e.Total = time.Since(e.Time)
 		h.access.Write(e)
 	}()
+	if h.capture != nil {
+		captureRequest(e, h.capture, r)
+		defer captureResponse(e, h.capture, rw.Header()) // before the log line above is written
+	}
 
 	e.RequestID = requestID(r.Header.Get("X-Request-Id"))
 	id := []string{e.RequestID} // read-only in both maps; the proxy copies request headers
@@ -132,7 +145,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		e.TLS = conn.TLS()
 	}
 	fail := func(status int, reason string) {
-		e.Error = reason
+		e.Error, e.TermState = reason, "PR--" // the gateway refused the request
 		writeErrorPage(rw, r, status, e.RequestID)
 	}
 
@@ -142,7 +155,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if h.monitorURI != "" && r.URL.Path == h.monitorURI {
-		e.Backend = "<monitor>"
+		e.Backend, e.TermState = "<monitor>", "LR--"
 		h.health(rw, r)
 		return
 	}
@@ -151,9 +164,11 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if e.TLS == nil && h.acme != nil && h.acme.HandleHTTPChallenge(rw, r) {
+		e.TermState = "LR--"
 		return
 	}
 	if e.TLS == nil && h.redirectHTTPS && !strings.HasPrefix(r.URL.Path, "/.well-known/acme-challenge/") {
+		e.TermState = "LR--"
 		// 308 keeps the method and body, unlike 301.
 		http.Redirect(rw, r, httpsURL(r, h.httpsPort), http.StatusPermanentRedirect)
 		return
@@ -173,7 +188,10 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	e.Backend, e.WAFPolicy = rt.backendName, rt.policyName
 	if rt.limit != nil && !rt.limit.allow(r.Context(), r, e.ClientIP) {
-		e.Error = "rate limited"
+		e.Error, e.TermState = "rate limited", "PR--"
+		if rt.limit.cfg.Action == "tarpit" {
+			e.TermState = "PT--"
+		}
 		h.alerts.Emit(alert.Event{Type: alert.EventRateLimitTriggered, Time: e.Time, RequestID: e.RequestID,
 			ClientIP: e.ClientIP, Host: r.Host, Path: r.URL.Path, Route: rt.name, Backend: rt.backendName,
 			Fields: map[string]string{"limit": rt.limit.cfg.Name, "action": rt.limit.cfg.Action}})
@@ -203,7 +221,9 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.audit.Write(auditRecord(e, r, rt, v))
 	}
 	if v.Blocked() {
+		e.TermState = "WR--" // sekisho's own code: the WAF refused the request
 		if v.Action == waf.ActionError {
+			e.TermState = "IR--" // an internal error in the inspection
 			e.Error = tx.Err().Error()
 			if !errors.Is(tx.Err(), waf.ErrClientBody) && !errors.Is(tx.Err(), waf.ErrClientGone) {
 				h.log.Error().Err(tx.Err()).Str(accesslog.FieldRequestID, e.RequestID).Msg("waf inspection failed; request refused")
@@ -243,6 +263,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 			if v := tx.InspectResponseHeaders(resp.StatusCode, resp.Proto, resp.Header); v != nil && v.Blocked() {
 				setVerdict(e, v)
+				e.TermState = "WH--" // the WAF refused the response headers
 				return &forward.StatusError{Status: v.Status, Err: errors.New("response refused by the WAF")}
 			}
 			return nil
@@ -257,12 +278,78 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rt.backend.ServeHTTP(rw, r.WithContext(forward.WithExchange(r.Context(), x)))
 	if x.Server != nil {
 		e.Server = x.Server.Name
+		e.ServerConns = x.Server.Inflight() + 1 // this request ended just now
 	}
-	e.Connect, e.Response = x.ConnectTime(), x.ResponseTime()
+	e.Connect, e.Response, e.Queue = x.ConnectTime(), x.ResponseTime(), x.QueueTime()
+	e.BackendConns, e.BackendQueue = rt.backend.Inflight(), rt.backend.QueueLen()
 	e.Retries = max(x.Attempts-1, 0)
 	if x.Err != nil {
 		e.Error = x.Err.Error()
 	}
+	if e.TermState == "" {
+		e.TermState = forwardState(x.Err, rw.status)
+	}
+}
+
+// forwardState is HAProxy's termination state for a forwarded request.
+func forwardState(err error, status int) string {
+	switch {
+	case err == nil:
+		return "----"
+	case errors.Is(err, balancer.ErrQueueFull), errors.Is(err, balancer.ErrQueueTimeout):
+		return "sQ--" // the queue's timeout (or bound) ended the wait
+	case errors.Is(err, balancer.ErrNoServer):
+		return "SC--" // no server could be connected to
+	case status == 499 || errors.Is(err, context.Canceled):
+		return "CD--" // the client went away
+	case status == http.StatusGatewayTimeout:
+		return "sH--" // the server sent no headers in time
+	}
+	return "SH--" // the server broke the exchange
+}
+
+// captureRequest keeps what a frontend captures of a request, as it came.
+func captureRequest(e *accesslog.Entry, c *accesslog.Captures, r *http.Request) {
+	e.CaptureNames = c
+	if len(c.RequestHeaders) > 0 {
+		e.CapturedRequestHeaders = make([]string, len(c.RequestHeaders))
+		for i, cp := range c.RequestHeaders {
+			v := r.Header.Get(cp.Name)
+			if strings.EqualFold(cp.Name, "Host") {
+				v = r.Host
+			}
+			e.CapturedRequestHeaders[i] = truncate(v, cp.Len)
+		}
+	}
+	if c.Cookie != nil {
+		if ck, err := r.Cookie(c.Cookie.Name); err == nil {
+			e.CapturedRequestCookie = truncate(ck.Name+"="+ck.Value, c.Cookie.Len)
+		}
+	}
+}
+
+// captureResponse keeps what a frontend captures of the response sent.
+func captureResponse(e *accesslog.Entry, c *accesslog.Captures, h http.Header) {
+	if len(c.ResponseHeaders) > 0 {
+		e.CapturedResponseHeaders = make([]string, len(c.ResponseHeaders))
+		for i, cp := range c.ResponseHeaders {
+			e.CapturedResponseHeaders[i] = truncate(h.Get(cp.Name), cp.Len)
+		}
+	}
+	if c.Cookie != nil {
+		for _, line := range h["Set-Cookie"] {
+			if ck, err := http.ParseSetCookie(line); err == nil && ck.Name == c.Cookie.Name {
+				e.CapturedResponseCookie = truncate(ck.Name+"="+ck.Value, c.Cookie.Len)
+			}
+		}
+	}
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
 }
 
 // httpsURL is r's URL over HTTPS on port (left out when 443).

@@ -48,6 +48,12 @@ const (
 	FieldRetries      = "retries"
 	FieldError        = "error"
 	FieldTermination  = "termination"
+	FieldTermState    = "termination_state"
+	// Captures (a frontend's capture:): headers by name, the cookie's values.
+	FieldCapturedRequest   = "captured_request_headers"
+	FieldCapturedResponse  = "captured_response_headers"
+	FieldCapturedCookie    = "captured_cookie"
+	FieldCapturedSetCookie = "captured_set_cookie"
 )
 
 // Entry is what one access log line says.
@@ -76,12 +82,40 @@ type Entry struct {
 	Retries                      int
 	Error                        string
 	Termination                  string // a TCP connection's end (tcpproxy's causes)
+
+	// For HAProxy's text format (and the JSON's captures).
+	Queue                                           time.Duration // waiting for a server below its maxconn
+	TermState                                       string        // HAProxy's %tsc, 4 characters (README)
+	ActiveConns, FrontendConns, BackendConns        int64         // requests in flight: gateway, frontend, backend
+	ServerConns                                     int64         // and on the server
+	BackendQueue                                    int
+	CapturedRequestHeaders, CapturedResponseHeaders []string // in capture order; nil without captures
+	CapturedRequestCookie, CapturedResponseCookie   string
+	CaptureNames                                    *Captures // the names, for the JSON fields
+}
+
+// Captures names what a frontend captures, as HAProxy's capture lines.
+type Captures struct {
+	RequestHeaders  []Capture `yaml:"request_headers"`
+	ResponseHeaders []Capture `yaml:"response_headers"`
+	// Cookie is captured from the request's Cookie (%CC) and the
+	// response's Set-Cookie (%CS).
+	Cookie *Capture `yaml:"cookie"`
+}
+
+// Capture is one captured header or cookie, truncated at Len bytes.
+type Capture struct {
+	Name string `yaml:"name"`
+	Len  int    `yaml:"len"`
 }
 
 // Logger writes entries.
-type Logger struct{ z zerolog.Logger }
+type Logger struct {
+	z    zerolog.Logger
+	text *textLogger // nil: JSON
+}
 
-// New writes entries to w; a nil w disables the access log.
+// New writes entries to w as JSON lines; a nil w disables the access log.
 func New(w io.Writer) *Logger {
 	if w == nil {
 		return &Logger{z: zerolog.Nop()}
@@ -89,10 +123,22 @@ func New(w io.Writer) *Logger {
 	return &Logger{z: zerolog.New(w)}
 }
 
+// NewText writes entries to w as lines of f (HTTPLog, or a log_format).
+func NewText(w io.Writer, f *Format) *Logger {
+	if w == nil {
+		return New(nil)
+	}
+	return &Logger{z: zerolog.Nop(), text: &textLogger{w: w, f: f}}
+}
+
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // Write logs e as one line.
 func (l *Logger) Write(e *Entry) {
+	if l.text != nil {
+		l.text.write(e)
+		return
+	}
 	ev := l.z.Log()
 	if ev == nil {
 		return
@@ -149,6 +195,28 @@ func (l *Logger) Write(e *Entry) {
 	}
 	if e.Termination != "" {
 		ev.Str(FieldTermination, e.Termination)
+	}
+	if e.TermState != "" {
+		ev.Str(FieldTermState, e.TermState)
+	}
+	if c := e.CaptureNames; c != nil {
+		if len(c.RequestHeaders) > 0 {
+			d := zerolog.Dict()
+			for i, cp := range c.RequestHeaders {
+				d.Str(cp.Name, e.CapturedRequestHeaders[i])
+			}
+			ev.Dict(FieldCapturedRequest, d)
+		}
+		if len(c.ResponseHeaders) > 0 && len(e.CapturedResponseHeaders) == len(c.ResponseHeaders) {
+			d := zerolog.Dict()
+			for i, cp := range c.ResponseHeaders {
+				d.Str(cp.Name, e.CapturedResponseHeaders[i])
+			}
+			ev.Dict(FieldCapturedResponse, d)
+		}
+		if c.Cookie != nil {
+			ev.Str(FieldCapturedCookie, e.CapturedRequestCookie).Str(FieldCapturedSetCookie, e.CapturedResponseCookie)
+		}
 	}
 	ev.Send()
 }

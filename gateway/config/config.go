@@ -11,6 +11,7 @@ import (
 
 	"github.com/sekisho/sekisho/balancer"
 	"github.com/sekisho/sekisho/certs"
+	"github.com/sekisho/sekisho/gateway/accesslog"
 	"github.com/sekisho/sekisho/gateway/audit"
 	"github.com/sekisho/sekisho/gateway/forward"
 	"github.com/sekisho/sekisho/waf"
@@ -79,6 +80,9 @@ type Frontend struct {
 	// gateway's readiness (200 or 503), before routing and the WAF, as
 	// HAProxy's monitor-uri: for load balancers that check the traffic port.
 	MonitorURI string `yaml:"monitor_uri"`
+	// Capture names the request and response headers and the cookie that
+	// access log lines carry, as HAProxy's capture lines (len truncates).
+	Capture *accesslog.Captures `yaml:"capture"`
 	// ClientIP, when set, trusts proxies in front to report the client.
 	ClientIP *ClientIP `yaml:"client_ip"`
 	// HTTP3 also serves HTTP/3 over QUIC on the UDP port of each TLS bind,
@@ -309,6 +313,13 @@ type Log struct {
 	Level string `yaml:"level"`
 	// Access is where access log lines go: stdout, stderr, off, or a file path.
 	Access string `yaml:"access"`
+	// Format is json (the default: stable field names, README) or
+	// httplog (HAProxy's `option httplog` line).
+	Format string `yaml:"format"`
+	// LogFormat, when set, is a line of HAProxy's log variables
+	// (%ci %cp %tr %ft %b %s %TR %Tw %Tc %Tr %Ta %ST %B %CC %CS %tsc %ac
+	// %fc %bc %sc %rc %sq %bq %hr %hs %{+Q}r %sslv %sslc %ID %Tt %Tq ...).
+	LogFormat string `yaml:"log_format"`
 }
 
 // DefaultPolicy is the WAF policy that exists even when none is configured:
@@ -341,6 +352,9 @@ func (c *Config) SetDefaults() {
 	}
 	if c.Log.Access == "" {
 		c.Log.Access = "stdout"
+	}
+	if c.Log.Format == "" {
+		c.Log.Format = "json"
 	}
 	if c.Alerts != nil {
 		c.Alerts.SetDefaults()

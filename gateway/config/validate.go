@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sekisho/sekisho/gateway/accesslog"
 	"github.com/sekisho/sekisho/gateway/clientip"
 	"github.com/sekisho/sekisho/gateway/forward"
 )
@@ -105,6 +106,16 @@ func (c *Config) Validate() error {
 	if c.AuditLog != nil {
 		add("audit_log", c.AuditLog.Validate())
 	}
+	switch c.Log.Format {
+	case "json", "httplog":
+	default:
+		fail("log.format: %q is not json or httplog", c.Log.Format)
+	}
+	if c.Log.LogFormat != "" {
+		if _, err := accesslog.ParseFormat(c.Log.LogFormat); err != nil {
+			fail("log.%v", err)
+		}
+	}
 	if c.DrainGrace < 0 {
 		fail("drain_grace: must not be negative")
 	}
@@ -124,6 +135,17 @@ func (c *Config) Validate() error {
 		frontends[f.Name] = true
 		if len(f.Bind) == 0 {
 			fail("%s.bind: at least one address is required", key)
+		}
+		if cp := f.Capture; cp != nil {
+			all := append(append([]accesslog.Capture(nil), cp.RequestHeaders...), cp.ResponseHeaders...)
+			if cp.Cookie != nil {
+				all = append(all, *cp.Cookie)
+			}
+			for _, c := range all {
+				if c.Name == "" || strings.ContainsAny(c.Name, " :;=\t") || c.Len < 1 || c.Len > 4096 {
+					fail("%s.capture: %q with len %d: a name and a len of 1 to 4096", key, c.Name, c.Len)
+				}
+			}
 		}
 		if f.MonitorURI != "" && !strings.HasPrefix(f.MonitorURI, "/") {
 			fail("%s.monitor_uri: %q must start with /", key, f.MonitorURI)

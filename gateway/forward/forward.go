@@ -81,7 +81,11 @@ type Exchange struct {
 	// to read whichever goroutine the transport dials or reads on.
 	connectNs  atomic.Int64
 	responseNs atomic.Int64
+	queueNs    atomic.Int64
 }
+
+// QueueTime is the time spent waiting for a server below its maxconn.
+func (x *Exchange) QueueTime() time.Duration { return time.Duration(x.queueNs.Load()) }
 
 // ConnectTime is the time spent opening a new connection (0 when one from the pool was used).
 func (x *Exchange) ConnectTime() time.Duration { return time.Duration(x.connectNs.Load()) }
@@ -250,6 +254,18 @@ func (b *Backend) poolKey(addr string, x *Exchange) string {
 	return addr
 }
 
+// Inflight is the backend's requests in flight, over all its servers.
+func (b *Backend) Inflight() int64 {
+	var n int64
+	for _, s := range b.pool.Servers() {
+		n += s.Inflight()
+	}
+	return n
+}
+
+// QueueLen is the backend's requests waiting for a server.
+func (b *Backend) QueueLen() int { return b.pool.QueueLen() }
+
 // Close drops the idle connections to the servers.
 func (b *Backend) Close() { b.transport.closeIdle() }
 
@@ -373,7 +389,9 @@ func (rt roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	for attempt := 0; ; attempt++ {
+		takeStart := time.Now()
 		s, release, err := pool.Take(req.Context(), balancer.Request{ClientIP: x.ClientIP, Tried: triedList, Sticky: sticky})
+		x.queueNs.Add(int64(time.Since(takeStart)))
 		if err != nil {
 			if lastErr != nil && errors.Is(err, ErrNoServer) {
 				err = errors.Join(ErrNoServer, lastErr)
