@@ -20,6 +20,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/sekisho/sekisho/gateway"
+	"github.com/sekisho/sekisho/gateway/accesslog"
 	"github.com/sekisho/sekisho/gateway/config"
 	"github.com/sekisho/sekisho/gateway/demo"
 	"github.com/sekisho/sekisho/rules"
@@ -134,7 +135,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 // serve runs a gateway for c until SIGINT/SIGTERM; ready, if set, runs once it listens.
 func serve(c *config.Config, stdout, stderr io.Writer, ready func(*gateway.Gateway)) int {
 	log := zerolog.New(stderr).With().Timestamp().Logger().Level(levels[c.Log.Level])
-	access, closeAccess, err := accessWriter(c.Log.Access, stdout, stderr)
+	access, closeAccess, reopenAccess, err := accessWriter(c.Log.Access, stdout, stderr)
 	if err != nil {
 		log.Error().Err(err).Msg("opening access log")
 		return 1
@@ -159,11 +160,21 @@ func serve(c *config.Config, stdout, stderr io.Writer, ready func(*gateway.Gatew
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	// SIGUSR1 reopens the access log file, for logrotate.
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	defer signal.Stop(usr1)
 	go func() {
 		for {
 			select {
 			case <-hup:
 				g.ReloadRules()
+			case <-usr1:
+				if err := reopenAccess(); err != nil {
+					log.Error().Err(err).Msg("reopening the access log")
+				} else {
+					log.Info().Msg("access log reopened")
+				}
 			case <-ctx.Done():
 				return
 			}
@@ -187,20 +198,31 @@ func displayAddr(addr string) string {
 
 var levels = map[string]zerolog.Level{"debug": zerolog.DebugLevel, "info": zerolog.InfoLevel, "warn": zerolog.WarnLevel, "error": zerolog.ErrorLevel}
 
-func accessWriter(dest string, stdout, stderr io.Writer) (io.Writer, func(), error) {
+// accessWriter opens where access log lines go: stdout, stderr, off, a
+// file (reopened by reopen, on SIGUSR1, after logrotate moved it), or
+// syslog (syslog+udp://, syslog+tcp://, syslog+unix://).
+func accessWriter(dest string, stdout, stderr io.Writer) (w io.Writer, closeFn func(), reopen func() error, err error) {
+	none := func() error { return nil }
 	switch dest {
 	case "stdout":
-		return stdout, func() {}, nil
+		return stdout, func() {}, none, nil
 	case "stderr":
-		return stderr, func() {}, nil
+		return stderr, func() {}, none, nil
 	case "off":
-		return nil, func() {}, nil
+		return nil, func() {}, none, nil
 	}
-	f, err := os.OpenFile(dest, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	if strings.HasPrefix(dest, "syslog+") {
+		s, err := accesslog.OpenSyslog(dest)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		return s, func() { s.Close() }, none, nil
+	}
+	f, err := accesslog.OpenFile(dest)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return f, func() { f.Close() }, nil
+	return f, func() { f.Close() }, f.Reopen, nil
 }
 
 func cmdDemo(args []string, stdout, stderr io.Writer) int {
