@@ -71,6 +71,14 @@ type stick struct {
 // default), for a store shared by several replicas; call it before serving.
 func (p *Pool) UseStickStore(s sticktable.Store) { p.stick.store = s }
 
+// StickStore returns the pool's stick table store, or nil without one.
+func (p *Pool) StickStore() sticktable.Store {
+	if p.stick == nil {
+		return nil
+	}
+	return p.stick.store
+}
+
 // StickTable returns the pool's stick table settings, or nil without one.
 func (p *Pool) StickTable() *StickConfig {
 	if p.stick == nil {

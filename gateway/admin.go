@@ -29,6 +29,10 @@ type metrics struct {
 	// WAF rules reloads, and what each policy runs.
 	rulesReloads *prometheus.CounterVec
 	rulesLoaded  *prometheus.GaugeVec
+	// Requests, their parts' times and the WAF's blocks.
+	requests *requestMetrics
+	// Alerts by endpoint and result: delivered, failed, dropped_<reason>.
+	alerts *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -45,6 +49,12 @@ func newMetrics() *metrics {
 		}, []string{"frontend", "reason"}),
 	}
 	m.rulesReloads, m.rulesLoaded = rulesMetrics()
+	m.requests = newRequestMetrics()
+	m.requests.register(m.reg)
+	m.alerts = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sekisho_alerts_total", Help: "Alerts by endpoint and result: delivered, failed, dropped_<reason>.",
+	}, []string{"endpoint", "result"})
+	m.reg.MustRegister(m.alerts)
 	m.reg.MustRegister(m.handshakes, m.below, m.failed, m.rulesReloads, m.rulesLoaded,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m

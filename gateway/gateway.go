@@ -76,7 +76,14 @@ func (g *Gateway) newStore(c sticktable.Config) (sticktable.Store, error) {
 		return nil, err
 	}
 	g.stores = append(g.stores, s)
+	g.tables = append(g.tables, namedStore{c.Name, s})
 	return s, nil
+}
+
+// namedStore is a stick table with its name, for the metrics.
+type namedStore struct {
+	name  string
+	store sticktable.Store
 }
 
 // redisStateChanged logs Redis going away and coming back once per change
@@ -126,6 +133,7 @@ type Gateway struct {
 	frontends       []*frontend
 	backends        []*forward.Backend
 	stores          []sticktable.Store // closed when the gateway stops
+	tables          []namedStore       // every table, for the metrics
 	policies        []*policy
 	active          atomic.Int64     // requests in flight over every frontend (HAProxy's %ac)
 	reloadMu        sync.Mutex       // one rules reload at a time
@@ -224,9 +232,15 @@ func New(c *config.Config, o Options) (*Gateway, error) {
 	if c.Alerts != nil {
 		d, err := alert.New(*c.Alerts, alert.Options{
 			OnDrop: func(endpoint string, n int, reason string, err error) {
+				g.metrics.alerts.WithLabelValues(endpoint, "dropped_"+reason).Add(float64(n))
 				o.Log.Warn().Str("endpoint", endpoint).Int("alerts", n).Str("reason", reason).AnErr("detail", err).Msg("alerts dropped")
 			},
 			OnDeliver: func(endpoint string, status int, err error) {
+				result := "delivered"
+				if err != nil {
+					result = "failed"
+				}
+				g.metrics.alerts.WithLabelValues(endpoint, result).Inc()
 				if err != nil {
 					o.Log.Warn().Str("endpoint", endpoint).Int("status", status).Err(err).Msg("alert not delivered")
 				}
@@ -279,6 +293,8 @@ func New(c *config.Config, o Options) (*Gateway, error) {
 				return nil, fmt.Errorf("backend %q: stick.table: %w", bc.Name, err)
 			}
 			pool.UseStickStore(store)
+		} else if st != nil {
+			g.tables = append(g.tables, namedStore{st.Table.Name, pool.StickStore()})
 		}
 		g.pools = append(g.pools, pool)
 		if bc.Source == "client" {
@@ -376,7 +392,7 @@ func New(c *config.Config, o Options) (*Gateway, error) {
 		}
 		h := &handler{name: fc.Name, access: access, idle: g.idle, log: flog, redirectHTTPS: fc.RedirectHTTPS, acme: f.acme,
 			monitorURI: fc.MonitorURI, health: g.serveHealth, alerts: g.alerts, audit: g.audit,
-			capture: fc.Capture, active: &g.active}
+			capture: fc.Capture, active: &g.active, metrics: g.metrics.requests}
 		if ci := fc.ClientIP; ci != nil {
 			r, err := clientip.New(ci.TrustedProxies, ci.Header)
 			if err != nil {
@@ -457,6 +473,7 @@ func New(c *config.Config, o Options) (*Gateway, error) {
 		}
 		g.frontends = append(g.frontends, f)
 	}
+	g.metrics.reg.MustRegister(stateCollector{g})
 	// Compiling CRS leaves tens of MiB of garbage: count it as activity, so
 	// that a gateway that starts and waits gives it back like after a burst.
 	g.idle.touch()

@@ -71,6 +71,7 @@ type handler struct {
 	audit         *audit.Log         // nil: no audit log
 	monitorURI    string             // answered with the gateway's readiness
 	capture       *accesslog.Captures
+	metrics       *requestMetrics
 	active        *atomic.Int64 // the gateway's requests in flight
 	inflight      atomic.Int64  // this frontend's
 	health        http.HandlerFunc
@@ -117,6 +118,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		e.Total = time.Since(e.Time)
 		h.access.Write(e)
+		h.metrics.observe(e)
 	}()
 	if h.capture != nil {
 		captureRequest(e, h.capture, r)
