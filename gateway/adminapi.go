@@ -11,10 +11,20 @@ import (
 //
 //	GET  /api/backends                          backends, their servers and states
 //	PUT  /api/backends/{backend}/servers/{server}   {"state": "ready|drain|maint"}
+//	GET  /api/tls                               TLS usage per frontend (TLSUsage)
 //	POST /api/reload                            reload the WAF rules folders now
 func (g *Gateway) adminAPI(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/backends", g.apiBackends)
 	mux.HandleFunc("PUT /api/backends/{backend}/servers/{server}", g.apiSetServer)
+	mux.HandleFunc("GET /api/tls", func(w http.ResponseWriter, r *http.Request) {
+		out := map[string]TLSUsage{}
+		for _, f := range g.frontends {
+			if u, ok := g.TLSUsage(f.name); ok {
+				out[f.name] = u
+			}
+		}
+		writeJSON(w, http.StatusOK, out)
+	})
 	mux.HandleFunc("POST /api/reload", func(w http.ResponseWriter, r *http.Request) {
 		g.ReloadRules()
 		writeJSON(w, http.StatusOK, g.policyStatus())

@@ -462,6 +462,9 @@ func New(c *config.Config, o Options) (*Gateway, error) {
 				ConnContext: func(ctx context.Context, c *quic.Conn) context.Context {
 					st := c.ConnectionState().TLS
 					g.metrics.handshake(fc.Name, "quic", &st)
+					if f.watch != nil {
+						f.watch.usage.count(&st, c.RemoteAddr())
+					}
 					return ctx
 				},
 			}

@@ -48,16 +48,18 @@ type tlsWatch struct {
 	below  map[BelowPolicy]uint64 // Count unused in the key
 	failed map[string]uint64
 	logs   logBudget
+	usage  *tlsUsage
 }
 
 func newTLSWatch(frontend string, p *certs.Policy, m *metrics, log zerolog.Logger) *tlsWatch {
-	return &tlsWatch{frontend: frontend, policy: p, metrics: m, log: log, below: map[BelowPolicy]uint64{}, failed: map[string]uint64{}}
+	return &tlsWatch{frontend: frontend, policy: p, metrics: m, log: log, below: map[BelowPolicy]uint64{}, failed: map[string]uint64{}, usage: newTLSUsage()}
 }
 
 // handshake counts a completed TCP handshake and records it when it is
 // below the policy.
 func (w *tlsWatch) handshake(st *tls.ConnectionState, remote net.Addr) {
 	w.metrics.handshake(w.frontend, "tcp", st)
+	w.usage.count(st, remote)
 	reason := w.policy.Below(st)
 	if reason == "" {
 		return
