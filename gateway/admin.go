@@ -101,12 +101,22 @@ func newAdmin(c *config.Admin, m *metrics, health http.HandlerFunc, api func(*ht
 	return a, nil
 }
 
-// authenticate asks for the bearer token, compared in constant time.
+// authenticate asks for the token, compared in constant time: as a bearer
+// token, or as the password of HTTP Basic authentication, which browsers
+// ask for (the stats page).
 func (a *admin) authenticate(next http.Handler) http.Handler {
-	want := []byte("Bearer " + a.token)
+	want := []byte(a.token)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if a.token != "" && subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="sekisho admin"`)
+		if a.token == "" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok {
+			_, got, _ = r.BasicAuth()
+		}
+		if subtle.ConstantTimeCompare([]byte(got), want) != 1 {
+			w.Header().Set("WWW-Authenticate", `Basic realm="sekisho admin"`)
 			http.Error(w, "unauthorized", http.StatusUnauthorized)
 			return
 		}

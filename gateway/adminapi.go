@@ -9,11 +9,13 @@ import (
 
 // The admin API (on the admin listener, behind its token):
 //
+//	GET  /stats                                 the stats page (HTML)
 //	GET  /api/backends                          backends, their servers and states
 //	PUT  /api/backends/{backend}/servers/{server}   {"state": "ready|drain|maint"}
 //	GET  /api/tls                               TLS usage per frontend (TLSUsage)
 //	POST /api/reload                            reload the WAF rules folders now
 func (g *Gateway) adminAPI(mux *http.ServeMux) {
+	mux.HandleFunc("GET /stats", g.serveStats)
 	mux.HandleFunc("GET /api/backends", g.apiBackends)
 	mux.HandleFunc("PUT /api/backends/{backend}/servers/{server}", g.apiSetServer)
 	mux.HandleFunc("GET /api/tls", func(w http.ResponseWriter, r *http.Request) {

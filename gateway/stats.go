@@ -1,0 +1,159 @@
+package gateway
+
+import (
+	"html/template"
+	"net/http"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/sekisho/sekisho/gateway/accesslog"
+)
+
+// statsCounts are the request counts the stats page shows, by backend.
+type statsCounts struct {
+	mu       sync.Mutex
+	byBack   map[string]*backCount
+	started  time.Time
+	wafBlock map[string]uint64 // by policy
+}
+
+type backCount struct{ total, errors5xx, blocked uint64 }
+
+func newStatsCounts() *statsCounts {
+	return &statsCounts{byBack: map[string]*backCount{}, wafBlock: map[string]uint64{}, started: time.Now()}
+}
+
+func (s *statsCounts) observe(e *accesslog.Entry) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b := s.byBack[e.Backend]
+	if b == nil {
+		b = &backCount{}
+		s.byBack[e.Backend] = b
+	}
+	b.total++
+	if e.Status >= 500 {
+		b.errors5xx++
+	}
+	if e.WAFAction == "block" {
+		b.blocked++
+		s.wafBlock[e.WAFPolicy]++
+	}
+}
+
+var statsPage = template.Must(template.New("stats").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>sekisho stats</title>
+{{if .Refresh}}<meta http-equiv="refresh" content="{{.Refresh}}">{{end}}
+<style>
+body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}
+table{border-collapse:collapse;margin:.5em 0 1.5em}
+th,td{border:1px solid #ccc;padding:.25em .6em;text-align:left}
+th{background:#f0f0f0}
+.ready{background:#d8f5d8}.drain{background:#fff3c4}.maint{background:#ddd}.down{background:#f7d0d0}
+</style></head><body>
+<h1>sekisho</h1>
+<p>Up since {{.Started}} · {{.InFlight}} requests in flight · <a href="?refresh=5">refresh every 5 s</a></p>
+<h2>Frontends</h2>
+<table><tr><th>frontend</th><th>binds</th><th>handshakes by TLS version</th><th>distinct clients this hour</th></tr>
+{{range .Frontends}}<tr><td>{{.Name}}</td><td>{{.Binds}}</td><td>{{range $v, $n := .Versions}}{{$v}}: {{$n}} {{end}}</td><td>{{range $v, $n := .Distinct}}{{$v}}: {{$n}} {{end}}</td></tr>
+{{end}}</table>
+<h2>Backends</h2>
+{{range .Backends}}<h3>{{.Name}}</h3>
+<p>requests {{.Total}} · 5xx {{.Errors}} · WAF blocks {{.Blocked}} · queue {{.Queue}}{{if .StickEntries}} · stick table {{.StickEntries}} entries{{end}}</p>
+<table><tr><th>server</th><th>address</th><th>state</th><th>health</th><th>weight</th><th>in flight</th><th>latency</th></tr>
+{{range .Servers}}<tr class="{{.Class}}"><td>{{.Name}}</td><td>{{.Address}}</td><td>{{.State}}</td><td>{{.Health}}</td><td>{{.Weight}}</td><td>{{.Inflight}}</td><td>{{.Latency}}</td></tr>
+{{end}}</table>
+{{end}}
+<h2>WAF</h2>
+<table><tr><th>policy</th><th>rules hash</th><th>loaded</th><th>blocks</th></tr>
+{{range .Policies}}<tr><td>{{.Name}}</td><td>{{.Hash}}</td><td>{{.Loaded}}</td><td>{{.Blocks}}</td></tr>
+{{end}}</table>
+</body></html>
+`))
+
+type statsServer struct {
+	Name, Address, State, Health, Class, Latency string
+	Weight                                       int
+	Inflight                                     int64
+}
+
+type statsBackend struct {
+	Name                   string
+	Total, Errors, Blocked uint64
+	Queue, StickEntries    int
+	Servers                []statsServer
+}
+
+type statsFrontend struct {
+	Name, Binds        string
+	Versions, Distinct map[string]uint64
+}
+
+type statsPolicy struct {
+	Name, Hash, Loaded string
+	Blocks             uint64
+}
+
+// serveStats renders the stats page: server-side, no script, no external asset.
+func (g *Gateway) serveStats(w http.ResponseWriter, r *http.Request) {
+	data := struct {
+		Started   string
+		InFlight  int64
+		Refresh   int
+		Frontends []statsFrontend
+		Backends  []statsBackend
+		Policies  []statsPolicy
+	}{Started: g.stats.started.Format(time.RFC3339), InFlight: g.active.Load()}
+	if n, err := strconv.Atoi(r.URL.Query().Get("refresh")); err == nil && n > 0 && n <= 3600 {
+		data.Refresh = n
+	}
+	for _, f := range g.frontends {
+		sf := statsFrontend{Name: f.name}
+		for i, b := range f.binds {
+			if i > 0 {
+				sf.Binds += ", "
+			}
+			sf.Binds += b.Address
+			if b.TLS {
+				sf.Binds += " (TLS)"
+			}
+		}
+		if u, ok := g.TLSUsage(f.name); ok {
+			sf.Versions, sf.Distinct = u.Versions, u.Distinct
+		}
+		data.Frontends = append(data.Frontends, sf)
+	}
+	g.stats.mu.Lock()
+	for _, p := range g.pools {
+		sb := statsBackend{Name: p.Name, Queue: p.QueueLen()}
+		if c := g.stats.byBack[p.Name]; c != nil {
+			sb.Total, sb.Errors, sb.Blocked = c.total, c.errors5xx, c.blocked
+		}
+		if st := p.StickStore(); st != nil {
+			if n, err := st.Len(r.Context()); err == nil {
+				sb.StickEntries = n
+			}
+		}
+		for _, s := range p.Servers() {
+			ss := statsServer{Name: s.Name, Address: s.Address, State: s.State().String(), Weight: s.Weight,
+				Inflight: s.Inflight(), Latency: s.Latency().Round(time.Microsecond).String(), Health: "up"}
+			ss.Class = ss.State
+			if s.Down() {
+				ss.Health, ss.Class = "down", "down"
+			}
+			sb.Servers = append(sb.Servers, ss)
+		}
+		data.Backends = append(data.Backends, sb)
+	}
+	for _, p := range g.policies {
+		e := p.cur.Load()
+		data.Policies = append(data.Policies, statsPolicy{Name: p.name, Hash: e.Hash(), Loaded: e.LoadedAt().Format(time.RFC3339), Blocks: g.stats.wafBlock[p.name]})
+	}
+	g.stats.mu.Unlock()
+	sort.Slice(data.Backends, func(i, j int) bool { return data.Backends[i].Name < data.Backends[j].Name })
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	statsPage.Execute(w, data)
+}

@@ -1,0 +1,102 @@
+package gateway
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/sekisho/sekisho/balancer"
+)
+
+// chromiumBinary finds Debian's chromium, installing it when missing; the
+// test fails with how to get it when that is not possible.
+func chromiumBinary(t *testing.T) string {
+	t.Helper()
+	if p, err := exec.LookPath("chromium"); err == nil {
+		return p
+	}
+	out, err := exec.Command("sh", "-c", "apt-get install -y chromium || (apt-get update && apt-get install -y chromium)").CombinedOutput()
+	if p, lerr := exec.LookPath("chromium"); lerr == nil {
+		return p
+	}
+	t.Fatalf("Debian's chromium is needed for the stats page test and could not be installed (%v): run `apt-get install -y chromium` as root\n%s", err, out)
+	return ""
+}
+
+// chromium runs headless Chromium on url with args (--dump-dom, --screenshot=...).
+func chromium(t *testing.T, url string, args ...string) string {
+	t.Helper()
+	bin := chromiumBinary(t)
+	base := []string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+		"--disable-background-networking", "--disable-component-update", "--disable-sync", "--user-data-dir=" + t.TempDir()}
+	cmd := exec.Command(bin, append(append(base, args...), url)...)
+	var out strings.Builder
+	cmd.Stdout = &out
+	cmd.Stderr = io.Discard
+	done := make(chan error, 1)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("chromium: %v", err)
+		}
+	case <-time.After(60 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("chromium did not finish within 60s")
+	}
+	return out.String()
+}
+
+// The stats page, loaded in a real headless browser, shows the servers
+// and their states; it needs no script and no external asset.
+func TestStatsPage_InABrowser(t *testing.T) {
+	_, addrA := namedServer(t, "127.0.0.1:0", "a")
+	_, addrB := namedServer(t, "127.0.0.1:0", "b")
+	g, _, _, _ := runGatewayWith(t, fmt.Sprintf(`
+frontends:
+  - name: web
+    bind: [{address: "127.0.0.1:0"}]
+    default_backend: shop
+    default_waf_policy: "off"
+waf:
+  policies: [{name: "off", mode: "off"}]
+backends:
+  - name: shop
+    servers: [{name: shop-1, address: "%s"}, {name: shop-2, address: "%s"}, {name: shop-3, address: "127.0.0.1:9", state: maint}]
+admin: {address: "127.0.0.1:0"}
+`, addrA, addrB), Options{Log: zerolog.Nop()})
+	for range 4 {
+		resp, err := http.Get("http://" + g.Addrs("web")[0].String() + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	g.SetServerState("shop", "shop-2", balancer.Drain)
+	url := "http://" + g.AdminAddr().String() + "/stats"
+	dom := chromium(t, url, "--dump-dom")
+	for _, want := range []string{
+		`<td>shop-1</td>`, `<tr class="ready"><td>shop-1</td>`, `<tr class="drain"><td>shop-2</td>`,
+		`<tr class="maint"><td>shop-3</td>`, `requests 4 `, `<h3>shop</h3>`,
+	} {
+		if !strings.Contains(dom, want) {
+			t.Fatalf("the page as the browser built it lacks %q:\n%s", want, dom)
+		}
+	}
+	if strings.Contains(dom, "<script") || strings.Contains(dom, `src="http`) || strings.Contains(dom, `href="http`) {
+		t.Fatal("the page carries a script or an external asset")
+	}
+	if shot := os.Getenv("SEKISHO_STATS_SCREENSHOT"); shot != "" {
+		chromium(t, url, "--screenshot="+shot, "--window-size=1100,700", "--hide-scrollbars")
+	}
+}
