@@ -281,7 +281,16 @@ func TestShared_RedisOutageUnderLoad(t *testing.T) {
 			case "paused":
 				redis.Resume()
 			}
-			time.Sleep(2 * time.Second) // the breaker's probe finds Redis back
+			// The breaker's probe (every second, after go-redis's own dial
+			// back-off) finds Redis back: wait for both replicas to say so.
+			for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+				if strings.Contains(gs[0].Stderr(), `"message":"redis available again`) && strings.Contains(gs[1].Stderr(), `"message":"redis available again`) {
+					break
+				}
+				if time.Now().After(deadline) {
+					break // reported below
+				}
+			}
 			close(stop)
 			wg.Wait()
 			if len(load.failures) > 0 {
@@ -465,7 +474,19 @@ func TestShared_SentinelFailover(t *testing.T) {
 			t.Fatal("sentinel did not promote the replica within 20s")
 		}
 	}
-	time.Sleep(2 * time.Second) // the gateways' breaker probes find the new master
+	// The gateways' breaker probes find the new master: a replica that
+	// logged Redis gone must log it back.
+	back := func() bool {
+		for _, g := range gs {
+			if strings.Contains(g.Stderr(), `"message":"redis unavailable`) && !strings.Contains(g.Stderr(), `"message":"redis available again`) {
+				return false
+			}
+		}
+		return true
+	}
+	time.Sleep(time.Second)
+	for deadline := time.Now().Add(15 * time.Second); !back() && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+	}
 	close(stop)
 	wg.Wait()
 	if len(load.failures) > 0 {
