@@ -3,15 +3,12 @@ package e2e
 import (
 	"bufio"
 	"bytes"
-	"encoding/base64"
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 	"net"
 	"net/http"
 	"os"
-	"path"
 	"slices"
 	"sort"
 	"strings"
@@ -19,39 +16,15 @@ import (
 	"testing"
 	"time"
 
-	crstests "github.com/corazawaf/coraza-coreruleset/v4/tests"
-	"gopkg.in/yaml.v3"
+	"github.com/sekisho/sekisho/waf/waftest"
 )
 
 var updateFTW = flag.Bool("update-ftw", false, "rewrite testdata/crs-ftw-known-failures.txt from this run")
 
 const ftwKnownFile = "testdata/crs-ftw-known-failures.txt"
 
-type ftwYAML struct {
-	RuleID int `yaml:"rule_id"`
-	Tests  []struct {
-		TestID int `yaml:"test_id"`
-		Stages []struct {
-			Input struct {
-				Method         string            `yaml:"method"`
-				URI            string            `yaml:"uri"`
-				Version        string            `yaml:"version"`
-				Headers        map[string]string `yaml:"headers"`
-				Data           string            `yaml:"data"`
-				EncodedRequest string            `yaml:"encoded_request"`
-			} `yaml:"input"`
-			Output struct {
-				Log struct {
-					ExpectIDs   []int `yaml:"expect_ids"`
-					NoExpectIDs []int `yaml:"no_expect_ids"`
-				} `yaml:"log"`
-			} `yaml:"output"`
-		} `yaml:"stages"`
-	} `yaml:"tests"`
-}
-
-// ftwStage is one request of the CRS regression corpus and what the WAF
-// must (and must not) have matched.
+// ftwStage is one request of the CRS regression corpus as bytes to send,
+// and what the WAF must (and must not) have matched.
 type ftwStage struct {
 	name, file     string
 	raw            []byte
@@ -60,65 +33,34 @@ type ftwStage struct {
 
 func loadFTWStages(t *testing.T) []ftwStage {
 	t.Helper()
-	var out []ftwStage
-	err := fs.WalkDir(crstests.FS, ".", func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".yaml") {
-			return err
-		}
-		data, err := fs.ReadFile(crstests.FS, p)
-		if err != nil {
-			return err
-		}
-		var f ftwYAML
-		if err := yaml.Unmarshal(data, &f); err != nil {
-			return fmt.Errorf("%s: %w", p, err)
-		}
-		for _, tc := range f.Tests {
-			for si, st := range tc.Stages {
-				in := st.Input
-				s := ftwStage{name: fmt.Sprintf("%d-%d/%d", f.RuleID, tc.TestID, si), file: path.Dir(p),
-					expect: st.Output.Log.ExpectIDs, forbid: st.Output.Log.NoExpectIDs}
-				if in.EncodedRequest != "" {
-					if s.raw, err = base64.StdEncoding.DecodeString(in.EncodedRequest); err != nil {
-						return err
-					}
-				} else {
-					method, uri, version := in.Method, in.URI, in.Version
-					if method == "" {
-						method = "GET"
-					}
-					if uri == "" {
-						uri = "/"
-					}
-					if version == "" {
-						version = "HTTP/1.1"
-					}
-					var b bytes.Buffer
-					fmt.Fprintf(&b, "%s %s %s\r\n", method, uri, version)
-					keys := make([]string, 0, len(in.Headers))
-					for k := range in.Headers {
-						keys = append(keys, k)
-					}
-					sort.Strings(keys)
-					hasLength := false
-					for _, k := range keys {
-						fmt.Fprintf(&b, "%s: %s\r\n", k, in.Headers[k])
-						hasLength = hasLength || strings.EqualFold(k, "Content-Length") || strings.EqualFold(k, "Transfer-Encoding")
-					}
-					if in.Data != "" && !hasLength {
-						fmt.Fprintf(&b, "Content-Length: %d\r\n", len(in.Data))
-					}
-					b.WriteString("Connection: close\r\n\r\n")
-					b.WriteString(in.Data)
-					s.raw = b.Bytes()
-				}
-				out = append(out, s)
-			}
-		}
-		return nil
-	})
+	stages, err := waftest.LoadFTW()
 	if err != nil {
 		t.Fatal(err)
+	}
+	out := make([]ftwStage, 0, len(stages))
+	for _, st := range stages {
+		s := ftwStage{name: st.Name, file: st.Dir, expect: st.Expect, forbid: st.Forbid, raw: st.Raw}
+		if s.raw == nil {
+			var b bytes.Buffer
+			fmt.Fprintf(&b, "%s %s %s\r\n", st.Method, st.URI, st.Version)
+			keys := make([]string, 0, len(st.Headers))
+			for k := range st.Headers {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			hasLength := false
+			for _, k := range keys {
+				fmt.Fprintf(&b, "%s: %s\r\n", k, st.Headers[k])
+				hasLength = hasLength || strings.EqualFold(k, "Content-Length") || strings.EqualFold(k, "Transfer-Encoding")
+			}
+			if st.Data != "" && !hasLength {
+				fmt.Fprintf(&b, "Content-Length: %d\r\n", len(st.Data))
+			}
+			b.WriteString("Connection: close\r\n\r\n")
+			b.WriteString(st.Data)
+			s.raw = b.Bytes()
+		}
+		out = append(out, s)
 	}
 	return out
 }

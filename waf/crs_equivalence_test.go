@@ -3,11 +3,9 @@ package waf
 import (
 	"bufio"
 	"bytes"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net/http"
 	"os"
 	"os/exec"
@@ -17,29 +15,11 @@ import (
 	"sync"
 	"testing"
 
-	crstests "github.com/corazawaf/coraza-coreruleset/v4/tests"
 	"github.com/corazawaf/coraza/v3"
-	"gopkg.in/yaml.v3"
 
 	"github.com/sekisho/sekisho/rules"
+	"github.com/sekisho/sekisho/waf/waftest"
 )
-
-type ftwFile struct {
-	RuleID int `yaml:"rule_id"`
-	Tests  []struct {
-		TestID int `yaml:"test_id"`
-		Stages []struct {
-			Input struct {
-				Method         string            `yaml:"method"`
-				URI            string            `yaml:"uri"`
-				Version        string            `yaml:"version"`
-				Headers        map[string]string `yaml:"headers"`
-				Data           string            `yaml:"data"`
-				EncodedRequest string            `yaml:"encoded_request"`
-			} `yaml:"input"`
-		} `yaml:"stages"`
-	} `yaml:"tests"`
-}
 
 type ftwCase struct {
 	name                 string
@@ -49,63 +29,40 @@ type ftwCase struct {
 }
 
 func loadFTW() ([]ftwCase, error) {
+	stages, err := waftest.LoadFTW()
+	if err != nil {
+		return nil, err
+	}
 	var cases []ftwCase
-	err := fs.WalkDir(crstests.FS, ".", func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".yaml") || strings.HasPrefix(path, "RESPONSE-") {
-			return err
+	for _, st := range stages {
+		if strings.HasPrefix(st.Dir, "RESPONSE-") {
+			continue
 		}
-		data, err := fs.ReadFile(crstests.FS, path)
-		if err != nil {
-			return err
-		}
-		var f ftwFile
-		if err := yaml.Unmarshal(data, &f); err != nil {
-			return fmt.Errorf("%s: %w", path, err)
-		}
-		for _, tc := range f.Tests {
-			for si, st := range tc.Stages {
-				in := st.Input
-				c := ftwCase{name: fmt.Sprintf("%d-%d/%d", f.RuleID, tc.TestID, si), method: in.Method, uri: in.URI, version: in.Version, body: in.Data}
-				if in.EncodedRequest != "" {
-					raw, err := base64.StdEncoding.DecodeString(in.EncodedRequest)
-					if err != nil {
-						return err
-					}
-					req, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(raw)))
-					if err != nil {
-						continue // a request Go cannot parse never reaches the WAF in sekisho either
-					}
-					c.method, c.uri, c.version = req.Method, req.RequestURI, req.Proto
-					for k, vs := range req.Header {
-						for _, v := range vs {
-							c.headers = append(c.headers, [2]string{k, v})
-						}
-					}
-					c.headers = append(c.headers, [2]string{"Host", req.Host})
-					var b bytes.Buffer
-					b.ReadFrom(req.Body)
-					c.body = b.String()
-				} else {
-					for k, v := range in.Headers {
-						c.headers = append(c.headers, [2]string{k, v})
-					}
-					slices.SortFunc(c.headers, func(a, b [2]string) int { return strings.Compare(a[0], b[0]) })
-				}
-				if c.method == "" {
-					c.method = "GET"
-				}
-				if c.uri == "" {
-					c.uri = "/"
-				}
-				if c.version == "" {
-					c.version = "HTTP/1.1"
-				}
-				cases = append(cases, c)
+		c := ftwCase{name: st.Name, method: st.Method, uri: st.URI, version: st.Version, body: st.Data}
+		if st.Raw != nil {
+			req, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(st.Raw)))
+			if err != nil {
+				continue // a request Go cannot parse never reaches the WAF in sekisho either
 			}
+			c.method, c.uri, c.version = req.Method, req.RequestURI, req.Proto
+			for k, vs := range req.Header {
+				for _, v := range vs {
+					c.headers = append(c.headers, [2]string{k, v})
+				}
+			}
+			c.headers = append(c.headers, [2]string{"Host", req.Host})
+			var b bytes.Buffer
+			b.ReadFrom(req.Body)
+			c.body = b.String()
+		} else {
+			for k, v := range st.Headers {
+				c.headers = append(c.headers, [2]string{k, v})
+			}
+			slices.SortFunc(c.headers, func(a, b [2]string) int { return strings.Compare(a[0], b[0]) })
 		}
-		return nil
-	})
-	return cases, err
+		cases = append(cases, c)
+	}
+	return cases, nil
 }
 
 // verdict is what one case did in a WAF: every matched rule (logged or
