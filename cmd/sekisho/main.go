@@ -37,6 +37,7 @@ usage:
   sekisho validate -c FILE   check FILE; print FILE:LINE: key: problem and exit 1 if bad
   sekisho demo [flags]       serve an embedded demo on loopback (see -h)
   sekisho rules test ...     replay requests through a rules folder offline (see rules test -h)
+  sekisho ctl ...            talk to a running gateway's admin API (backends, state, reload, tls)
   sekisho version            print the version
 `
 
@@ -58,6 +59,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdDemo(args[1:], stdout, stderr)
 	case "rules":
 		return cmdRules(args[1:], stdout, stderr)
+	case "ctl":
+		return cmdCtl(args[1:], stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintf(stdout, "sekisho %s\n", versionString())
 		return 0

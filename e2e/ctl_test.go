@@ -1,0 +1,57 @@
+package e2e
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// sekisho ctl drives a running gateway through its admin API: a server
+// set to drain by one command is listed as draining by the next.
+func TestCtl_SetsAndListsServerStates(t *testing.T) {
+	a := StartBackend(t, "a")
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	os.WriteFile(tokenFile, []byte("ctl-test-token\n"), 0o600)
+	g := StartGateway(t, `
+frontends:
+  - name: web
+    bind: [{address: "127.0.0.1:0"}]
+    default_backend: app
+backends:
+  - name: app
+    servers: [{name: a, address: "{{.A}}"}]
+admin: {address: "127.0.0.1:0", token_file: "{{.Token}}"}
+log:
+  access: {{.AccessLog}}
+`, ConfigData{"A": a.Addr, "Token": tokenFile, "Listeners": 1})
+	var admin string
+	for deadline := time.Now().Add(10 * time.Second); admin == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		for _, line := range strings.Split(g.Stderr(), "\n") {
+			var ev struct{ Message, Address string }
+			if json.Unmarshal([]byte(line), &ev) == nil && ev.Message == "admin listening" {
+				admin = "http://" + ev.Address
+			}
+		}
+	}
+	if admin == "" {
+		t.Fatalf("no admin address logged:\n%s", g.Stderr())
+	}
+	ctl := func(args ...string) (string, error) {
+		out, err := exec.Command(binary, append([]string{"ctl", "-admin", admin, "-token-file", tokenFile}, args...)...).CombinedOutput()
+		return string(out), err
+	}
+	if out, err := ctl("state", "app", "a", "drain"); err != nil || !strings.Contains(out, `"drain"`) {
+		t.Fatalf("state: %v\n%s", err, out)
+	}
+	out, err := ctl("backends")
+	if err != nil || !strings.Contains(out, `"state": "drain"`) {
+		t.Fatalf("backends: %v\n%s", err, out)
+	}
+	if out, err := exec.Command(binary, "ctl", "-admin", admin, "backends").CombinedOutput(); err == nil || !strings.Contains(string(out), "401") {
+		t.Fatalf("without the token: %v\n%s", err, out)
+	}
+}
