@@ -60,8 +60,7 @@ func (l *rateLimiter) allow(ctx context.Context, r *http.Request, clientIP strin
 	if err != nil {
 		return true
 	}
-	e, release, err := l.store.Track(ctx, key)
-	release() // the count of requests matters here, not of those in flight
+	e, err := l.store.Hit(ctx, key)
 	return err != nil || e.ReqRate <= int64(l.cfg.Requests)
 }
 

@@ -127,6 +127,19 @@ func (m *Memory) Track(_ context.Context, key string) (Entry, func(), error) {
 	return e, r.do, nil
 }
 
+// Hit implements Store.
+func (m *Memory) Hit(_ context.Context, key string) (Entry, error) {
+	s, i, t, err := m.open(key, true)
+	if err != nil {
+		return Entry{}, err
+	}
+	sl := &s.slots[i]
+	m.count(sl, t)
+	e := m.entry(sl, t)
+	s.mu.Unlock()
+	return e, nil
+}
+
 func noRelease() {}
 
 // release takes back one Track's connection. The slot's generation tells

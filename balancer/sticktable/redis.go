@@ -349,23 +349,52 @@ func (r *Redis) stickLocal(ctx context.Context, key, server string) error {
 // that a rate counts every replica's requests; while Redis is down it
 // counts in the local table, which knows only this replica's.
 func (r *Redis) Track(ctx context.Context, key string) (Entry, func(), error) {
-	if err := r.check(key); err != nil {
-		return Entry{}, noRelease, err
-	}
 	if r.down.Load() {
 		return r.local.Track(ctx, key)
+	}
+	e, gen, err := r.count(ctx, key, 1)
+	if err == errFallback {
+		return r.local.Track(ctx, key)
+	}
+	if err != nil {
+		return Entry{}, noRelease, err
+	}
+	rel := &redisRelease{r: r, key: key, gen: gen}
+	return e, rel.do, nil
+}
+
+// Hit implements Store: Track's script without the connection.
+func (r *Redis) Hit(ctx context.Context, key string) (Entry, error) {
+	if r.down.Load() {
+		return r.local.Hit(ctx, key)
+	}
+	e, _, err := r.count(ctx, key, 0)
+	if err == errFallback {
+		return r.local.Hit(ctx, key)
+	}
+	return e, err
+}
+
+// errFallback tells Track and Hit that Redis failed and the local table answers.
+var errFallback = errors.New("sticktable: redis failed; the local table answers")
+
+// count counts a request for key in Redis, conns (1 or 0) going to ConnCur,
+// and returns the entry and its generation.
+func (r *Redis) count(ctx context.Context, key string, conns int) (Entry, int64, error) {
+	if err := r.check(key); err != nil {
+		return Entry{}, 0, err
 	}
 	t := r.now()
 	var ver uint32
 	if r.near != nil {
 		ver = r.near.version(key)
 	}
-	v, err := r.eval(ctx, trackScript, r.keys3(key), key, t.UnixMilli(), r.argExpire, r.argSize, r.argPrefix, r.argPeriod)
+	v, err := r.eval(ctx, trackScript, r.keys3(key), key, t.UnixMilli(), r.argExpire, r.argSize, r.argPrefix, r.argPeriod, conns)
 	if err != nil {
-		return r.local.Track(ctx, key)
+		return Entry{}, 0, errFallback
 	}
 	if isFull(v) {
-		return Entry{}, noRelease, ErrFull
+		return Entry{}, 0, ErrFull
 	}
 	e, _ := r.entry(v, t.UnixMilli())
 	var gen int64
@@ -375,8 +404,7 @@ func (r *Redis) Track(ctx context.Context, key string) (Entry, func(), error) {
 	if r.near != nil {
 		r.near.fill(key, ver, e, true, t.UnixNano())
 	}
-	rel := &redisRelease{r: r, key: key, gen: gen}
-	return e, rel.do, nil
+	return e, gen, nil
 }
 
 // redisRelease takes back one Track's connection in Redis. gen names the
@@ -1052,7 +1080,8 @@ if o == 2 then redis.call('PEXPIRE', e, exp) end
 return reply()
 `)
 
-	// ARGV[6] is RatePeriod in ms; KEYS[3] the generation counter. The
+	// ARGV[6] is RatePeriod in ms, ARGV[7] what ConnCur gains (1 for
+	// Track, 0 for Hit); KEYS[3] the generation counter. The
 	// counters roll as Memory.count does; a stored period ahead of now's
 	// is another replica's clock running ahead, and is kept.
 	trackScript = redis.NewScript(scriptPrelude + `
@@ -1068,7 +1097,7 @@ end
 local n = tonumber(v[4] or 0)
 if n == 0 then n = redis.call('INCR', KEYS[3]) end
 redis.call('HSET', e, 'rc', rc + 1, 'rp', rp, 'p', p, 'n', n)
-redis.call('HINCRBY', e, 'c', 1)
+if tonumber(ARGV[7]) > 0 then redis.call('HINCRBY', e, 'c', ARGV[7]) end
 if o == 2 then redis.call('PEXPIRE', e, exp) end
 local r = reply()
 r[7] = n

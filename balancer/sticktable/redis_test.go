@@ -1001,3 +1001,31 @@ func TestRedis_Close(t *testing.T) {
 		t.Errorf("second Close: %v", err)
 	}
 }
+
+// Hit counts a request in the rate and holds no connection, in Memory and
+// in Redis alike; in Redis the count is the fleet's.
+func TestHit_CountsWithoutConnections(t *testing.T) {
+	srv := startRedis(t)
+	clk := newClock()
+	cfg := Config{Name: "hits", RatePeriod: 10 * time.Second}
+	stores := map[string]Store{
+		"memory": newTable(t, cfg, clk),
+		"redis":  newRedisStore(t, srv.client(), cfg, withClock(noNear, clk)),
+	}
+	for name, s := range stores {
+		var e Entry
+		var err error
+		for range 5 {
+			if e, err = s.Hit(ctx, "k"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if e.ReqRate != 5 || e.ConnCur != 0 {
+			t.Errorf("%s: after 5 hits %+v, want ReqRate 5 and ConnCur 0", name, e)
+		}
+	}
+	other := newRedisStore(t, srv.client(), cfg, withClock(noNear, clk))
+	if e, err := other.Hit(ctx, "k"); err != nil || e.ReqRate != 6 {
+		t.Errorf("another replica's hit: %+v, %v; want ReqRate 6", e, err)
+	}
+}

@@ -39,6 +39,10 @@ type Store interface {
 	// nothing more. Release has no context and no error so that it can be
 	// deferred; a networked store bounds it with its own timeout.
 	Track(ctx context.Context, key string) (Entry, func(), error)
+	// Hit counts one request for the key in ReqRate, creating the entry
+	// if need be, and holds no connection: a rate limit's count, which
+	// has nothing to release.
+	Hit(ctx context.Context, key string) (Entry, error)
 	// AddGPC adds n (which may be negative) to the key's general-purpose
 	// counter, creating the entry if need be, and returns the new value.
 	AddGPC(ctx context.Context, key string, n int64) (int64, error)
