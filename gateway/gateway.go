@@ -135,8 +135,8 @@ type Gateway struct {
 	stores          []sticktable.Store // closed when the gateway stops
 	tables          []namedStore       // every table, for the metrics
 	policies        []*policy
-	active          atomic.Int64 // requests in flight over every frontend (HAProxy's %ac)
-	stats           *statsCounts
+	active          atomic.Int64     // requests in flight over every frontend (HAProxy's %ac)
+	started         time.Time        // for the stats page
 	reloadMu        sync.Mutex       // one rules reload at a time
 	routed          []*balancer.Pool // the pools some route sends to: readiness needs each
 	serving         atomic.Bool
@@ -184,7 +184,7 @@ func (f *frontend) proxyError(err error, remote net.Addr) {
 // New builds everything a config describes (compiles each WAF policy once,
 // loads certificates, makes the pools) without binding any address.
 func New(c *config.Config, o Options) (*Gateway, error) {
-	g := &Gateway{log: o.Log, shutdownTimeout: c.ShutdownTimeout, drainGrace: c.DrainGrace, metrics: newMetrics(), stats: newStatsCounts(),
+	g := &Gateway{log: o.Log, shutdownTimeout: c.ShutdownTimeout, drainGrace: c.DrainGrace, metrics: newMetrics(), started: time.Now(),
 		idle: &idleRelease{quietAfter: time.Second, release: releaseMemory}}
 	if c.Admin != nil {
 		a, err := newAdmin(c.Admin, g.metrics, g.serveHealth, g.adminAPI)
@@ -393,7 +393,7 @@ func New(c *config.Config, o Options) (*Gateway, error) {
 		}
 		h := &handler{name: fc.Name, access: access, idle: g.idle, log: flog, redirectHTTPS: fc.RedirectHTTPS, acme: f.acme,
 			monitorURI: fc.MonitorURI, health: g.serveHealth, alerts: g.alerts, audit: g.audit,
-			capture: fc.Capture, active: &g.active, metrics: g.metrics.requests, stats: g.stats}
+			capture: fc.Capture, active: &g.active, metrics: g.metrics.requests}
 		if ci := fc.ClientIP; ci != nil {
 			r, err := clientip.New(ci.TrustedProxies, ci.Header)
 			if err != nil {

@@ -72,7 +72,6 @@ type handler struct {
 	monitorURI    string             // answered with the gateway's readiness
 	capture       *accesslog.Captures
 	metrics       *requestMetrics
-	stats         *statsCounts
 	active        *atomic.Int64 // the gateway's requests in flight
 	inflight      atomic.Int64  // this frontend's
 	health        http.HandlerFunc
@@ -120,7 +119,6 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		e.Total = time.Since(e.Time)
 		h.access.Write(e)
 		h.metrics.observe(e)
-		h.stats.observe(e)
 	}()
 	if h.capture != nil {
 		captureRequest(e, h.capture, r)

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -17,6 +18,7 @@ type requestMetrics struct {
 	requests  *prometheus.CounterVec
 	durations *prometheus.HistogramVec
 	wafBlocks *prometheus.CounterVec
+	blocked   *prometheus.CounterVec
 }
 
 func newRequestMetrics() *requestMetrics {
@@ -31,11 +33,14 @@ func newRequestMetrics() *requestMetrics {
 		wafBlocks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sekisho_waf_blocks_total", Help: "Requests the WAF refused, by policy and matched rule.",
 		}, []string{"policy", "rule"}),
+		blocked: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sekisho_waf_blocked_requests_total", Help: "Requests the WAF refused, by policy.",
+		}, []string{"policy"}),
 	}
 }
 
 func (m *requestMetrics) register(reg *prometheus.Registry) {
-	reg.MustRegister(m.requests, m.durations, m.wafBlocks)
+	reg.MustRegister(m.requests, m.durations, m.wafBlocks, m.blocked)
 }
 
 // observe counts one request from its access log entry.
@@ -50,6 +55,7 @@ func (m *requestMetrics) observe(e *accesslog.Entry) {
 		m.durations.WithLabelValues(e.Frontend, "server").Observe(e.Response.Seconds())
 	}
 	if e.WAFAction == "block" {
+		m.blocked.WithLabelValues(e.WAFPolicy).Inc()
 		for _, id := range e.WAFRules {
 			m.wafBlocks.WithLabelValues(e.WAFPolicy, strconv.Itoa(id)).Inc()
 		}
@@ -107,4 +113,39 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(descRedis, prometheus.GaugeValue, up)
 	}
+}
+
+// sums reads the counter family name from the registry, keeps the series
+// whose labels match, and sums them by the labels in by (joined with "|"):
+// the stats page and the TLS report read the counters the requests and
+// handshakes already keep, rather than counting a second time.
+func sums(reg *prometheus.Registry, name string, match map[string]string, by ...string) map[string]float64 {
+	out := map[string]float64{}
+	families, err := reg.Gather()
+	if err != nil {
+		return out
+	}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+	series:
+		for _, m := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, lp := range m.GetLabel() {
+				labels[lp.GetName()] = lp.GetValue()
+			}
+			for k, v := range match {
+				if labels[k] != v {
+					continue series
+				}
+			}
+			key := make([]string, len(by))
+			for i, l := range by {
+				key[i] = labels[l]
+			}
+			out[strings.Join(key, "|")] += m.GetCounter().GetValue()
+		}
+	}
+	return out
 }

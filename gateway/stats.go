@@ -5,43 +5,8 @@ import (
 	"net/http"
 	"sort"
 	"strconv"
-	"sync"
 	"time"
-
-	"github.com/sekisho/sekisho/gateway/accesslog"
 )
-
-// statsCounts are the request counts the stats page shows, by backend.
-type statsCounts struct {
-	mu       sync.Mutex
-	byBack   map[string]*backCount
-	started  time.Time
-	wafBlock map[string]uint64 // by policy
-}
-
-type backCount struct{ total, errors5xx, blocked uint64 }
-
-func newStatsCounts() *statsCounts {
-	return &statsCounts{byBack: map[string]*backCount{}, wafBlock: map[string]uint64{}, started: time.Now()}
-}
-
-func (s *statsCounts) observe(e *accesslog.Entry) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	b := s.byBack[e.Backend]
-	if b == nil {
-		b = &backCount{}
-		s.byBack[e.Backend] = b
-	}
-	b.total++
-	if e.Status >= 500 {
-		b.errors5xx++
-	}
-	if e.WAFAction == "block" {
-		b.blocked++
-		s.wafBlock[e.WAFPolicy]++
-	}
-}
 
 var statsPage = template.Must(template.New("stats").Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>sekisho stats</title>
@@ -61,7 +26,7 @@ th{background:#f0f0f0}
 {{end}}</table>
 <h2>Backends</h2>
 {{range .Backends}}<h3>{{.Name}}</h3>
-<p>requests {{.Total}} · 5xx {{.Errors}} · WAF blocks {{.Blocked}} · queue {{.Queue}}{{if .StickEntries}} · stick table {{.StickEntries}} entries{{end}}</p>
+<p>requests {{.Total}} · 5xx {{.Errors}} · queue {{.Queue}}{{if .StickEntries}} · stick table {{.StickEntries}} entries{{end}}</p>
 <table><tr><th>server</th><th>address</th><th>state</th><th>health</th><th>weight</th><th>in flight</th><th>latency</th></tr>
 {{range .Servers}}<tr class="{{.Class}}"><td>{{.Name}}</td><td>{{.Address}}</td><td>{{.State}}</td><td>{{.Health}}</td><td>{{.Weight}}</td><td>{{.Inflight}}</td><td>{{.Latency}}</td></tr>
 {{end}}</table>
@@ -105,7 +70,7 @@ func (g *Gateway) serveStats(w http.ResponseWriter, r *http.Request) {
 		Frontends []statsFrontend
 		Backends  []statsBackend
 		Policies  []statsPolicy
-	}{Started: g.stats.started.Format(time.RFC3339), InFlight: g.active.Load()}
+	}{Started: g.started.Format(time.RFC3339), InFlight: g.active.Load()}
 	if n, err := strconv.Atoi(r.URL.Query().Get("refresh")); err == nil && n > 0 && n <= 3600 {
 		data.Refresh = n
 	}
@@ -125,12 +90,12 @@ func (g *Gateway) serveStats(w http.ResponseWriter, r *http.Request) {
 		}
 		data.Frontends = append(data.Frontends, sf)
 	}
-	g.stats.mu.Lock()
+	reg := g.metrics.reg
+	requests := sums(reg, "sekisho_requests_total", nil, "backend")
+	errors5xx := sums(reg, "sekisho_requests_total", map[string]string{"code": "5xx"}, "backend")
+	blocked := sums(reg, "sekisho_waf_blocked_requests_total", nil, "policy")
 	for _, p := range g.pools {
-		sb := statsBackend{Name: p.Name, Queue: p.QueueLen()}
-		if c := g.stats.byBack[p.Name]; c != nil {
-			sb.Total, sb.Errors, sb.Blocked = c.total, c.errors5xx, c.blocked
-		}
+		sb := statsBackend{Name: p.Name, Queue: p.QueueLen(), Total: uint64(requests[p.Name]), Errors: uint64(errors5xx[p.Name])}
 		if st := p.StickStore(); st != nil {
 			if n, err := st.Len(r.Context()); err == nil {
 				sb.StickEntries = n
@@ -149,9 +114,8 @@ func (g *Gateway) serveStats(w http.ResponseWriter, r *http.Request) {
 	}
 	for _, p := range g.policies {
 		e := p.cur.Load()
-		data.Policies = append(data.Policies, statsPolicy{Name: p.name, Hash: e.Hash(), Loaded: e.LoadedAt().Format(time.RFC3339), Blocks: g.stats.wafBlock[p.name]})
+		data.Policies = append(data.Policies, statsPolicy{Name: p.name, Hash: e.Hash(), Loaded: e.LoadedAt().Format(time.RFC3339), Blocks: uint64(blocked[p.name])})
 	}
-	g.stats.mu.Unlock()
 	sort.Slice(data.Backends, func(i, j int) bool { return data.Backends[i].Name < data.Backends[j].Name })
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
