@@ -29,11 +29,11 @@ func TestPassive_RestsAServerThenTriesIt(t *testing.T) {
 	p.Observe(a, Answered, "")
 	p.Observe(a, TimedOut, "timeout")
 	p.Observe(a, ConnectFailed, "refused")
-	if !a.usable() {
+	if !a.Usable() {
 		t.Fatal("out after 2 failures in a row (a success reset the count)")
 	}
 	p.Observe(a, ConnectFailed, "connection refused")
-	if a.usable() || !a.Down() {
+	if a.Usable() || !a.Down() {
 		t.Fatal("still in after 3 failures in a row")
 	}
 	if got := sequence(p, 4); got != "bbbb" {
@@ -45,25 +45,25 @@ func TestPassive_RestsAServerThenTriesIt(t *testing.T) {
 	}
 	mu.Unlock()
 	clock.advance(149 * time.Millisecond)
-	if a.usable() {
+	if a.Usable() {
 		t.Fatal("back before the cool-down ended")
 	}
 	clock.advance(2 * time.Millisecond)
-	if !a.usable() {
+	if !a.Usable() {
 		t.Fatal("no trial after the cool-down")
 	}
 	p.Observe(a, TimedOut, "timeout")
-	if a.usable() {
+	if a.Usable() {
 		t.Fatal("a failed trial did not rest it again")
 	}
 	clock.advance(151 * time.Millisecond)
 	p.Observe(a, Answered, "")
 	p.Observe(a, ServerError, "500")
-	if !a.usable() {
+	if !a.Usable() {
 		t.Fatal("out after one 5xx, threshold 2")
 	}
 	p.Observe(a, ServerError, "503 Service Unavailable")
-	if a.usable() {
+	if a.Usable() {
 		t.Fatal("in after 2 5xx in a row")
 	}
 	mu.Lock()
@@ -86,7 +86,7 @@ func TestPassive_ActiveChecksBringItBack(t *testing.T) {
 	a := p.Server("a")
 	p.Observe(a, ConnectFailed, "refused")
 	time.Sleep(60 * time.Millisecond)
-	if a.usable() {
+	if a.Usable() {
 		t.Fatal("back after the cool-down without a good active check")
 	}
 }

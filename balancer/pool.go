@@ -106,8 +106,9 @@ func (s *Server) ejected() bool {
 	return until != 0 && s.pool.now().UnixNano() < until
 }
 
-// usable tells whether the server may take a new request.
-func (s *Server) usable() bool {
+// Usable tells whether the server may take a new request: ready, healthy,
+// not resting after passive checks, with a weight.
+func (s *Server) Usable() bool {
 	return s.Weight > 0 && State(s.state.Load()) == Ready && !s.down.Load() && !s.ejected()
 }
 
@@ -334,7 +335,7 @@ func (p *Pool) pick(r Request, room bool) (s *Server, full bool) {
 	cands := buf[:0]
 	for _, backup := range []bool{false, true} {
 		for _, s := range p.servers {
-			if s.Backup != backup || !s.usable() || tried(r.Tried, s) {
+			if s.Backup != backup || !s.Usable() || tried(r.Tried, s) {
 				continue
 			}
 			if room && s.full() {
@@ -493,7 +494,7 @@ func (q *queue) wakeOne() {
 // request: readiness asks it of every backend a route needs.
 func (p *Pool) Usable() bool {
 	for _, s := range p.servers {
-		if s.usable() {
+		if s.Usable() {
 			return true
 		}
 	}

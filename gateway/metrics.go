@@ -89,7 +89,7 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descQueue, prometheus.GaugeValue, float64(p.QueueLen()), p.Name)
 		for _, s := range p.Servers() {
 			up := 0.0
-			if s.State().String() == "ready" && !s.Down() && s.Weight > 0 {
+			if s.Usable() {
 				up = 1
 			}
 			ch <- prometheus.MustNewConstMetric(descServerUp, prometheus.GaugeValue, up, p.Name, s.Name)
