@@ -8,6 +8,8 @@ import (
 
 	"github.com/pires/go-proxyproto"
 	"github.com/pires/go-proxyproto/tlvparse"
+
+	"github.com/sekisho/sekisho/gateway/accesslog"
 )
 
 // TLVs chooses what a v2 header carries besides the addresses.
@@ -92,17 +94,11 @@ func sslTLV(st *tls.ConnectionState) tlvparse.PP2SSL {
 }
 
 // version names a TLS version as OpenSSL does, which is what servers
-// reading HAProxy's SSL TLV expect.
+// reading HAProxy's SSL TLV expect: the access log's names, but "TLSv1"
+// for 1.0.
 func version(v uint16) string {
-	switch v {
-	case tls.VersionTLS10:
+	if v == tls.VersionTLS10 {
 		return "TLSv1"
-	case tls.VersionTLS11:
-		return "TLSv1.1"
-	case tls.VersionTLS12:
-		return "TLSv1.2"
-	case tls.VersionTLS13:
-		return "TLSv1.3"
 	}
-	return tls.VersionName(v)
+	return accesslog.TLSVersion(v)
 }
