@@ -208,8 +208,10 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if conn != nil {
 		local = conn.LocalAddr() // with a PROXY header, the address the client asked for
 	}
+	var localAP netip.AddrPort
 	if local != nil {
-		serverIP, serverPort = splitHostPort(local.String())
+		localAP = addrPort(local)
+		serverIP, serverPort = localAP.Addr().String(), int(localAP.Port())
 	}
 	v := tx.InspectRequest(r, r.URL.RequestURI(), waf.Conn{
 		ClientIP: e.ClientIP, ClientPort: e.ClientPort, ServerIP: serverIP, ServerPort: serverPort,
@@ -274,9 +276,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if e.TLS != nil {
 		x.Proto = "https"
 	}
-	if local != nil {
-		x.LocalAddr = local.String()
-	}
+	x.LocalAddr = localAP
 	rt.backend.ServeHTTP(rw, r.WithContext(forward.WithExchange(r.Context(), x)))
 	if x.Server != nil {
 		e.Server = x.Server.Name
@@ -291,6 +291,20 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if e.TermState == "" {
 		e.TermState = forwardState(x.Err, rw.status)
 	}
+}
+
+// addrPort is a listener-side address as one netip value, IPv4 unmapped.
+func addrPort(a net.Addr) netip.AddrPort {
+	var ap netip.AddrPort
+	switch t := a.(type) {
+	case *net.TCPAddr:
+		ap = t.AddrPort()
+	case *net.UDPAddr:
+		ap = t.AddrPort()
+	default:
+		ap, _ = netip.ParseAddrPort(a.String())
+	}
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 }
 
 // forwardState is HAProxy's termination state for a forwarded request.

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"strings"
 
 	"github.com/sekisho/sekisho/gateway/proxyhdr"
@@ -74,8 +75,8 @@ func (c *ClientOut) setHeaders(h http.Header, in *http.Request, x *Exchange) {
 	if x.Proto != "" {
 		h["X-Forwarded-Proto"] = []string{x.Proto}
 	}
-	if _, port, err := net.SplitHostPort(x.LocalAddr); err == nil {
-		h["X-Forwarded-Port"] = []string{port}
+	if x.LocalAddr.IsValid() {
+		h["X-Forwarded-Port"] = []string{strconv.Itoa(int(x.LocalAddr.Port()))}
 	}
 	if c.XRealIP && x.ClientIP != "" {
 		h["X-Real-Ip"] = []string{x.ClientIP}
@@ -109,8 +110,8 @@ func (c *ClientOut) proxyHeader(x *Exchange) ([]byte, error) {
 	}
 	client := net.TCPAddrFromAddrPort(netip.AddrPortFrom(src.Unmap(), uint16(x.ClientPort)))
 	var local net.Addr = &net.TCPAddr{IP: net.IPv4zero}
-	if dst, err := netip.ParseAddrPort(x.LocalAddr); err == nil {
-		local = net.TCPAddrFromAddrPort(netip.AddrPortFrom(dst.Addr().Unmap(), dst.Port()))
+	if x.LocalAddr.IsValid() {
+		local = net.TCPAddrFromAddrPort(x.LocalAddr)
 	}
 	version := byte(1)
 	var want proxyhdr.TLVs

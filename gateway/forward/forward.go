@@ -19,6 +19,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -56,7 +57,7 @@ type Exchange struct {
 	ClientPort int                  // 0 when a trusted proxy reported the client
 	PeerIP     string               // the trusted proxy that reported the client, if one did
 	ClientConn string               // the client connection (its remote address), which PROXY connections are private to
-	LocalAddr  string               // where the client connected (ip:port): X-Forwarded-Port, the PROXY destination
+	LocalAddr  netip.AddrPort       // where the client connected: X-Forwarded-Port, the PROXY destination
 	Proto      string               // "http" or "https": X-Forwarded-Proto
 	Host       string               // the request's Host, for the authority TLV
 	RequestID  string               // for the unique_id TLV
