@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/sekisho/sekisho/e2e/freeport"
 )
 
 // testRedis is a redis-server process of the test's own on a loopback port.
@@ -99,14 +101,6 @@ func redisClient(t testing.TB, addr string) redis.UniversalClient {
 
 // freeLoopbackPort returns a port nothing listens on, for a client to
 // find closed.
-func freeLoopbackPort(t testing.TB) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
+func freeLoopbackPort(t testing.TB) int { return freeport.Port(t) }
 
 func loopback(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }

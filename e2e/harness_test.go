@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"golang.org/x/net/http2"
+
+	"github.com/sekisho/sekisho/e2e/freeport"
 )
 
 // binary is the sekisho binary built once by TestMain.
@@ -105,14 +107,7 @@ func (b *Backend) Requests() []Received {
 
 // DeadAddr returns a loopback address where nothing listens (connections are refused).
 func DeadAddr(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
+	return freeport.Addr(t)
 }
 
 // Gateway is a running sekisho process.

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sekisho/sekisho/e2e/freeport"
 )
 
 // Redis is a redis-server process of the test's own on a loopback port.
@@ -44,13 +46,7 @@ func redisServer(t testing.TB) string {
 func StartRedis(t testing.TB, args ...string) *Redis {
 	t.Helper()
 	bin := redisServer(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	r := &Redis{t: t, Addr: addr, dir: t.TempDir(), args: args}
+	r := &Redis{t: t, Addr: freeport.Addr(t), dir: t.TempDir(), args: args}
 	r.start(bin)
 	t.Cleanup(r.Kill)
 	return r
@@ -110,12 +106,7 @@ func (r *Redis) String() string { return fmt.Sprintf("redis-server %s", r.Addr) 
 func StartSentinel(t testing.TB, master *Redis) *Redis {
 	t.Helper()
 	bin := redisServer(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := freeport.Addr(t)
 	dir := t.TempDir()
 	_, port, _ := net.SplitHostPort(addr)
 	mhost, mport, _ := net.SplitHostPort(master.Addr)

@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/sekisho/sekisho/e2e/freeport"
 )
 
 const replicaConfig = `
@@ -344,12 +346,7 @@ func haproxyBinary(t *testing.T) string {
 func frontBalancer(t *testing.T, gs []*Gateway) string {
 	t.Helper()
 	bin := haproxyBinary(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := freeport.Addr(t)
 	var servers strings.Builder
 	for i, g := range gs {
 		fmt.Fprintf(&servers, "  server g%d %s check inter 100ms fall 2 rise 2\n", i, g.Addrs["web"])

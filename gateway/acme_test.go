@@ -28,6 +28,7 @@ import (
 	"golang.org/x/crypto/ocsp"
 
 	"github.com/sekisho/sekisho/certs"
+	"github.com/sekisho/sekisho/e2e/freeport"
 )
 
 // loopbackDNS answers every A query with 127.0.0.1, as Pebble's challenge
@@ -131,15 +132,9 @@ func pebbleRoots(authority *ca.CAImpl) *x509.CertPool {
 	return roots
 }
 
-func freePort(t testing.TB) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
+// freePort returns a loopback port for a listener the test configures by
+// number.
+func freePort(t testing.TB) int { return freeport.Port(t) }
 
 // The gateway gets a certificate from a real ACME server (Pebble) through
 // HTTP-01 and through TLS-ALPN-01, answering the challenges on its own

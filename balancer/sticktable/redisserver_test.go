@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/sekisho/sekisho/e2e/freeport"
 )
 
 // redisServer is a redis-server of the test's own on a loopback port,
@@ -79,22 +81,13 @@ func tail(b []byte, n int) []byte {
 func startRedis(tb testing.TB) *redisServer {
 	tb.Helper()
 	s := &redisServer{tb: tb, bin: redisServerPath(tb), dir: tb.TempDir()}
-	var err error
-	for range 5 { // a port found free may be taken before redis-server binds it
-		var l net.Listener
-		if l, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
-			tb.Fatal(err)
-		}
-		s.port = l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		s.addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port))
-		if err = s.launch(); err == nil {
-			tb.Cleanup(s.stop)
-			return s
-		}
+	s.port = freeport.Port(tb)
+	s.addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port))
+	if err := s.launch(); err != nil {
+		tb.Fatalf("redis-server would not start: %v", err)
 	}
-	tb.Fatalf("redis-server would not start: %v", err)
-	return nil
+	tb.Cleanup(s.stop)
+	return s
 }
 
 func (s *redisServer) launch() error {
