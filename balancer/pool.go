@@ -26,6 +26,7 @@ type Server struct {
 	MaxConn int64
 
 	pool     *Pool
+	cfgState State  // the administrative state the config gave
 	index    int    // in the pool, for per-server policy state
 	cookie   string // persistence cookie value
 	inflight atomic.Int64
@@ -278,6 +279,7 @@ func New(c Config) (*Pool, error) {
 		s := &Server{Name: sc.Name, Address: sc.Address, Weight: *sc.Weight, Backup: sc.Backup, MaxConn: int64(sc.MaxConn), index: i, pool: p}
 		st, _ := ParseState(sc.State) // validated
 		s.state.Store(int32(st))
+		s.cfgState = st
 		p.servers = append(p.servers, s)
 		p.byName[s.Name] = s
 	}

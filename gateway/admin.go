@@ -33,6 +33,9 @@ type metrics struct {
 	requests *requestMetrics
 	// Alerts by endpoint and result: delivered, failed, dropped_<reason>.
 	alerts *prometheus.CounterVec
+	// Config reloads by result, and when the serving config was loaded.
+	configReloads *prometheus.CounterVec
+	configLoaded  prometheus.Gauge
 }
 
 func newMetrics() *metrics {
@@ -54,7 +57,14 @@ func newMetrics() *metrics {
 	m.alerts = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "sekisho_alerts_total", Help: "Alerts by endpoint and result: delivered, failed, dropped_<reason>.",
 	}, []string{"endpoint", "result"})
-	m.reg.MustRegister(m.alerts)
+	m.configReloads = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sekisho_config_reloads_total", Help: "Config reloads by result (ok, failed).",
+	}, []string{"result"})
+	m.configLoaded = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "sekisho_config_loaded_timestamp_seconds", Help: "When the serving config was loaded.",
+	})
+	m.configLoaded.SetToCurrentTime()
+	m.reg.MustRegister(m.alerts, m.configReloads, m.configLoaded)
 	m.reg.MustRegister(m.handshakes, m.below, m.failed, m.rulesReloads, m.rulesLoaded,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m

@@ -13,12 +13,18 @@ import (
 //	GET  /api/backends                          backends, their servers and states
 //	PUT  /api/backends/{backend}/servers/{server}   {"state": "ready|drain|maint"}
 //	GET  /api/tls                               TLS usage per frontend (TLSUsage)
-//	POST /api/reload                            reload the WAF rules folders now
+//	POST /api/reload                            reload the config file (if run with one) and the WAF rules folders
+//
+// Each answer is about the generation that serves when it is asked, so a
+// config reload shows at once.
 func (g *Gateway) adminAPI(mux *http.ServeMux) {
-	mux.HandleFunc("GET /stats", g.serveStats)
-	mux.HandleFunc("GET /api/backends", g.apiBackends)
-	mux.HandleFunc("PUT /api/backends/{backend}/servers/{server}", g.apiSetServer)
-	mux.HandleFunc("GET /api/tls", func(w http.ResponseWriter, r *http.Request) {
+	now := func(h func(*Gateway, http.ResponseWriter, *http.Request)) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) { h(g.current(), w, r) }
+	}
+	mux.HandleFunc("GET /stats", now((*Gateway).serveStats))
+	mux.HandleFunc("GET /api/backends", now((*Gateway).apiBackends))
+	mux.HandleFunc("PUT /api/backends/{backend}/servers/{server}", now((*Gateway).apiSetServer))
+	mux.HandleFunc("GET /api/tls", now(func(g *Gateway, w http.ResponseWriter, r *http.Request) {
 		out := map[string]TLSUsage{}
 		for _, f := range g.frontends {
 			if u, ok := g.TLSUsage(f.name); ok {
@@ -26,10 +32,13 @@ func (g *Gateway) adminAPI(mux *http.ServeMux) {
 			}
 		}
 		writeJSON(w, http.StatusOK, out)
-	})
+	}))
 	mux.HandleFunc("POST /api/reload", func(w http.ResponseWriter, r *http.Request) {
-		g.ReloadRules()
-		writeJSON(w, http.StatusOK, g.policyStatus())
+		if err := g.Reload(); err != nil {
+			writeJSON(w, http.StatusUnprocessableEntity, map[string]any{"error": err.Error(), "policies": g.current().policyStatus()})
+			return
+		}
+		writeJSON(w, http.StatusOK, g.current().policyStatus())
 	})
 }
 

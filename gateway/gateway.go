@@ -9,12 +9,13 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"reflect"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/quic-go/quic-go"
-	"github.com/quic-go/quic-go/http3"
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 	"golang.org/x/net/http2"
@@ -45,6 +46,9 @@ type Options struct {
 	// OnRedisStateChange, when set, hears Redis go away (with the error)
 	// and come back, once per change, after it is logged.
 	OnRedisStateChange func(up bool, err error)
+	// LoadConfig, when set, reads the config again for Reload (SIGHUP, the
+	// admin API); without it, Reload reloads the WAF rules folders only.
+	LoadConfig func() (*config.Config, error)
 }
 
 // rateLimiter builds a route's limiter, or nil without a limit.
@@ -67,7 +71,7 @@ func (g *Gateway) newStore(c sticktable.Config) (sticktable.Store, error) {
 	if g.redis != nil {
 		s, err = sticktable.NewRedis(g.redis, c, sticktable.RedisOptions{
 			Prefix: g.redisCfg.Prefix, Timeout: g.redisCfg.Timeout, NearCacheTTL: g.redisCfg.NearCacheTTL,
-			OnStateChange: g.redisStateChanged,
+			OnStateChange: func(up bool, err error) { g.current().redisStateChanged(up, err) },
 		})
 	} else {
 		s, err = sticktable.NewMemory(c, nil)
@@ -89,7 +93,7 @@ type namedStore struct {
 // redisStateChanged logs Redis going away and coming back once per change
 // for the whole gateway (every table's store reports it), and passes it on.
 func (g *Gateway) redisStateChanged(up bool, err error) {
-	if g.redisUp.Swap(up) == up {
+	if g.sh.redisUp.Swap(up) == up {
 		return
 	}
 	if up {
@@ -107,6 +111,7 @@ func (g *Gateway) redisStateChanged(up bool, err error) {
 // SetServerState sets a server's administrative state (ready, drain,
 // maint): the admin API's way in.
 func (g *Gateway) SetServerState(backend, server string, st balancer.State) error {
+	g = g.current()
 	for _, p := range g.pools {
 		if p.Name != backend {
 			continue
@@ -124,10 +129,13 @@ func (g *Gateway) SetServerState(backend, server string, st balancer.State) erro
 
 // Gateway is a running configuration: frontends, WAF engines and backends.
 type Gateway struct {
+	sh              *shared // what outlives a config reload
+	opts            Options
+	cfg             *config.Config
 	log             zerolog.Logger
-	metrics         *metrics
+	metrics         *metrics // sh's
 	pools           []*balancer.Pool
-	admin           *admin // nil without one
+	admin           *admin // sh's; nil without one
 	idle            *idleRelease
 	shutdownTimeout time.Duration
 	frontends       []*frontend
@@ -135,23 +143,22 @@ type Gateway struct {
 	stores          []sticktable.Store // closed when the gateway stops
 	tables          []namedStore       // every table, for the metrics
 	policies        []*policy
-	active          atomic.Int64     // requests in flight over every frontend (HAProxy's %ac)
-	started         time.Time        // for the stats page
-	reloadMu        sync.Mutex       // one rules reload at a time
 	routed          []*balancer.Pool // the pools some route sends to: readiness needs each
 	serving         atomic.Bool
 	draining        atomic.Bool
 	drainGrace      time.Duration
 	redis           redis.UniversalClient
 	redisCfg        config.Redis
-	redisUp         atomic.Bool // the last state logged, so an outage is logged once
 	onRedis         func(up bool, err error)
-	alerts          *alert.Dispatcher // nil without alerts: Emit on nil does nothing
-	audit           *audit.Log        // nil without an audit log
+	alerts          *alert.Dispatcher  // nil without alerts: Emit on nil does nothing
+	audit           *audit.Log         // nil without an audit log
+	stopChecks      context.CancelFunc // ends this generation's health checks
+	served          sync.WaitGroup     // this generation's Serve loops
 }
 
 type frontend struct {
 	name    string
+	cfg     config.Frontend
 	binds   []config.Bind
 	tls     *tls.Config
 	watch   *tlsWatch   // nil without TLS
@@ -160,8 +167,8 @@ type frontend struct {
 	srv     *http.Server
 	h2      *http2.Server
 	lns     []*listen.Listener
-	h3      *http3.Server // nil unless http3: true
-	udp     []net.PacketConn
+	h3      bool          // http3: true
+	quic    []*quicSocket // HTTP/3, one per TLS bind
 	log     zerolog.Logger
 	tcp     *tcpFrontend // mode: tcp; then handler, srv and h2 serve nothing
 	// proxyMu guards proxyLogs, which bounds the log lines about refused PROXY headers.
@@ -183,15 +190,39 @@ func (f *frontend) proxyError(err error, remote net.Addr) {
 
 // New builds everything a config describes (compiles each WAF policy once,
 // loads certificates, makes the pools) without binding any address.
-func New(c *config.Config, o Options) (*Gateway, error) {
-	g := &Gateway{log: o.Log, shutdownTimeout: c.ShutdownTimeout, drainGrace: c.DrainGrace, metrics: newMetrics(), started: time.Now(),
-		idle: &idleRelease{quietAfter: time.Second, release: releaseMemory}}
-	if c.Admin != nil {
-		a, err := newAdmin(c.Admin, g.metrics, g.serveHealth, g.adminAPI)
-		if err != nil {
-			return nil, err
+func New(c *config.Config, o Options) (*Gateway, error) { return newGateway(c, o, nil) }
+
+// newGateway builds a generation; after prev, it takes over from prev what
+// the config leaves the same: compiled WAF policies, servers' health, stick
+// tables, certificates, the Redis client, alerts and the audit log.
+func newGateway(c *config.Config, o Options, prev *Gateway) (g *Gateway, err error) {
+	g = &Gateway{opts: o, cfg: c, log: o.Log, shutdownTimeout: c.ShutdownTimeout, drainGrace: c.DrainGrace}
+	if prev == nil {
+		g.sh = &shared{metrics: newMetrics(), started: time.Now(), idle: &idleRelease{quietAfter: time.Second, release: releaseMemory},
+			load: o.LoadConfig, reloads: make(chan chan error), errc: make(chan error, 1),
+			sockets: map[string]*socket{}, quic: map[string]*quicSocket{}, acme: map[*certs.ACME]bool{}}
+		if c.Admin != nil {
+			a, err := newAdmin(c.Admin, g.sh.metrics, func(w http.ResponseWriter, r *http.Request) { g.current().serveHealth(w, r) }, g.adminAPI)
+			if err != nil {
+				return nil, err
+			}
+			g.sh.admin = a
 		}
-		g.admin = a
+		g.sh.metrics.reg.MustRegister(stateCollector{g})
+	} else {
+		g.sh = prev.sh
+		if !reflect.DeepEqual(c.Admin, prev.cfg.Admin) {
+			o.Log.Warn().Msg("admin: the change applies at the next restart; the admin listener stays as it was")
+		}
+	}
+	g.metrics, g.admin, g.idle = g.sh.metrics, g.sh.admin, g.sh.idle
+	if prev != nil {
+		built := g
+		defer func() {
+			if err != nil {
+				built.release(prev) // what it made so far, not what it took over
+			}
+		}()
 	}
 	proxyLog := log.New(o.Log.With().Str("component", "proxy").Logger(), "", 0)
 
@@ -211,6 +242,11 @@ func New(c *config.Config, o Options) (*Gateway, error) {
 		if !used[p.Name] {
 			continue
 		}
+		if old := prev.policy(p.Name); old != nil && reflect.DeepEqual(old.cfg, p) {
+			engines[p.Name] = old
+			g.policies = append(g.policies, old)
+			continue
+		}
 		start := time.Now()
 		e, err := waf.New(p, ruleFS)
 		if err != nil {
@@ -223,14 +259,18 @@ func New(c *config.Config, o Options) (*Gateway, error) {
 		g.metrics.rulesLoaded.WithLabelValues(p.Name, e.Hash()).Set(float64(e.LoadedAt().Unix()))
 		o.Log.Info().Str("policy", p.Name).Str("hash", e.Hash()).Dur("took", time.Since(start)).Msg("waf policy compiled")
 	}
-	if c.AuditLog != nil {
+	if prev != nil && prev.audit != nil && reflect.DeepEqual(c.AuditLog, prev.cfg.AuditLog) {
+		g.audit = prev.audit
+	} else if c.AuditLog != nil {
 		l, err := audit.Open(*c.AuditLog, func(err error) { o.Log.Warn().Err(err).Msg("audit log") })
 		if err != nil {
 			return nil, fmt.Errorf("audit_log.%w", err)
 		}
 		g.audit = l
 	}
-	if c.Alerts != nil {
+	if prev != nil && prev.alerts != nil && reflect.DeepEqual(c.Alerts, prev.cfg.Alerts) {
+		g.alerts = prev.alerts
+	} else if c.Alerts != nil {
 		d, err := alert.New(*c.Alerts, alert.Options{
 			OnDrop: func(endpoint string, n int, reason string, err error) {
 				g.metrics.alerts.WithLabelValues(endpoint, "dropped_"+reason).Add(float64(n))
@@ -252,13 +292,15 @@ func New(c *config.Config, o Options) (*Gateway, error) {
 		}
 		g.alerts = d
 	}
-	if c.Redis != nil {
+	if prev != nil && prev.redis != nil && reflect.DeepEqual(c.Redis, prev.cfg.Redis) {
+		g.redis, g.redisCfg, g.onRedis = prev.redis, prev.redisCfg, o.OnRedisStateChange
+	} else if c.Redis != nil {
 		client, err := newRedisClient(*c.Redis)
 		if err != nil {
 			return nil, err
 		}
 		g.redis, g.redisCfg, g.onRedis = client, *c.Redis, o.OnRedisStateChange
-		g.redisUp.Store(true)
+		g.sh.redisUp.Store(true)
 	}
 	backends := map[string]*forward.Backend{}
 	for _, bc := range c.Backends {
@@ -288,7 +330,19 @@ func New(c *config.Config, o Options) (*Gateway, error) {
 				o.OnHealthEvent(e)
 			}
 		})
-		if st := pool.StickTable(); st != nil && g.redis != nil {
+		old := prev.pool(bc.Name)
+		if old != nil {
+			pool.Adopt(old)
+		}
+		if st := pool.StickTable(); st != nil && old != nil && old.StickTable() != nil && reflect.DeepEqual(*st, *old.StickTable()) && g.redis == prev.redis {
+			// The table and what it learnt stay.
+			store := old.StickStore()
+			pool.UseStickStore(store)
+			if slices.Contains(prev.stores, store) {
+				g.stores = append(g.stores, store)
+			}
+			g.tables = append(g.tables, namedStore{st.Table.Name, store})
+		} else if st != nil && g.redis != nil {
 			store, err := g.newStore(st.Table)
 			if err != nil {
 				return nil, fmt.Errorf("backend %q: stick.table: %w", bc.Name, err)
@@ -351,9 +405,11 @@ func New(c *config.Config, o Options) (*Gateway, error) {
 		access = accesslog.NewText(o.Access, f)
 	}
 	for _, fc := range c.Frontends {
-		f := &frontend{name: fc.Name, binds: fc.Bind}
+		f := &frontend{name: fc.Name, cfg: fc, binds: fc.Bind, h3: fc.HTTP3}
 		flog := o.Log.With().Str("frontend", fc.Name).Logger()
-		if fc.TLS != nil {
+		if of := prev.frontend(fc.Name); of != nil && of.tls != nil && reflect.DeepEqual(fc.TLS, of.cfg.TLS) {
+			f.tls, f.watch, f.acme = of.tls, of.watch, of.acme // certificates, ACME and TLS counters stay
+		} else if fc.TLS != nil {
 			t, err := certs.New(*fc.TLS, certs.Options{
 				OnReload: func(file string, err error) {
 					if err != nil {
@@ -374,7 +430,7 @@ func New(c *config.Config, o Options) (*Gateway, error) {
 						if err, ok := data["error"].(error); ok {
 							msg = err.Error()
 						}
-						g.alerts.Emit(alert.Event{Type: alert.EventCertRenewalFailed, Host: name, Message: msg})
+						g.current().alerts.Emit(alert.Event{Type: alert.EventCertRenewalFailed, Host: name, Message: msg})
 					}
 				},
 				Redis: g.redis, RedisPrefix: g.redisCfg.Prefix, Name: fc.Name,
@@ -393,7 +449,7 @@ func New(c *config.Config, o Options) (*Gateway, error) {
 		}
 		h := &handler{name: fc.Name, access: access, idle: g.idle, log: flog, redirectHTTPS: fc.RedirectHTTPS, acme: f.acme,
 			monitorURI: fc.MonitorURI, health: g.serveHealth, alerts: g.alerts, audit: g.audit,
-			capture: fc.Capture, active: &g.active, metrics: g.metrics.requests}
+			capture: fc.Capture, active: &g.sh.active, metrics: g.metrics.requests}
 		if ci := fc.ClientIP; ci != nil {
 			r, err := clientip.New(ci.TrustedProxies, ci.Header)
 			if err != nil {
@@ -453,23 +509,6 @@ func New(c *config.Config, o Options) (*Gateway, error) {
 				return ctx
 			},
 		}
-		if fc.HTTP3 {
-			f.h3 = &http3.Server{
-				Handler:        h,
-				TLSConfig:      f.tls,
-				QUICConfig:     &quic.Config{Allow0RTT: false}, // 0-RTT requests can be replayed
-				MaxHeaderBytes: l.MaxHeaderBytes,
-				IdleTimeout:    l.IdleTimeout,
-				ConnContext: func(ctx context.Context, c *quic.Conn) context.Context {
-					st := c.ConnectionState().TLS
-					g.metrics.handshake(fc.Name, "quic", &st)
-					if f.watch != nil {
-						f.watch.usage.count(&st, c.RemoteAddr())
-					}
-					return ctx
-				},
-			}
-		}
 		f.h2 = &http2.Server{}
 		// Registers the HTTP/2 server for graceful shutdown with srv.
 		if err := http2.ConfigureServer(f.srv, f.h2); err != nil {
@@ -477,7 +516,6 @@ func New(c *config.Config, o Options) (*Gateway, error) {
 		}
 		g.frontends = append(g.frontends, f)
 	}
-	g.metrics.reg.MustRegister(stateCollector{g})
 	// Compiling CRS leaves tens of MiB of garbage: count it as activity, so
 	// that a gateway that starts and waits gives it back like after a burst.
 	g.idle.touch()
@@ -485,8 +523,10 @@ func New(c *config.Config, o Options) (*Gateway, error) {
 }
 
 // Listen binds every frontend's addresses and the admin listener; if one
-// fails, those already bound are closed.
+// fails, those already bound are closed. After a reload, the sockets of
+// the generation before at the same addresses are taken over instead.
 func (g *Gateway) Listen() error {
+	sh := g.sh
 	if g.admin != nil && g.admin.ln == nil {
 		ln, err := net.Listen("tcp", g.admin.addr)
 		if err != nil {
@@ -495,50 +535,110 @@ func (g *Gateway) Listen() error {
 		g.admin.ln = ln
 		g.log.Info().Str("address", ln.Addr().String()).Bool("token", g.admin.token != "").Msg("admin listening")
 	}
+	// First every socket, so that a bind that fails changes nothing.
+	type bind struct {
+		f    *frontend
+		b    config.Bind
+		sock *socket
+		quic *quicSocket
+	}
+	var binds []bind
+	sockets, quics := map[string]*socket{}, map[string]*quicSocket{}
+	fail := func(err error) error {
+		for k, s := range sockets {
+			if sh.sockets[k] != s {
+				s.close()
+			}
+		}
+		for k, q := range quics {
+			if sh.quic[k] != q {
+				q.pc.Close()
+			}
+		}
+		return err
+	}
 	for _, f := range g.frontends {
+		seen := map[string]int{}
 		for _, b := range f.binds {
-			ln, err := net.Listen("tcp", b.Address)
-			if err != nil {
-				g.closeListeners()
-				return fmt.Errorf("frontend %q: %w", f.name, err)
-			}
-			o := listen.Options{HandshakeTimeout: f.srv.ReadHeaderTimeout}
-			if pp := b.ProxyProtocol; pp != nil {
-				o.Proxy = &listen.Proxy{Require: pp.Mode == "require", HeaderTimeout: pp.HeaderTimeout}
-				for _, t := range pp.Trusted {
-					p, _ := clientip.ParsePrefix(t) // validated
-					o.Proxy.Trusted = append(o.Proxy.Trusted, p)
+			key := socketKey(f.name, b.Address, seen)
+			s := sh.sockets[key]
+			if s == nil {
+				ln, err := net.Listen("tcp", b.Address)
+				if err != nil {
+					return fail(fmt.Errorf("frontend %q: %w", f.name, err))
 				}
-				o.OnProxyError = f.proxyError
+				s = newSocket(ln)
 			}
-			if b.TLS && f.tcp != nil {
-				o.TLS = f.tcp.tlsConfig(f.tls)
-			} else if b.TLS {
-				o.TLS, o.ServeH2 = f.tls, f.serveH2
-				o.OnHandshake, o.OnHandshakeError = f.watch.handshake, f.watch.handshakeError
-				if h := f.handler; h.redirectHTTPS && h.httpsPort == "" {
-					_, h.httpsPort, _ = net.SplitHostPort(ln.Addr().String()) // the bound port, for :0 too
-				}
-				if f.h3 != nil {
+			sockets[key] = s
+			x := bind{f: f, b: b, sock: s}
+			if b.TLS && f.h3 && f.tcp == nil {
+				x.quic = sh.quic[key]
+				if x.quic == nil {
 					// QUIC on the UDP port of the same number (for :0, the one TCP got).
-					pc, err := net.ListenPacket("udp", ln.Addr().String())
+					pc, err := net.ListenPacket("udp", s.ln.Addr().String())
 					if err != nil {
-						ln.Close()
-						g.closeListeners()
-						return fmt.Errorf("frontend %q: http3: %w", f.name, err)
+						return fail(fmt.Errorf("frontend %q: http3: %w", f.name, err))
 					}
-					f.udp = append(f.udp, pc)
-					if f.handler.altSvc == "" {
-						_, port, _ := net.SplitHostPort(pc.LocalAddr().String())
-						f.handler.altSvc = `h3=":` + port + `"; ma=86400`
-					}
-					g.log.Info().Str("frontend", f.name).Str("address", pc.LocalAddr().String()).Msg("listening (HTTP/3)")
+					x.quic = newQUICSocket(pc, f, g.metrics)
 				}
+				quics[key] = x.quic
 			}
-			f.lns = append(f.lns, listen.New(ln, o))
-			g.log.Info().Str("frontend", f.name).Str("address", ln.Addr().String()).Bool("tls", b.TLS).Msg("listening")
+			binds = append(binds, x)
 		}
 	}
+	// Then hand them over: nothing fails from here.
+	for _, x := range binds {
+		f, b, ln := x.f, x.b, x.sock.ln
+		o := listen.Options{HandshakeTimeout: f.srv.ReadHeaderTimeout}
+		if pp := b.ProxyProtocol; pp != nil {
+			o.Proxy = &listen.Proxy{Require: pp.Mode == "require", HeaderTimeout: pp.HeaderTimeout}
+			for _, t := range pp.Trusted {
+				p, _ := clientip.ParsePrefix(t) // validated
+				o.Proxy.Trusted = append(o.Proxy.Trusted, p)
+			}
+			o.OnProxyError = f.proxyError
+		}
+		if b.TLS && f.tcp != nil {
+			o.TLS = f.tcp.tlsConfig(f.tls)
+		} else if b.TLS {
+			o.TLS, o.ServeH2 = f.tls, f.serveH2
+			o.OnHandshake, o.OnHandshakeError = f.watch.handshake, f.watch.handshakeError
+			if h := f.handler; h.redirectHTTPS && h.httpsPort == "" {
+				_, h.httpsPort, _ = net.SplitHostPort(ln.Addr().String()) // the bound port, for :0 too
+			}
+		}
+		if q := x.quic; q != nil {
+			if f.handler.altSvc == "" {
+				_, port, _ := net.SplitHostPort(q.pc.LocalAddr().String())
+				f.handler.altSvc = `h3=":` + port + `"; ma=86400`
+			}
+			f.quic = append(f.quic, q)
+			if !q.serving {
+				g.log.Info().Str("frontend", f.name).Str("address", q.pc.LocalAddr().String()).Msg("listening (HTTP/3)")
+			}
+		}
+		f.lns = append(f.lns, x.sock.attach(o))
+		g.log.Info().Str("frontend", f.name).Str("address", ln.Addr().String()).Bool("tls", b.TLS).Msg("listening")
+	}
+	// QUIC takes the frontends as they are now complete.
+	for _, f := range g.frontends {
+		for _, q := range f.quic {
+			q.front.Store(f)
+		}
+	}
+	// Sockets the config no longer has stop taking connections now; the
+	// requests they brought finish in the generation before.
+	for k, s := range sh.sockets {
+		if sockets[k] != s {
+			s.close()
+		}
+	}
+	for k, q := range sh.quic {
+		if quics[k] != q {
+			go q.shutdown(context.Background())
+		}
+	}
+	sh.sockets, sh.quic = sockets, quics
 	return nil
 }
 
@@ -549,26 +649,10 @@ func (f *frontend) serveH2(tc *tls.Conn, c *listen.Conn) {
 	f.h2.ServeConn(tc, &http2.ServeConnOpts{Context: ctx, BaseConfig: f.srv, Handler: f.handler})
 }
 
-func (g *Gateway) closeListeners() {
-	if g.admin != nil && g.admin.ln != nil {
-		g.admin.ln.Close()
-		g.admin.ln = nil
-	}
-	for _, f := range g.frontends {
-		for _, ln := range f.lns {
-			ln.Close()
-		}
-		for _, pc := range f.udp {
-			pc.Close()
-		}
-		f.lns, f.udp = nil, nil
-	}
-}
-
 // Addrs returns the bound addresses of a frontend, in bind order.
 func (g *Gateway) Addrs(frontend string) []net.Addr {
 	var out []net.Addr
-	for _, f := range g.frontends {
+	for _, f := range g.current().frontends {
 		if f.name == frontend {
 			for _, ln := range f.lns {
 				out = append(out, ln.Addr())
@@ -581,143 +665,240 @@ func (g *Gateway) Addrs(frontend string) []net.Addr {
 // Run binds the listeners if Listen was not called, serves until ctx is
 // done, then shuts down: listeners close, in-flight requests get up to the
 // shutdown timeout to finish, then remaining connections are closed.
+// Config reloads (Reload) happen within it.
 func (g *Gateway) Run(ctx context.Context) error {
-	bound := false
-	for _, f := range g.frontends {
-		bound = bound || len(f.lns) > 0
-	}
-	if !bound {
+	sh := g.sh
+	if len(sh.sockets) == 0 {
 		if err := g.Listen(); err != nil {
 			return err
 		}
 	}
-	idleCtx, stopIdle := context.WithCancel(context.Background())
-	defer stopIdle()
-	go g.idle.run(idleCtx)
-	errc := make(chan error, 1)
-	var serving sync.WaitGroup
+	sh.cur.Store(g)
+	sctx, stopShared := context.WithCancel(context.Background())
+	defer stopShared()
+	sh.ctx = sctx
+	go g.idle.run(sctx)
+	if g.admin != nil {
+		go g.admin.srv.Serve(g.admin.ln)
+		defer g.admin.srv.Close()
+	}
+	g.start()
+	stopWatch := make(chan struct{})
+	defer close(stopWatch)
+	go sh.watchRules(stopWatch)
+	sh.running.Store(true)
+	defer sh.running.Store(false)
+	var runErr error
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case runErr = <-sh.errc:
+			break loop
+		case done := <-sh.reloads:
+			done <- sh.cur.Load().reloadConfig()
+		}
+	}
+	cur := sh.cur.Load()
+	cur.draining.Store(true)
+	if cur.drainGrace > 0 {
+		// Still serving, but /readyz says 503: the load balancer takes this
+		// replica out before its listeners close.
+		cur.log.Info().Dur("grace", cur.drainGrace).Msg("shutting down: not ready, still serving for the drain grace")
+		select {
+		case <-time.After(cur.drainGrace):
+		case runErr = <-sh.errc:
+		}
+	}
+	cur.log.Info().Dur("timeout", cur.shutdownTimeout).Msg("shutting down: finishing in-flight requests")
+	dctx, cancel := context.WithTimeout(context.Background(), cur.shutdownTimeout)
+	defer cancel()
+	for _, s := range sh.sockets {
+		s.close()
+	}
+	var wg sync.WaitGroup
+	for _, q := range sh.quic {
+		wg.Go(func() {
+			// GOAWAY to QUIC clients, then wait for their requests, as for TCP.
+			if err := q.shutdown(dctx); err != nil {
+				cur.log.Warn().Err(err).Msg("HTTP/3 shutdown deadline passed; closing connections")
+			}
+		})
+	}
+	cur.stop(dctx, nil)
+	wg.Wait()
+	cur.log.Info().Msg("stopped")
+	return runErr
+}
+
+// start serves on the generation's listeners and starts its health checks
+// and, for certificates new to it, ACME.
+func (g *Gateway) start() {
+	sh := g.sh
+	report := func(err error) {
+		select {
+		case sh.errc <- err:
+		default:
+		}
+	}
 	for _, f := range g.frontends {
 		for _, ln := range f.lns {
-			serving.Add(1)
-			go func() {
-				defer serving.Done()
+			g.served.Go(func() {
 				serve := f.srv.Serve
 				if f.tcp != nil {
 					serve = f.tcp.serve
 				}
 				if err := serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
-					select {
-					case errc <- fmt.Errorf("frontend %q: serving %s: %w", f.name, ln.Addr(), err):
-					default:
-					}
+					report(fmt.Errorf("frontend %q: serving %s: %w", f.name, ln.Addr(), err))
 				}
-			}()
+			})
 		}
-		for _, pc := range f.udp {
-			serving.Add(1)
+		for _, q := range f.quic {
+			if q.serving {
+				continue
+			}
+			q.serving = true
 			go func() {
-				defer serving.Done()
-				if err := f.h3.Serve(pc); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, quic.ErrServerClosed) {
-					select {
-					case errc <- fmt.Errorf("frontend %q: serving HTTP/3 on %s: %w", f.name, pc.LocalAddr(), err):
-					default:
-					}
+				if err := q.srv.Serve(q.pc); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, quic.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
+					report(fmt.Errorf("frontend %q: serving HTTP/3 on %s: %w", f.name, q.pc.LocalAddr(), err))
 				}
 			}()
 		}
 	}
-	if g.admin != nil {
-		go g.admin.srv.Serve(g.admin.ln)
-		defer g.admin.srv.Close()
-	}
+	var checks context.Context
+	checks, g.stopChecks = context.WithCancel(context.Background())
 	for _, p := range g.pools {
-		p.RunHealthChecks(idleCtx)
+		p.RunHealthChecks(checks)
 	}
 	g.serving.Store(true)
-	stopWatch := make(chan struct{})
-	defer close(stopWatch)
-	go g.watchRules(stopWatch)
 	for _, f := range g.frontends {
-		if f.acme != nil {
+		if f.acme != nil && !sh.acme[f.acme] {
 			// The listeners serve now, so the CA's challenges reach them.
-			if err := f.acme.Start(idleCtx); err != nil {
+			sh.acme[f.acme] = true
+			if err := f.acme.Start(sh.ctx); err != nil {
 				g.log.Error().Str("frontend", f.name).Err(err).Msg("acme: starting certificate management")
 			}
-			defer f.acme.Stop()
 		}
 	}
-	var runErr error
-	select {
-	case <-ctx.Done():
-	case runErr = <-errc:
-	}
-	g.draining.Store(true)
-	if g.drainGrace > 0 {
-		// Still serving, but /readyz says 503: the load balancer takes this
-		// replica out before its listeners close.
-		g.log.Info().Dur("grace", g.drainGrace).Msg("shutting down: not ready, still serving for the drain grace")
+}
+
+// retireSettle is how long a generation that a reload replaced goes on
+// serving the requests of connections it accepted before it shuts down.
+const retireSettle = time.Second
+
+// stop lets the generation's requests finish until ctx ends and closes
+// what it holds, but for what next, the generation after it, took over
+// (nil when the gateway stops).
+func (g *Gateway) stop(ctx context.Context, next *Gateway) {
+	if next != nil {
+		// http.Server.Shutdown drops a request that arrives on a connection
+		// it accepted but had no request from yet, and a connection can be
+		// accepted just before the sockets pass to next. So first no more
+		// keep-alive (idle connections close, the rest after their current
+		// request), and a moment for such late requests to come in.
+		for _, f := range g.frontends {
+			f.srv.SetKeepAlivesEnabled(false)
+		}
 		select {
-		case <-time.After(g.drainGrace):
-		case runErr = <-errc:
+		case <-time.After(retireSettle):
+		case <-ctx.Done():
 		}
 	}
-	g.log.Info().Dur("timeout", g.shutdownTimeout).Msg("shutting down: finishing in-flight requests")
-	sctx, cancel := context.WithTimeout(context.Background(), g.shutdownTimeout)
-	defer cancel()
 	var wg sync.WaitGroup
 	for _, f := range g.frontends {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if f.h3 != nil {
-				// GOAWAY to QUIC clients, then wait for their requests, as for TCP.
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					if err := f.h3.Shutdown(sctx); err != nil {
-						g.log.Warn().Str("frontend", f.name).Err(err).Msg("HTTP/3 shutdown deadline passed; closing connections")
-					}
-					for _, pc := range f.udp {
-						pc.Close()
-					}
-				}()
-			}
+		wg.Go(func() {
 			if f.tcp != nil {
 				for _, ln := range f.lns {
 					ln.Close()
 				}
-				f.tcp.shutdown(sctx)
+				f.tcp.shutdown(ctx)
 				return
 			}
-			if err := f.srv.Shutdown(sctx); err != nil {
+			if err := f.srv.Shutdown(ctx); err != nil {
 				g.log.Warn().Str("frontend", f.name).Err(err).Msg("shutdown deadline passed; closing connections")
 				f.srv.Close()
 			}
 			for _, ln := range f.lns {
-				ln.WaitH2(sctx)
+				ln.WaitH2(ctx)
 			}
-		}()
+		})
 	}
 	wg.Wait()
-	serving.Wait()
+	g.served.Wait()
+	g.stopChecks()
+	g.release(next)
+}
+
+// release closes what g holds and other does not share: other is the
+// generation after g when g retires, or the one before g when g failed to
+// start; nil closes everything.
+func (g *Gateway) release(other *Gateway) {
+	if other == nil {
+		other = &Gateway{}
+	}
 	for _, b := range g.backends {
 		b.Close()
 	}
 	for _, s := range g.stores {
-		s.Close()
+		if !slices.Contains(other.stores, s) {
+			s.Close()
+		}
 	}
-	if g.redis != nil {
+	for _, f := range g.frontends {
+		if f.acme != nil && g.sh.acme[f.acme] && !slices.ContainsFunc(other.frontends, func(o *frontend) bool { return o.acme == f.acme }) {
+			f.acme.Stop()
+			delete(g.sh.acme, f.acme)
+		}
+	}
+	if g.redis != nil && g.redis != other.redis {
 		g.redis.Close()
 	}
-	if g.audit != nil {
+	if g.audit != nil && g.audit != other.audit {
 		g.audit.Close()
 	}
-	if g.alerts != nil {
+	if g.alerts != nil && g.alerts != other.alerts {
 		// What is queued gets a few seconds to leave; the rest is counted as dropped.
 		actx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		g.alerts.Close(actx)
 		cancel()
 	}
-	g.log.Info().Msg("stopped")
-	return runErr
+}
+
+// policy, pool and frontend find what a generation had by name; nil on a
+// nil generation.
+func (g *Gateway) policy(name string) *policy {
+	if g == nil {
+		return nil
+	}
+	for _, p := range g.policies {
+		if p.name == name {
+			return p
+		}
+	}
+	return nil
+}
+
+func (g *Gateway) pool(name string) *balancer.Pool {
+	if g == nil {
+		return nil
+	}
+	for _, p := range g.pools {
+		if p.Name == name {
+			return p
+		}
+	}
+	return nil
+}
+
+func (g *Gateway) frontend(name string) *frontend {
+	if g == nil {
+		return nil
+	}
+	for _, f := range g.frontends {
+		if f.name == name {
+			return f
+		}
+	}
+	return nil
 }

@@ -53,6 +53,10 @@ func (rt *route) matches(host, path string) bool {
 
 // handler serves one frontend's requests.
 type handler struct {
+	// next is the same frontend's handler after a config reload: requests
+	// that still arrive on connections of the old generation get the new
+	// config too.
+	next   atomic.Pointer[handler]
 	name   string
 	routes []route
 	def    *route // default_backend, or nil
@@ -94,6 +98,10 @@ func (h *handler) match(host, path string) *route {
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if n := h.next.Load(); n != nil {
+		n.ServeHTTP(w, r)
+		return
+	}
 	h.idle.touch()
 	e := &accesslog.Entry{
 		Time: time.Now(), Frontend: h.name, Method: r.Method, Host: r.Host,

@@ -84,7 +84,7 @@ func (c stateCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
-	g := c.g
+	g := c.g.current()
 	for _, p := range g.pools {
 		ch <- prometheus.MustNewConstMetric(descQueue, prometheus.GaugeValue, float64(p.QueueLen()), p.Name)
 		for _, s := range p.Servers() {
@@ -98,7 +98,7 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(descServerLatency, prometheus.GaugeValue, s.Latency().Seconds(), p.Name, s.Name)
 		}
 	}
-	ch <- prometheus.MustNewConstMetric(descActive, prometheus.GaugeValue, float64(g.active.Load()))
+	ch <- prometheus.MustNewConstMetric(descActive, prometheus.GaugeValue, float64(g.sh.active.Load()))
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	for _, t := range g.tables {
@@ -108,7 +108,7 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if g.redis != nil {
 		up := 0.0
-		if g.redisUp.Load() {
+		if g.sh.redisUp.Load() {
 			up = 1
 		}
 		ch <- prometheus.MustNewConstMetric(descRedis, prometheus.GaugeValue, up)

@@ -10,6 +10,7 @@ import (
 // route needs has a server that may take a request. Redis is not asked: a
 // replica serves from its local tables without it.
 func (g *Gateway) Ready() (bool, []string) {
+	g = g.current()
 	var why []string
 	if g.draining.Load() {
 		why = append(why, "shutting down")

@@ -29,8 +29,9 @@ const rulesCheckEvery = time.Second
 // logged with the file and line and sent as a rules.reload_failed alert.
 // It runs on SIGHUP, every second for the folders, and from the admin API.
 func (g *Gateway) ReloadRules() {
-	g.reloadMu.Lock()
-	defer g.reloadMu.Unlock()
+	g = g.current()
+	g.sh.reloadMu.Lock()
+	defer g.sh.reloadMu.Unlock()
 	for _, p := range g.policies {
 		if p.cfg.RulesDir == "" && p.cfg.CRSDir == "" {
 			continue
@@ -63,8 +64,9 @@ func (g *Gateway) ReloadRules() {
 	}
 }
 
-// watchRules checks the rules folders every second until stop is closed.
-func (g *Gateway) watchRules(stop <-chan struct{}) {
+// watchRules checks the rules folders of the generation that serves
+// every second until stop is closed.
+func (sh *shared) watchRules(stop <-chan struct{}) {
 	t := time.NewTicker(rulesCheckEvery)
 	defer t.Stop()
 	for {
@@ -72,7 +74,7 @@ func (g *Gateway) watchRules(stop <-chan struct{}) {
 		case <-stop:
 			return
 		case <-t.C:
-			g.ReloadRules()
+			sh.cur.Load().ReloadRules()
 		}
 	}
 }

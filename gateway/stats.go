@@ -70,7 +70,7 @@ func (g *Gateway) serveStats(w http.ResponseWriter, r *http.Request) {
 		Frontends []statsFrontend
 		Backends  []statsBackend
 		Policies  []statsPolicy
-	}{Started: g.started.Format(time.RFC3339), InFlight: g.active.Load()}
+	}{Started: g.sh.started.Format(time.RFC3339), InFlight: g.sh.active.Load()}
 	if n, err := strconv.Atoi(r.URL.Query().Get("refresh")); err == nil && n > 0 && n <= 3600 {
 		data.Refresh = n
 	}

@@ -158,7 +158,7 @@ func failureReason(err error) string {
 
 // TLSReport returns what a frontend's TLS listeners saw so far.
 func (g *Gateway) TLSReport(frontend string) TLSReport {
-	for _, f := range g.frontends {
+	for _, f := range g.current().frontends {
 		if f.name == frontend && f.watch != nil {
 			return f.watch.report()
 		}

@@ -128,15 +128,16 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 }
 
 func cmdRun(args []string, stdout, stderr io.Writer) int {
-	_, c, code := loadConfig("run", args, stderr)
+	path, c, code := loadConfig("run", args, stderr)
 	if c == nil {
 		return code
 	}
-	return serve(c, stdout, stderr, nil)
+	return serve(c, path, stdout, stderr, nil)
 }
 
-// serve runs a gateway for c until SIGINT/SIGTERM; ready, if set, runs once it listens.
-func serve(c *config.Config, stdout, stderr io.Writer, ready func(*gateway.Gateway)) int {
+// serve runs a gateway for c until SIGINT/SIGTERM; ready, if set, runs once
+// it listens. With path, SIGHUP reloads the config from it.
+func serve(c *config.Config, path string, stdout, stderr io.Writer, ready func(*gateway.Gateway)) int {
 	log := zerolog.New(stderr).With().Timestamp().Logger().Level(levels[c.Log.Level])
 	access, closeAccess, reopenAccess, err := accessWriter(c.Log.Access, stdout, stderr)
 	if err != nil {
@@ -144,7 +145,11 @@ func serve(c *config.Config, stdout, stderr io.Writer, ready func(*gateway.Gatew
 		return 1
 	}
 	defer closeAccess()
-	g, err := gateway.New(c, gateway.Options{Log: log, Access: access})
+	o := gateway.Options{Log: log, Access: access}
+	if path != "" {
+		o.LoadConfig = func() (*config.Config, error) { return config.Load(path) }
+	}
+	g, err := gateway.New(c, o)
 	if err != nil {
 		log.Error().Err(err).Msg("building gateway")
 		return 1
@@ -158,8 +163,9 @@ func serve(c *config.Config, stdout, stderr io.Writer, ready func(*gateway.Gatew
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	// SIGHUP reloads the WAF rules folders (their changes are also picked up
-	// within a second on their own).
+	// SIGHUP reloads the config file and the WAF rules folders (their
+	// changes are also picked up within a second on their own). A reload
+	// that fails has logged why and leaves the old config serving.
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -171,7 +177,7 @@ func serve(c *config.Config, stdout, stderr io.Writer, ready func(*gateway.Gatew
 		for {
 			select {
 			case <-hup:
-				g.ReloadRules()
+				g.Reload()
 			case <-usr1:
 				if err := reopenAccess(); err != nil {
 					log.Error().Err(err).Msg("reopening the access log")
@@ -247,7 +253,7 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	return serve(c, stdout, stderr, func(g *gateway.Gateway) {
+	return serve(c, "", stdout, stderr, func(g *gateway.Gateway) {
 		addrs := g.Addrs("demo")
 		if len(addrs) < 2 {
 			return

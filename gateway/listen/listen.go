@@ -82,6 +82,7 @@ type Listener struct {
 	h2        sync.WaitGroup
 	h2mu      sync.Mutex
 	h2conns   map[*tls.Conn]struct{}
+	next      atomic.Pointer[Listener] // the successor after a reload (HandOver)
 }
 
 // Options are a listener's TLS and PROXY protocol settings.
@@ -125,7 +126,15 @@ func (l *Listener) Accept() (net.Conn, error) {
 	}
 	select {
 	case c := <-l.conns:
-		return c, nil
+		select {
+		case <-l.done:
+			// Closed meanwhile (select picks at random among ready
+			// cases): the successor gets it, not a server shutting down.
+			l.deliver(c.(*Conn))
+			return nil, net.ErrClosed
+		default:
+			return c, nil
+		}
 	case <-l.done:
 		return nil, net.ErrClosed
 	}
@@ -179,8 +188,20 @@ func (l *Listener) deliver(c *Conn) {
 	select {
 	case l.conns <- c:
 	case <-l.done:
+		if n := l.next.Load(); n != nil && n.async() {
+			n.deliver(c)
+			return
+		}
 		c.Close()
 	}
+}
+
+// HandOver closes l for next, its successor on the same socket after a
+// config reload: the connections l accepted and was still preparing (PROXY
+// header, TLS handshake) go to next instead of being dropped.
+func (l *Listener) HandOver(next *Listener) error {
+	l.next.Store(next)
+	return l.Close()
 }
 
 func (l *Listener) handshake(c *Conn) {
@@ -207,15 +228,23 @@ func (l *Listener) handshake(c *Conn) {
 	}
 	c.Conn, c.tls = tc, &st
 	if st.NegotiatedProtocol == "h2" && l.o.ServeH2 != nil {
-		if !l.trackH2(tc) {
-			tc.Close()
-			return
-		}
-		defer l.untrackH2(tc)
-		l.o.ServeH2(tc, c)
+		l.serveH2(tc, c)
 		return
 	}
 	l.deliver(c)
+}
+
+func (l *Listener) serveH2(tc *tls.Conn, c *Conn) {
+	if !l.trackH2(tc) {
+		if n := l.next.Load(); n != nil && n.o.ServeH2 != nil {
+			n.serveH2(tc, c)
+			return
+		}
+		tc.Close()
+		return
+	}
+	defer l.untrackH2(tc)
+	l.o.ServeH2(tc, c)
 }
 
 func (l *Listener) trackH2(c *tls.Conn) bool {

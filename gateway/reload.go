@@ -1,0 +1,287 @@
+package gateway
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/quic-go/quic-go"
+	"github.com/quic-go/quic-go/http3"
+
+	"github.com/sekisho/sekisho/certs"
+	"github.com/sekisho/sekisho/gateway/config"
+	"github.com/sekisho/sekisho/gateway/listen"
+	"github.com/sekisho/sekisho/waf/alert"
+)
+
+// A config reload builds a new Gateway (a generation) beside the one that
+// serves, hands it what must outlive the old one, and retires the old one
+// once its requests are done. shared is what outlives a generation: the
+// bound sockets, the metrics, the admin listener, process-wide counters.
+type shared struct {
+	cur      atomic.Pointer[Gateway] // the generation that serves
+	metrics  *metrics
+	admin    *admin // nil without one
+	idle     *idleRelease
+	started  time.Time
+	active   atomic.Int64 // requests in flight over every frontend (HAProxy's %ac)
+	redisUp  atomic.Bool  // the last state logged, so an outage is logged once
+	reloadMu sync.Mutex   // one rules reload at a time
+	// load reads the config file again (Options.LoadConfig); nil: only the
+	// rules reload.
+	load    func() (*config.Config, error)
+	reloads chan chan error // to Run's loop, which owns the generations
+	running atomic.Bool
+	errc    chan error // a listener that failed for good, for Run
+	// Owned by Run's goroutine (and Listen before Run).
+	sockets map[string]*socket
+	quic    map[string]*quicSocket
+	acme    map[*certs.ACME]bool // started
+	ctx     context.Context      // for what outlives generations (ACME)
+}
+
+// current is the generation that serves now (g itself before Run).
+func (g *Gateway) current() *Gateway {
+	if c := g.sh.cur.Load(); c != nil {
+		return c
+	}
+	return g
+}
+
+// Reload reloads the config file, when the gateway has one
+// (Options.LoadConfig), and then the WAF rules folders. A config that does
+// not load or build leaves the old one serving: the error is returned,
+// logged, counted and sent as a config.reload_failed alert. It runs on
+// SIGHUP and from the admin API.
+func (g *Gateway) Reload() error {
+	if g.sh.load == nil || !g.sh.running.Load() {
+		g.current().ReloadRules()
+		return nil
+	}
+	done := make(chan error, 1)
+	select {
+	case g.sh.reloads <- done:
+	case <-time.After(time.Minute):
+		return errors.New("reload: the gateway is not serving")
+	}
+	return <-done
+}
+
+// reloadConfig is Run's half of Reload: it loads the config, builds and
+// starts the next generation on the sockets that stay, and retires cur.
+func (cur *Gateway) reloadConfig() error {
+	start := time.Now()
+	c, err := cur.sh.load()
+	var next *Gateway
+	if err == nil {
+		next, err = newGateway(c, cur.opts, cur)
+	}
+	if err == nil {
+		if err = next.Listen(); err != nil {
+			next.release(cur)
+		}
+	}
+	if err != nil {
+		cur.sh.metrics.configReloads.WithLabelValues("failed").Inc()
+		cur.log.Error().Err(err).Msg("config reload failed; the old config keeps serving")
+		cur.alerts.Emit(alert.Event{Type: alert.EventConfigReloadFailed, Message: err.Error()})
+		return err
+	}
+	next.start()
+	cur.sh.cur.Store(next)
+	for _, f := range cur.frontends {
+		if n := next.frontend(f.name); n != nil && f.tcp == nil && n.tcp == nil {
+			f.handler.next.Store(n.handler)
+		}
+	}
+	cur.sh.metrics.configReloads.WithLabelValues("ok").Inc()
+	cur.sh.metrics.configLoaded.Set(float64(time.Now().Unix()))
+	next.log.Info().Dur("took", time.Since(start)).Msg("config reloaded")
+	next.ReloadRules() // policies kept from cur may have new files
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), cur.shutdownTimeout)
+		defer cancel()
+		cur.stop(ctx, next)
+	}()
+	return nil
+}
+
+// socket is a bound TCP address. It outlives generations: each one gets a
+// view of it, and the socket hands each accepted connection to the view
+// that is current, so a reload neither closes the socket nor misses one.
+type socket struct {
+	ln     net.Listener
+	cur    atomic.Pointer[socketView]
+	owner  *listen.Listener // over cur; handed over to the next one
+	closed chan struct{}
+	once   sync.Once
+}
+
+func newSocket(ln net.Listener) *socket {
+	s := &socket{ln: ln, closed: make(chan struct{})}
+	go s.accept()
+	return s
+}
+
+// socketKey names a bind across generations: its address, or for a port
+// chosen by the kernel (:0), the frontend and the bind's rank among those.
+func socketKey(frontend, address string, seen map[string]int) string {
+	_, port, _ := net.SplitHostPort(address)
+	n := seen[address]
+	seen[address]++
+	if port != "0" && n == 0 {
+		return address
+	}
+	return frontend + "/" + address + "#" + strconv.Itoa(n)
+}
+
+// attach makes l, over a new view, the one that gets connections; the
+// listener before it hands over what it was still preparing.
+func (s *socket) attach(o listen.Options) *listen.Listener {
+	v := &socketView{s: s, conns: make(chan net.Conn), done: make(chan struct{})}
+	l := listen.New(v, o)
+	s.cur.Store(v)
+	if s.owner != nil {
+		s.owner.HandOver(l)
+	}
+	s.owner = l
+	return l
+}
+
+func (s *socket) accept() {
+	var delay time.Duration
+	for {
+		c, err := s.ln.Accept()
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() { // EMFILE and friends: back off like net/http
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				select {
+				case <-time.After(delay):
+					continue
+				case <-s.closed:
+				}
+			}
+			return
+		}
+		delay = 0
+		s.hand(c)
+	}
+}
+
+// hand gives c to the current view, or to its successor should it close
+// meanwhile.
+func (s *socket) hand(c net.Conn) {
+	for {
+		v := s.cur.Load()
+		if v == nil { // bound, not attached yet
+			select {
+			case <-s.closed:
+				c.Close()
+				return
+			case <-time.After(time.Millisecond):
+				continue
+			}
+		}
+		select {
+		case v.conns <- c:
+			return
+		case <-v.done:
+			if s.cur.Load() == v { // closed without a successor: shutting down
+				c.Close()
+				return
+			}
+		case <-s.closed:
+			c.Close()
+			return
+		}
+	}
+}
+
+func (s *socket) close() {
+	s.once.Do(func() {
+		close(s.closed)
+		s.ln.Close()
+	})
+}
+
+// socketView is one generation's net.Listener over a socket: closing it
+// detaches the generation, not the socket.
+type socketView struct {
+	s     *socket
+	conns chan net.Conn
+	done  chan struct{}
+	once  sync.Once
+}
+
+func (v *socketView) Accept() (net.Conn, error) {
+	select {
+	case c := <-v.conns:
+		select {
+		case <-v.done:
+			// Closed meanwhile (select picks at random among ready
+			// cases): the successor gets it, not a server shutting down.
+			v.s.hand(c)
+			return nil, net.ErrClosed
+		default:
+			return c, nil
+		}
+	case <-v.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (v *socketView) Close() error {
+	v.once.Do(func() { close(v.done) })
+	return nil
+}
+
+func (v *socketView) Addr() net.Addr { return v.s.ln.Addr() }
+
+// quicSocket is a UDP address serving HTTP/3. QUIC connections live in
+// the server that accepted them, so the server outlives generations too:
+// each request and handshake goes to the frontend that is current.
+type quicSocket struct {
+	pc      net.PacketConn
+	srv     *http3.Server
+	front   atomic.Pointer[frontend]
+	serving bool
+}
+
+func newQUICSocket(pc net.PacketConn, f *frontend, m *metrics) *quicSocket {
+	q := &quicSocket{pc: pc}
+	q.front.Store(f)
+	l := f.srv // the frontend's limits, from the config that bound the socket
+	q.srv = &http3.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { q.front.Load().handler.ServeHTTP(w, r) }),
+		TLSConfig: &tls.Config{GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
+			return q.front.Load().tls, nil
+		}},
+		QUICConfig:     &quic.Config{Allow0RTT: false}, // 0-RTT requests can be replayed
+		MaxHeaderBytes: l.MaxHeaderBytes,
+		IdleTimeout:    l.IdleTimeout,
+		ConnContext: func(ctx context.Context, c *quic.Conn) context.Context {
+			f := q.front.Load()
+			st := c.ConnectionState().TLS
+			m.handshake(f.name, "quic", &st)
+			if f.watch != nil {
+				f.watch.usage.count(&st, c.RemoteAddr())
+			}
+			return ctx
+		},
+	}
+	return q
+}
+
+// shutdown sends GOAWAY, waits for requests until ctx ends, and closes.
+func (q *quicSocket) shutdown(ctx context.Context) error {
+	err := q.srv.Shutdown(ctx)
+	q.pc.Close()
+	return err
+}
