@@ -1,13 +1,11 @@
 package e2e
 
 import (
-	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 )
 
 // sekisho ctl drives a running gateway through its admin API: a server
@@ -28,18 +26,7 @@ admin: {address: "127.0.0.1:0", token_file: "{{.Token}}"}
 log:
   access: {{.AccessLog}}
 `, ConfigData{"A": a.Addr, "Token": tokenFile, "Listeners": 1})
-	var admin string
-	for deadline := time.Now().Add(10 * time.Second); admin == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		for _, line := range strings.Split(g.Stderr(), "\n") {
-			var ev struct{ Message, Address string }
-			if json.Unmarshal([]byte(line), &ev) == nil && ev.Message == "admin listening" {
-				admin = "http://" + ev.Address
-			}
-		}
-	}
-	if admin == "" {
-		t.Fatalf("no admin address logged:\n%s", g.Stderr())
-	}
+	admin := g.AdminURL()
 	ctl := func(args ...string) (string, error) {
 		out, err := exec.Command(binary, append([]string{"ctl", "-admin", admin, "-token-file", tokenFile}, args...)...).CombinedOutput()
 		return string(out), err

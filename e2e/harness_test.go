@@ -213,6 +213,22 @@ func (g *Gateway) URL(scheme, bind string) string {
 // Stderr returns what the gateway wrote to stderr so far.
 func (g *Gateway) Stderr() string { return g.stderr.String() }
 
+// AdminURL waits for the admin listener's log line and returns
+// http://its-address.
+func (g *Gateway) AdminURL() string {
+	g.t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		for _, line := range strings.Split(g.Stderr(), "\n") {
+			var ev struct{ Message, Address string }
+			if json.Unmarshal([]byte(line), &ev) == nil && ev.Message == "admin listening" {
+				return "http://" + ev.Address
+			}
+		}
+	}
+	g.t.Fatalf("no admin address logged:\n%s", g.Stderr())
+	return ""
+}
+
 // Signal sends sig to the gateway process.
 func (g *Gateway) Signal(sig os.Signal) { g.cmd.Process.Signal(sig) }
 
