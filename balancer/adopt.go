@@ -3,8 +3,8 @@ package balancer
 // Adopt carries into p what old, the same backend before a config reload,
 // knows of the servers both have (same name and address): their health
 // (active and passive checks' verdicts), observed latency and bandwidth,
-// slow start, and the administrative state set at run time, unless the
-// config changed that server's state. A server that stays does not go
+// slow start, and the administrative state and weight set at run time,
+// unless the config changed that server's state or weight. A server that stays does not go
 // through Rise good checks again, and one an operator drained stays drained.
 // Call it before p serves.
 func (p *Pool) Adopt(old *Pool) {
@@ -22,6 +22,9 @@ func (p *Pool) Adopt(old *Pool) {
 		s.bw.copyFrom(&o.bw)
 		if o.cfgState == s.cfgState {
 			s.state.Store(o.state.Load())
+		}
+		if o.cfgWeight == s.cfgWeight {
+			s.weight.Store(o.weight.Load())
 		}
 	}
 }

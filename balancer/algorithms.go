@@ -47,7 +47,7 @@ func (b *byLoad) Pick(cands []*Server, _ Request) *Server {
 	for i := range cands {
 		s := cands[(start+i)%len(cands)]
 		// Per weight: a weight-2 server takes twice the load of a weight-1 one.
-		if l := float64(s.Inflight()+1) * b.cost(s) / float64(s.weight()); l < bestLoad {
+		if l := float64(s.Inflight()+1) * b.cost(s) / float64(s.effectiveWeight()); l < bestLoad {
 			best, bestLoad = s, l
 		}
 	}
@@ -75,7 +75,7 @@ func (sourceHash) Pick(cands []*Server, r Request) *Server {
 		// server wins in proportion to its weight. The configured weight,
 		// not the slow start's: a client's server must not move as it ramps.
 		u := (float64(mix64(h.Sum64())>>11) + 0.5) / (1 << 53)
-		if score := -float64(s.Weight) / math.Log(u); score > bestScore {
+		if score := -float64(s.Weight()) / math.Log(u); score > bestScore {
 			best, bestScore = s, score
 		}
 	}
@@ -103,7 +103,7 @@ func (randomTwo) Pick(cands []*Server, _ Request) *Server {
 	for b == a {
 		b = weightedDraw(cands)
 	}
-	if float64(b.Inflight()+1)/float64(b.weight()) < float64(a.Inflight()+1)/float64(a.weight()) {
+	if float64(b.Inflight()+1)/float64(b.effectiveWeight()) < float64(a.Inflight()+1)/float64(a.effectiveWeight()) {
 		return b
 	}
 	return a
@@ -114,7 +114,7 @@ func weightedDraw(cands []*Server) *Server {
 	weights := w[:0]
 	total := 0
 	for _, s := range cands {
-		weights = append(weights, s.weight())
+		weights = append(weights, s.effectiveWeight())
 		total += weights[len(weights)-1]
 	}
 	n := rand.IntN(total)

@@ -207,8 +207,8 @@ func TestSlowStart_RampsTheWeight(t *testing.T) {
 	clock := newFakeClock()
 	p.now = clock.now
 	a := p.Server("a")
-	if a.weight() != 100 {
-		t.Fatalf("weight at start %d, want 100: slow start is for servers that come back", a.weight())
+	if a.effectiveWeight() != 100 {
+		t.Fatalf("weight at start %d, want 100: slow start is for servers that come back", a.effectiveWeight())
 	}
 	share := func() float64 {
 		n := 0
@@ -234,7 +234,7 @@ func TestSlowStart_RampsTheWeight(t *testing.T) {
 	} {
 		clock.advance(step.at - elapsed)
 		elapsed = step.at
-		if got := a.weight(); got != step.weight {
+		if got := a.effectiveWeight(); got != step.weight {
 			t.Fatalf("%s after coming back: weight %d, want %d", step.at, got, step.weight)
 		}
 		if sh := share(); sh >= step.shareBelow {
@@ -243,8 +243,8 @@ func TestSlowStart_RampsTheWeight(t *testing.T) {
 	}
 	a.SetState(Maint)
 	a.SetState(Ready)
-	if a.weight() != 1 {
-		t.Fatalf("back from maint: weight %d, want a new ramp from 1", a.weight())
+	if a.effectiveWeight() != 1 {
+		t.Fatalf("back from maint: weight %d, want a new ramp from 1", a.effectiveWeight())
 	}
 }
 

@@ -18,20 +18,21 @@ import (
 type Server struct {
 	Name    string
 	Address string
-	Weight  int
 	// Backup servers take requests only when no primary server is usable.
 	Backup bool
 	// MaxConn bounds the requests in flight on the server (0: no bound);
 	// more wait in the backend's queue.
 	MaxConn int64
 
-	pool     *Pool
-	cfgState State  // the administrative state the config gave
-	index    int    // in the pool, for per-server policy state
-	cookie   string // persistence cookie value
-	inflight atomic.Int64
-	state    atomic.Int32 // State
-	down     atomic.Bool  // set by health checks and passive checks
+	pool      *Pool
+	weight    atomic.Int32 // 0..MaxWeight; the admin API changes it
+	cfgWeight int32        // the weight the config gave
+	cfgState  State        // the administrative state the config gave
+	index     int          // in the pool, for per-server policy state
+	cookie    string       // persistence cookie value
+	inflight  atomic.Int64
+	state     atomic.Int32 // State
+	down      atomic.Bool  // set by health checks and passive checks
 	// rampFrom is when the server last came back (unix ns) while its slow
 	// start lasts, else 0.
 	rampFrom atomic.Int64
@@ -110,7 +111,7 @@ func (s *Server) ejected() bool {
 // Usable tells whether the server may take a new request: ready, healthy,
 // not resting after passive checks, with a weight.
 func (s *Server) Usable() bool {
-	return s.Weight > 0 && State(s.state.Load()) == Ready && !s.down.Load() && !s.ejected()
+	return s.weight.Load() > 0 && State(s.state.Load()) == Ready && !s.down.Load() && !s.ejected()
 }
 
 // keepsSessions tells whether the server may take a request that
@@ -120,20 +121,34 @@ func (s *Server) keepsSessions() bool {
 	return State(s.state.Load()) != Maint && !s.down.Load() && !s.ejected()
 }
 
-// weight is the server's weight now: during a slow start it grows from 1
-// to Weight in proportion to the time since the server came back.
-func (s *Server) weight() int {
+// Weight is the server's share of traffic (0 takes no new requests).
+func (s *Server) Weight() int { return int(s.weight.Load()) }
+
+// SetWeight changes the server's weight, 0 to MaxWeight: the admin API's
+// way in. Policies see it from their next pick.
+func (s *Server) SetWeight(w int) error {
+	if w < 0 || w > MaxWeight {
+		return fmt.Errorf("weight %d is outside 0..%d", w, MaxWeight)
+	}
+	s.weight.Store(int32(w))
+	return nil
+}
+
+// effectiveWeight is the server's weight now: during a slow start it grows
+// from 1 to Weight in proportion to the time since the server came back.
+func (s *Server) effectiveWeight() int {
+	w := int(s.weight.Load())
 	from := s.rampFrom.Load()
 	if from == 0 {
-		return s.Weight
+		return w
 	}
 	elapsed := s.pool.now().UnixNano() - from
 	ramp := int64(s.pool.slowStart)
 	if elapsed >= ramp {
 		s.rampFrom.CompareAndSwap(from, 0)
-		return s.Weight
+		return w
 	}
-	return max(1, int((int64(s.Weight)*elapsed+ramp-1)/ramp))
+	return max(1, int((int64(w)*elapsed+ramp-1)/ramp))
 }
 
 // Inflight reports the number of requests the server is handling now.
@@ -276,7 +291,8 @@ func New(c Config) (*Pool, error) {
 	p := &Pool{Name: c.Name, health: c.HealthCheck, passive: c.PassiveCheck, slowStart: c.SlowStart, byName: map[string]*Server{}, now: time.Now}
 	p.queue.size, p.queue.timeout = c.QueueSize, c.QueueTimeout
 	for i, sc := range c.Servers {
-		s := &Server{Name: sc.Name, Address: sc.Address, Weight: *sc.Weight, Backup: sc.Backup, MaxConn: int64(sc.MaxConn), index: i, pool: p}
+		s := &Server{Name: sc.Name, Address: sc.Address, Backup: sc.Backup, MaxConn: int64(sc.MaxConn), index: i, pool: p, cfgWeight: int32(*sc.Weight)}
+		s.weight.Store(s.cfgWeight)
 		st, _ := ParseState(sc.State) // validated
 		s.state.Store(int32(st))
 		s.cfgState = st

@@ -20,7 +20,7 @@ func (rr *RoundRobin) Pick(cands []*Server, _ Request) *Server {
 	var best *Server
 	total := 0
 	for _, s := range cands {
-		w := s.weight()
+		w := s.effectiveWeight()
 		rr.current[s.index] += w
 		total += w
 		if best == nil || rr.current[s.index] > rr.current[best.index] {

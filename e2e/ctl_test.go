@@ -38,6 +38,15 @@ log:
 	if err != nil || !strings.Contains(out, `"state": "drain"`) {
 		t.Fatalf("backends: %v\n%s", err, out)
 	}
+	if out, err := ctl("weight", "app", "a", "7"); err != nil || !strings.Contains(out, `"weight": 7`) {
+		t.Fatalf("weight: %v\n%s", err, out)
+	}
+	if out, err := ctl("tables"); err != nil || strings.TrimSpace(out) != "[]" {
+		t.Fatalf("tables (none configured): %v\n%s", err, out)
+	}
+	if out, err := ctl("clear", "nope", "k"); err == nil || !strings.Contains(out, `no table \"nope\"`) {
+		t.Fatalf("clear in an unknown table: %v\n%s", err, out)
+	}
 	if out, err := exec.Command(binary, "ctl", "-admin", admin, "backends").CombinedOutput(); err == nil || !strings.Contains(string(out), "401") {
 		t.Fatalf("without the token: %v\n%s", err, out)
 	}

@@ -75,3 +75,85 @@ admin: {address: "127.0.0.1:0", token_file: "%s"}
 		t.Fatalf("reload: %d %s", code, body)
 	}
 }
+
+// The admin API sets a server's weight (0: no new requests), lists the
+// stick tables and a page of entries, and clears an entry: the client is
+// then balanced afresh.
+func TestAdminAPI_WeightAndStickTables(t *testing.T) {
+	_, a := namedServer(t, "127.0.0.1:0", "a")
+	_, b := namedServer(t, "127.0.0.1:0", "b")
+	g, _, _, _ := runGatewayWith(t, fmt.Sprintf(`
+frontends:
+  - name: web
+    bind: [{address: "127.0.0.1:0"}]
+    default_backend: app
+    default_waf_policy: "off"
+    routes: [{path_prefix: /s/, backend: sticky, waf_policy: "off"}]
+waf:
+  policies: [{name: "off", mode: "off"}]
+backends:
+  - name: app
+    servers: [{name: a, address: %[1]q}, {name: b, address: %[2]q}]
+  - name: sticky
+    servers: [{name: a, address: %[1]q}, {name: b, address: %[2]q}]
+    stick: {on: src}
+admin: {address: "127.0.0.1:0"}
+`, a, b), Options{Log: zerolog.Nop()})
+	admin, web := "http://"+g.AdminAddr().String(), "http://"+g.Addrs("web")[0].String()
+	call := func(method, url, body string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(method, url, strings.NewReader(body))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		out, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(out)
+	}
+
+	if code, body := call("PUT", admin+"/api/backends/app/servers/b", `{"weight": 0}`); code != 200 || !strings.Contains(body, `"weight":0`) {
+		t.Fatalf("set weight 0: %d %s", code, body)
+	}
+	for i := range 20 {
+		if _, body := call("GET", fmt.Sprintf("%s/?i=%d", web, i), ""); body != "a" {
+			t.Fatalf("request %d answered by %q; b has weight 0", i, body)
+		}
+	}
+	if code, body := call("PUT", admin+"/api/backends/app/servers/b", `{"weight": 300}`); code != 400 || !strings.Contains(body, "0..256") {
+		t.Fatalf("weight 300: %d %s, want 400", code, body)
+	}
+	if code, body := call("PUT", admin+"/api/backends/app/servers/b", `{"weight": 1}`); code != 200 {
+		t.Fatalf("set weight 1: %d %s", code, body)
+	}
+	seen := map[string]bool{}
+	for i := range 10 {
+		_, body := call("GET", fmt.Sprintf("%s/?i=%d", web, i), "")
+		seen[body] = true
+	}
+	if !seen["a"] || !seen["b"] {
+		t.Fatalf("with weights 1 and 1, answers from %v, want a and b", seen)
+	}
+
+	_, first := call("GET", web+"/s/x", "")
+	if code, body := call("GET", admin+"/api/tables", ""); code != 200 || !strings.Contains(body, `{"name":"sticky","entries":1}`) {
+		t.Fatalf("tables: %d %s", code, body)
+	}
+	code, body := call("GET", admin+"/api/tables/sticky?limit=10", "")
+	want := fmt.Sprintf(`"entries":[{"key":"127.0.0.1","server":%q,`, first)
+	if code != 200 || !strings.Contains(body, want) {
+		t.Fatalf("entries: %d %s, want %s", code, body, want)
+	}
+	if code, body := call("DELETE", admin+"/api/tables/sticky/entries/127.0.0.1", ""); code != 200 {
+		t.Fatalf("clear: %d %s", code, body)
+	}
+	if _, body := call("GET", admin+"/api/tables/sticky", ""); !strings.Contains(body, `"entries":[]`) {
+		t.Fatalf("after the clear: %s", body)
+	}
+	if code, _ := call("GET", admin+"/api/tables/nope", ""); code != 404 {
+		t.Fatalf("unknown table: %d, want 404", code)
+	}
+	if code, _ := call("DELETE", admin+"/api/tables/sticky/entries/not-an-ip", ""); code != 400 {
+		t.Fatalf("a key that is no IP: %d, want 400", code)
+	}
+}

@@ -80,13 +80,15 @@ func (g *Gateway) newStore(c sticktable.Config) (sticktable.Store, error) {
 		return nil, err
 	}
 	g.stores = append(g.stores, s)
-	g.tables = append(g.tables, namedStore{c.Name, s})
+	g.tables = append(g.tables, namedStore{c.Name, c, s})
 	return s, nil
 }
 
-// namedStore is a stick table with its name, for the metrics.
+// namedStore is a stick table with its name and config, for the metrics
+// and the admin API.
 type namedStore struct {
 	name  string
+	cfg   sticktable.Config
 	store sticktable.Store
 }
 
@@ -125,6 +127,24 @@ func (g *Gateway) SetServerState(backend, server string, st balancer.State) erro
 		return nil
 	}
 	return fmt.Errorf("no backend %q", backend)
+}
+
+// SetServerWeight sets a server's weight (0 to 256; 0 takes no new
+// requests): the admin API's way in.
+func (g *Gateway) SetServerWeight(backend, server string, w int) error {
+	p := g.current().pool(backend)
+	if p == nil {
+		return fmt.Errorf("no backend %q", backend)
+	}
+	s := p.Server(server)
+	if s == nil {
+		return fmt.Errorf("backend %q has no server %q", backend, server)
+	}
+	if err := s.SetWeight(w); err != nil {
+		return err
+	}
+	g.log.Info().Str("backend", backend).Str("server", server).Int("weight", w).Msg("server weight set")
+	return nil
 }
 
 // Gateway is a running configuration: frontends, WAF engines and backends.
@@ -341,7 +361,7 @@ func newGateway(c *config.Config, o Options, prev *Gateway) (g *Gateway, err err
 			if slices.Contains(prev.stores, store) {
 				g.stores = append(g.stores, store)
 			}
-			g.tables = append(g.tables, namedStore{st.Table.Name, store})
+			g.tables = append(g.tables, namedStore{st.Table.Name, st.Table, store})
 		} else if st != nil && g.redis != nil {
 			store, err := g.newStore(st.Table)
 			if err != nil {
@@ -349,7 +369,7 @@ func newGateway(c *config.Config, o Options, prev *Gateway) (g *Gateway, err err
 			}
 			pool.UseStickStore(store)
 		} else if st != nil {
-			g.tables = append(g.tables, namedStore{st.Table.Name, pool.StickStore()})
+			g.tables = append(g.tables, namedStore{st.Table.Name, st.Table, pool.StickStore()})
 		}
 		g.pools = append(g.pools, pool)
 		if bc.Source == "client" {

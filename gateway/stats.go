@@ -102,7 +102,7 @@ func (g *Gateway) serveStats(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		for _, s := range p.Servers() {
-			ss := statsServer{Name: s.Name, Address: s.Address, State: s.State().String(), Weight: s.Weight,
+			ss := statsServer{Name: s.Name, Address: s.Address, State: s.State().String(), Weight: s.Weight(),
 				Inflight: s.Inflight(), Latency: s.Latency().Round(time.Microsecond).String(), Health: "up"}
 			ss.Class = ss.State
 			if s.Down() {

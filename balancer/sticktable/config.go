@@ -158,6 +158,18 @@ func (c *Config) Key(raw string) (string, error) {
 	return "", fmt.Errorf("sticktable: unknown key type %q", c.Type)
 }
 
+// Display is the inverse of Key: the form an operator reads and types
+// (an IP address, a number, the string itself).
+func (c *Config) Display(key string) string {
+	switch {
+	case c.Type == TypeIP && len(key) == 16:
+		return netip.AddrFrom16([16]byte([]byte(key))).Unmap().String()
+	case c.Type == TypeInteger && len(key) == 8:
+		return strconv.FormatInt(int64(binary.BigEndian.Uint64([]byte(key))), 10)
+	}
+	return key
+}
+
 // keyLen is the bytes a key takes in the table; a zero KeyLen means the
 // default, so Key agrees with a store built from a config without defaults.
 func (c *Config) keyLen() int {

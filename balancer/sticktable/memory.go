@@ -217,6 +217,38 @@ func (m *Memory) Len(context.Context) (int, error) {
 	return n, nil
 }
 
+// Entries implements Store: shard by shard, each from its most recently
+// used entry.
+func (m *Memory) Entries(_ context.Context, offset, limit int) ([]KeyEntry, error) {
+	t := m.ticks()
+	var out []KeyEntry
+	for k := range m.shards {
+		s := &m.shards[k]
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			return nil, ErrClosed
+		}
+		now := s.advance(t)
+		for i := s.slots[0].next; i != 0 && len(out) < limit; i = s.slots[i].next {
+			sl := &s.slots[i]
+			if sl.expire < now {
+				break // the rest of the list is older still
+			}
+			if offset > 0 {
+				offset--
+				continue
+			}
+			out = append(out, KeyEntry{Key: string(s.keys[int(i)*m.stride:][:sl.klen]), Entry: m.entry(sl, now)})
+		}
+		s.mu.Unlock()
+		if len(out) >= limit {
+			break
+		}
+	}
+	return out, nil
+}
+
 // Close implements Store: it drops the entries at once rather than leaving
 // them to the garbage collector's sight of the Memory.
 func (m *Memory) Close() error {

@@ -500,6 +500,33 @@ func (r *Redis) Len(ctx context.Context) (int, error) {
 	return r.local.Len(ctx)
 }
 
+// Entries implements Store: from Redis, most recently used first; the
+// local table's while Redis is down.
+func (r *Redis) Entries(ctx context.Context, offset, limit int) ([]KeyEntry, error) {
+	if r.closed.Load() {
+		return nil, ErrClosed
+	}
+	if !r.down.Load() {
+		t := r.now().UnixMilli()
+		v, err := r.eval(ctx, entriesScript, []string{r.lruKey}, t, r.argExpire, r.argPrefix, offset, limit)
+		if rows, ok := v.([]any); err == nil && ok {
+			out := make([]KeyEntry, 0, len(rows))
+			for _, row := range rows {
+				a, _ := row.([]any)
+				if len(a) < 7 {
+					continue
+				}
+				key, _ := a[0].(string)
+				if e, ok := r.entry(a[1:], t); ok {
+					out = append(out, KeyEntry{Key: key, Entry: e})
+				}
+			}
+			return out, nil
+		}
+	}
+	return r.local.Entries(ctx, offset, limit)
+}
+
 // Close implements Store: it stops the repair goroutine and drops the
 // local table; entries not yet written back are lost with it.
 func (r *Redis) Close() error {
@@ -1131,6 +1158,21 @@ return 1
 `)
 
 	// KEYS[1] is the LRU set; ARGV = now, expire, entry key prefix.
+	// ARGV[4] and ARGV[5] are the offset and limit; read-only, so no
+	// expiry is refreshed. Members whose entry expired are passed over.
+	entriesScript = redis.NewScript(`
+local lru, pfx = KEYS[1], ARGV[3]
+local keys = redis.call('ZREVRANGEBYSCORE', lru, '+inf', tonumber(ARGV[1]) - tonumber(ARGV[2]), 'LIMIT', tonumber(ARGV[4]), tonumber(ARGV[5]))
+local out = {}
+for _, k in ipairs(keys) do
+  local v = redis.call('HMGET', pfx .. k, 's', 'c', 'g', 'rc', 'rp', 'p')
+  if redis.call('EXISTS', pfx .. k) == 1 then
+    out[#out + 1] = {k, v[1] or '', tonumber(v[2] or 0), tonumber(v[3] or 0), tonumber(v[4] or 0), tonumber(v[5] or 0), tonumber(v[6] or 0)}
+  end
+end
+return out
+`)
+
 	lenScript = redis.NewScript(`
 local lru, pfx = KEYS[1], ARGV[3]
 local old = redis.call('ZRANGEBYSCORE', lru, '-inf', tonumber(ARGV[1]) - tonumber(ARGV[2]), 'LIMIT', 0, ` + strconv.Itoa(redisLenScan) + `)

@@ -1029,3 +1029,45 @@ func TestHit_CountsWithoutConnections(t *testing.T) {
 		t.Errorf("another replica's hit: %+v, %v; want ReqRate 6", e, err)
 	}
 }
+
+// Entries lists the live entries of both stores, paged, with their
+// servers and counts, and reading them does not keep them alive.
+func TestEntries_ListsLiveEntriesPaged(t *testing.T) {
+	srv := startRedis(t)
+	clk := newClock()
+	cfg := Config{Name: "list", Expire: time.Minute, RatePeriod: 10 * time.Second}
+	stores := map[string]Store{
+		"memory": newTable(t, cfg, clk),
+		"redis":  newRedisStore(t, srv.client(), cfg, withClock(noNear, clk)),
+	}
+	for name, s := range stores {
+		for _, k := range []string{"k1", "k2", "k3"} {
+			if err := s.Stick(ctx, k, "srv-"+k); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := s.Hit(ctx, "k2"); err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]Entry{}
+		for off := 0; ; off += 2 {
+			page, err := s.Entries(ctx, off, 2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range page {
+				got[e.Key] = e.Entry
+			}
+			if len(page) < 2 {
+				break
+			}
+		}
+		if len(got) != 3 || got["k1"].Server != "srv-k1" || got["k2"].ReqRate != 1 || got["k3"].Server != "srv-k3" {
+			t.Errorf("%s: entries %+v, want k1..k3 with their servers and k2's hit", name, got)
+		}
+		clk.add(61 * time.Second)
+		if page, err := s.Entries(ctx, 0, 10); err != nil || len(page) != 0 {
+			t.Errorf("%s: after the expiry, entries %+v (%v), want none", name, page, err)
+		}
+	}
+}

@@ -51,8 +51,18 @@ type Store interface {
 	// Len counts the live entries. It takes a context and may fail, unlike
 	// a local container's Len, because a shared store has to ask.
 	Len(ctx context.Context) (int, error)
+	// Entries lists live entries for an operator (the admin API), skipping
+	// offset and returning at most limit, most recently used first (within
+	// each shard, for the memory store). It refreshes no expiry.
+	Entries(ctx context.Context, offset, limit int) ([]KeyEntry, error)
 	// Close releases the store; every later call returns ErrClosed.
 	Close() error
+}
+
+// KeyEntry is an entry with its key, as Entries lists them.
+type KeyEntry struct {
+	Key string
+	Entry
 }
 
 var (

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -17,6 +19,10 @@ import (
 const ctlUsage = `usage:
   sekisho ctl [-admin URL] [-token-file FILE] backends
   sekisho ctl ... state BACKEND SERVER ready|drain|maint
+  sekisho ctl ... weight BACKEND SERVER 0..256
+  sekisho ctl ... tables
+  sekisho ctl ... table NAME [OFFSET [LIMIT]]
+  sekisho ctl ... clear TABLE KEY
   sekisho ctl ... reload
   sekisho ctl ... tls
 
@@ -52,8 +58,28 @@ func cmdCtl(args []string, stdout, stderr io.Writer) int {
 	case len(a) == 1 && a[0] == "tls":
 		method, path = "GET", "/api/tls"
 	case len(a) == 4 && a[0] == "state":
-		method, path = "PUT", "/api/backends/"+a[1]+"/servers/"+a[2]
+		method, path = "PUT", "/api/backends/"+url.PathEscape(a[1])+"/servers/"+url.PathEscape(a[2])
 		body, _ = json.Marshal(map[string]string{"state": a[3]})
+	case len(a) == 4 && a[0] == "weight":
+		w, err := strconv.Atoi(a[3])
+		if err != nil {
+			fmt.Fprintf(stderr, "weight: %q is not a number\n", a[3])
+			return 2
+		}
+		method, path = "PUT", "/api/backends/"+url.PathEscape(a[1])+"/servers/"+url.PathEscape(a[2])
+		body, _ = json.Marshal(map[string]int{"weight": w})
+	case len(a) == 1 && a[0] == "tables":
+		method, path = "GET", "/api/tables"
+	case len(a) >= 2 && len(a) <= 4 && a[0] == "table":
+		q := url.Values{}
+		for i, name := range []string{"offset", "limit"} {
+			if len(a) > 2+i {
+				q.Set(name, a[2+i])
+			}
+		}
+		method, path = "GET", "/api/tables/"+url.PathEscape(a[1])+"?"+q.Encode()
+	case len(a) == 3 && a[0] == "clear":
+		method, path = "DELETE", "/api/tables/"+url.PathEscape(a[1])+"/entries/"+url.PathEscape(a[2])
 	default:
 		fmt.Fprint(stderr, ctlUsage)
 		return 2
