@@ -179,6 +179,7 @@ func serve(c *config.Config, stdout, stderr io.Writer, ready func(*gateway.Gatew
 	usr1 := make(chan os.Signal, 1)
 	signal.Notify(usr1, syscall.SIGUSR1)
 	defer signal.Stop(usr1)
+	stopping := make(chan struct{}) // closed once systemd was told STOPPING=1
 	go func() {
 		for {
 			select {
@@ -192,11 +193,16 @@ func serve(c *config.Config, stdout, stderr io.Writer, ready func(*gateway.Gatew
 				}
 			case <-ctx.Done():
 				sdnotify.Stopping()
+				close(stopping)
 				return
 			}
 		}
 	}()
-	if err := g.Run(ctx); err != nil {
+	err = g.Run(ctx)
+	if ctx.Err() != nil {
+		<-stopping // the drain may end before the goroutine above had its turn
+	}
+	if err != nil {
 		log.Error().Err(err).Msg("gateway stopped")
 		return 1
 	}
