@@ -38,8 +38,8 @@ shutdown_timeout: 2s
 `), 0o600)
 	cmd := exec.Command(binary, "run", "-c", cfg)
 	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+sock)
-	out := &process{name: "sekisho"}
-	cmd.Stderr = out
+	var out syncBuffer
+	cmd.Stderr = &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +51,7 @@ shutdown_timeout: 2s
 		buf := make([]byte, 4096)
 		n, err := conn.Read(buf)
 		if err != nil {
-			t.Fatalf("waiting for %s on NOTIFY_SOCKET: %v\n%s", want, err, out.Output())
+			t.Fatalf("waiting for %s on NOTIFY_SOCKET: %v\n%s", want, err, out.String())
 		}
 		if got := string(buf[:n]); got != want {
 			t.Fatalf("got %q, want %q", got, want)

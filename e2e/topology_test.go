@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -11,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -26,26 +24,13 @@ import (
 type process struct {
 	name string
 	cmd  *exec.Cmd
-	mu   sync.Mutex
-	out  bytes.Buffer
-}
-
-func (p *process) Write(b []byte) (int, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.out.Write(b)
-}
-
-func (p *process) Output() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.out.String()
+	out  syncBuffer
 }
 
 func startProcess(t *testing.T, name string, args ...string) *process {
 	t.Helper()
 	p := &process{name: name, cmd: exec.Command(binary, args...)}
-	p.cmd.Stdout, p.cmd.Stderr = p, p
+	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +38,7 @@ func startProcess(t *testing.T, name string, args ...string) *process {
 		p.cmd.Process.Kill()
 		p.cmd.Wait()
 		if t.Failed() {
-			t.Logf("--- %s output:\n%s", name, p.Output())
+			t.Logf("--- %s output:\n%s", name, p.out.String())
 		}
 	})
 	return p
@@ -71,7 +56,7 @@ func waitReady(t *testing.T, p *process, url string) {
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s: %s not ready within 20s (%v)\n%s", p.name, url, err, p.Output())
+			t.Fatalf("%s: %s not ready within 20s (%v)\n%s", p.name, url, err, p.out.String())
 		}
 	}
 }
@@ -232,11 +217,11 @@ func TestComposeTopology_TwoReplicasOneRedis(t *testing.T) {
 		t.Fatalf("requests reached %v: want both applications", apps)
 	}
 	for name, r := range reps {
-		if n := strings.Count(r.proc.Output(), `"path":"/products"`); n < 4 {
+		if n := strings.Count(r.proc.out.String(), `"path":"/products"`); n < 4 {
 			t.Fatalf("%s logged %d of the 16 requests: the front does not spread over both replicas", name, n)
 		}
 		// The client's address came in the front's PROXY header.
-		if !strings.Contains(r.proc.Output(), `"client_ip":"127.0.0.1"`) {
+		if !strings.Contains(r.proc.out.String(), `"client_ip":"127.0.0.1"`) {
 			t.Fatalf("%s: no client_ip in its access log", name)
 		}
 	}
@@ -262,7 +247,7 @@ func TestComposeTopology_TwoReplicasOneRedis(t *testing.T) {
 		}
 	}
 	for name, r := range reps {
-		if !strings.Contains(r.proc.Output(), `"path":"/cart"`) {
+		if !strings.Contains(r.proc.out.String(), `"path":"/cart"`) {
 			t.Fatalf("%s served none of the session's requests: stickiness was not tested across replicas", name)
 		}
 	}
