@@ -21,6 +21,8 @@ type Redis struct {
 	dir  string
 	cmd  *exec.Cmd
 	args []string // more arguments: a replica's, a Sentinel's
+	// password is the --requirepass among args, which CLI then uses.
+	password string
 }
 
 // redisServer finds redis-server, installing Debian's package when it is
@@ -47,6 +49,11 @@ func StartRedis(t testing.TB, args ...string) *Redis {
 	t.Helper()
 	bin := redisServer(t)
 	r := &Redis{t: t, Addr: freeport.Addr(t), dir: t.TempDir(), args: args}
+	for i := range len(args) - 1 {
+		if args[i] == "--requirepass" {
+			r.password = args[i+1]
+		}
+	}
 	r.start(bin)
 	t.Cleanup(r.Kill)
 	return r
@@ -74,7 +81,11 @@ func (r *Redis) start(bin string) {
 // CLI runs one redis-cli command against the server.
 func (r *Redis) CLI(args ...string) (string, error) {
 	host, port, _ := net.SplitHostPort(r.Addr)
-	out, err := exec.Command("redis-cli", append([]string{"-h", host, "-p", port}, args...)...).CombinedOutput()
+	cmd := exec.Command("redis-cli", append([]string{"-h", host, "-p", port}, args...)...)
+	if r.password != "" {
+		cmd.Env = append(os.Environ(), "REDISCLI_AUTH="+r.password) // not on the command line
+	}
+	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
 

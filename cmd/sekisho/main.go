@@ -3,6 +3,7 @@
 //	sekisho run -c FILE        serve the configuration in FILE
 //	sekisho validate -c FILE   check FILE and exit non-zero on problems
 //	sekisho demo               serve an embedded demo (no file, no network)
+//	sekisho health [-url URL]  exit 0 when a readiness URL answers 2xx
 //	sekisho version
 package main
 
@@ -23,6 +24,7 @@ import (
 	"github.com/sekisho/sekisho/gateway/accesslog"
 	"github.com/sekisho/sekisho/gateway/config"
 	"github.com/sekisho/sekisho/gateway/demo"
+	"github.com/sekisho/sekisho/gateway/sdnotify"
 	"github.com/sekisho/sekisho/rules"
 	"github.com/sekisho/sekisho/waf"
 )
@@ -38,6 +40,8 @@ usage:
   sekisho demo [flags]       serve an embedded demo on loopback (see -h)
   sekisho rules test ...     replay requests through a rules folder offline (see rules test -h)
   sekisho ctl ...            talk to a running gateway's admin API (backends, state, reload, tls)
+  sekisho health [-url URL]  GET a readiness URL (default http://127.0.0.1:9901/readyz); exit 0 if 2xx
+  sekisho demo-upstream ...  serve one demo application server (-addr, -name, -session-cookie)
   sekisho version            print the version
 `
 
@@ -61,6 +65,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdRules(args[1:], stdout, stderr)
 	case "ctl":
 		return cmdCtl(args[1:], stdout, stderr)
+	case "health":
+		return cmdHealth(args[1:], stdout, stderr)
+	case "demo-upstream":
+		return cmdDemoUpstream(args[1:], stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintf(stdout, "sekisho %s\n", versionString())
 		return 0
@@ -161,6 +169,10 @@ func serve(c *config.Config, path string, stdout, stderr io.Writer, ready func(*
 	if ready != nil {
 		ready(g)
 	}
+	// Type=notify units become active now that every listener is bound.
+	if err := sdnotify.Ready(); err != nil {
+		log.Warn().Err(err).Msg("telling systemd the gateway is ready")
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	// SIGHUP reloads the config file and the WAF rules folders (their
@@ -173,6 +185,7 @@ func serve(c *config.Config, path string, stdout, stderr io.Writer, ready func(*
 	usr1 := make(chan os.Signal, 1)
 	signal.Notify(usr1, syscall.SIGUSR1)
 	defer signal.Stop(usr1)
+	stopping := make(chan struct{}) // closed once systemd was told STOPPING=1
 	go func() {
 		for {
 			select {
@@ -185,11 +198,17 @@ func serve(c *config.Config, path string, stdout, stderr io.Writer, ready func(*
 					log.Info().Msg("access log reopened")
 				}
 			case <-ctx.Done():
+				sdnotify.Stopping()
+				close(stopping)
 				return
 			}
 		}
 	}()
-	if err := g.Run(ctx); err != nil {
+	err = g.Run(ctx)
+	if ctx.Err() != nil {
+		<-stopping // the drain may end before the goroutine above had its turn
+	}
+	if err != nil {
 		log.Error().Err(err).Msg("gateway stopped")
 		return 1
 	}

@@ -13,6 +13,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"text/template"
 	"time"
 )
@@ -50,7 +51,7 @@ func StartUpstreams(n int) (*Upstreams, error) {
 			return nil, err
 		}
 		name := fmt.Sprintf("app%d", i)
-		srv := &http.Server{Handler: echo(name), ReadHeaderTimeout: 10 * time.Second}
+		srv := &http.Server{Handler: Handler(name, ""), ReadHeaderTimeout: 10 * time.Second}
 		go func() {
 			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				panic(err)
@@ -71,8 +72,17 @@ func (u *Upstreams) Close() {
 	}
 }
 
-func echo(name string) http.Handler {
+// Handler answers as demo server name: JSON naming it and echoing the
+// request. With sessionCookie set, a request without that cookie gets one
+// (as Tomcat hands out JSESSIONID), so stickiness can be watched.
+func Handler(name, sessionCookie string) http.Handler {
+	var issued atomic.Int64
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if sessionCookie != "" {
+			if _, err := r.Cookie(sessionCookie); err != nil {
+				http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: fmt.Sprintf("%s-%d-%d", name, time.Now().UnixNano(), issued.Add(1)), Path: "/", HttpOnly: true})
+			}
+		}
 		body, _ := io.ReadAll(io.LimitReader(r.Body, 4096))
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(map[string]any{

@@ -1,0 +1,134 @@
+# The load balancer in front of the replicas: an NLB (layer 4, TLS ends on
+# sekisho, PROXY v2 carries the client) or an ALB (TLS ends on the ALB,
+# X-Forwarded-For carries the client). Both health-check /readyz, which
+# turns 503 for drain_grace when an instance is told to stop, so the load
+# balancer takes it out before its listeners close.
+
+resource "aws_lb" "main" {
+  name                             = "${var.name}-${var.load_balancer}"
+  load_balancer_type               = local.nlb ? "network" : "application"
+  internal                         = false
+  subnets                          = aws_subnet.public[*].id
+  security_groups                  = [aws_security_group.lb.id]
+  enable_cross_zone_load_balancing = true
+  drop_invalid_header_fields       = local.nlb ? null : true
+}
+
+# ---- nlb ----
+
+# TCP 80: PROXY v2 on every connection, health checks included (as LOCAL).
+resource "aws_lb_target_group" "nlb_http" {
+  count                = local.nlb ? 1 : 0
+  name                 = "${var.name}-tcp80"
+  port                 = 80
+  protocol             = "TCP"
+  vpc_id               = aws_vpc.main.id
+  target_type          = "instance"
+  proxy_protocol_v2    = true
+  deregistration_delay = 30
+  health_check {
+    protocol            = "HTTP"
+    port                = "80"
+    path                = "/readyz"
+    interval            = 10
+    healthy_threshold   = 2
+    unhealthy_threshold = 2
+  }
+}
+
+# 443: TCP (TLS passes through to sekisho) and, with http3, UDP on the same
+# port, which an NLB only allows as one TCP_UDP listener and target group.
+# PROXY v2 is on for its TCP connections; UDP keeps the client's address.
+resource "aws_lb_target_group" "nlb_https" {
+  count                = local.nlb ? 1 : 0
+  name                 = "${var.name}-${var.http3 ? "tcpudp" : "tcp"}443"
+  port                 = 443
+  protocol             = var.http3 ? "TCP_UDP" : "TCP"
+  vpc_id               = aws_vpc.main.id
+  target_type          = "instance"
+  proxy_protocol_v2    = true
+  deregistration_delay = 30
+  health_check {
+    protocol            = "HTTP"
+    port                = "80"
+    path                = "/readyz"
+    interval            = 10
+    healthy_threshold   = 2
+    unhealthy_threshold = 2
+  }
+}
+
+resource "aws_lb_listener" "nlb_http" {
+  count             = local.nlb ? 1 : 0
+  load_balancer_arn = aws_lb.main.arn
+  port              = 80
+  protocol          = "TCP"
+  default_action {
+    type             = "forward"
+    target_group_arn = aws_lb_target_group.nlb_http[0].arn
+  }
+}
+
+resource "aws_lb_listener" "nlb_https" {
+  count             = local.nlb ? 1 : 0
+  load_balancer_arn = aws_lb.main.arn
+  port              = 443
+  protocol          = var.http3 ? "TCP_UDP" : "TCP"
+  default_action {
+    type             = "forward"
+    target_group_arn = aws_lb_target_group.nlb_https[0].arn
+  }
+}
+
+# ---- alb ----
+
+resource "aws_lb_target_group" "alb" {
+  count                = local.nlb ? 0 : 1
+  name                 = "${var.name}-http8080"
+  port                 = 8080
+  protocol             = "HTTP"
+  vpc_id               = aws_vpc.main.id
+  target_type          = "instance"
+  deregistration_delay = 30
+  health_check {
+    protocol            = "HTTP"
+    port                = "traffic-port"
+    path                = "/readyz"
+    interval            = 10
+    healthy_threshold   = 2
+    unhealthy_threshold = 2
+    matcher             = "200"
+  }
+}
+
+resource "aws_lb_listener" "alb_http" {
+  count             = local.nlb ? 0 : 1
+  load_balancer_arn = aws_lb.main.arn
+  port              = 80
+  protocol          = "HTTP"
+  default_action {
+    type = "redirect"
+    redirect {
+      protocol    = "HTTPS"
+      port        = "443"
+      status_code = "HTTP_301"
+    }
+  }
+}
+
+resource "aws_lb_listener" "alb_https" {
+  count             = local.nlb ? 0 : 1
+  load_balancer_arn = aws_lb.main.arn
+  port              = 443
+  protocol          = "HTTPS"
+  ssl_policy        = "ELBSecurityPolicy-TLS13-1-2-2021-06"
+  certificate_arn   = var.certificate_arn
+  default_action {
+    type             = "forward"
+    target_group_arn = aws_lb_target_group.alb[0].arn
+  }
+}
+
+locals {
+  target_group_arns = local.nlb ? [aws_lb_target_group.nlb_http[0].arn, aws_lb_target_group.nlb_https[0].arn] : [aws_lb_target_group.alb[0].arn]
+}
