@@ -190,7 +190,10 @@ func serve(c *config.Config, path string, stdout, stderr io.Writer, ready func(*
 		for {
 			select {
 			case <-hup:
+				// systemd shows the unit reloading until READY=1 again.
+				sdnotify.Reloading()
 				g.Reload()
+				sdnotify.Ready()
 			case <-usr1:
 				if err := reopenAccess(); err != nil {
 					log.Error().Err(err).Msg("reopening the access log")
