@@ -158,7 +158,9 @@ func StartGateway(t testing.TB, configTemplate string, data ConfigData) *Gateway
 		t.Fatal(err)
 	}
 	lines := make(chan string, 64)
+	read := make(chan struct{})
 	go func() {
+		defer close(read)
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
 			g.stderr.WriteLine(sc.Text())
@@ -169,7 +171,9 @@ func StartGateway(t testing.TB, configTemplate string, data ConfigData) *Gateway
 		}
 		close(lines)
 	}()
-	go func() { g.exitErr = g.cmd.Wait(); close(g.exited) }()
+	// Wait closes the pipe: only once every line is read (at the EOF the
+	// process's exit makes), or its last lines would be lost.
+	go func() { <-read; g.exitErr = g.cmd.Wait(); close(g.exited) }()
 	t.Cleanup(g.Kill)
 
 	// Wait for every bind's "listening" line.
