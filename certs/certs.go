@@ -248,6 +248,7 @@ type TLS struct {
 	Config *tls.Config
 	Policy *Policy
 	ACME   *ACME // nil without acme
+	store  *fileStore
 }
 
 // New loads the certificates and returns the frontend's TLS setup.
@@ -298,7 +299,7 @@ func New(c Config, o Options) (*TLS, error) {
 		}
 		store.fixed = append(store.fixed, &cert)
 	}
-	t := &TLS{Config: tc, Policy: p}
+	t := &TLS{Config: tc, Policy: p, store: store}
 	tc.GetCertificate = store.get
 	st := c.SessionTickets
 	if st == nil && o.Redis != nil {

@@ -181,6 +181,7 @@ type frontend struct {
 	cfg     config.Frontend
 	binds   []config.Bind
 	tls     *tls.Config
+	certs   *certs.TLS  // nil without TLS
 	watch   *tlsWatch   // nil without TLS
 	acme    *certs.ACME // nil without ACME
 	handler *handler
@@ -220,7 +221,7 @@ func newGateway(c *config.Config, o Options, prev *Gateway) (g *Gateway, err err
 	if prev == nil {
 		g.sh = &shared{metrics: newMetrics(), started: time.Now(), idle: &idleRelease{quietAfter: time.Second, release: releaseMemory},
 			load: o.LoadConfig, reloads: make(chan chan error), errc: make(chan error, 1),
-			sockets: map[string]*socket{}, quic: map[string]*quicSocket{}, acme: map[*certs.ACME]bool{}}
+			sockets: map[string]*socket{}, quic: map[string]*quicSocket{}, acme: map[*certs.ACME]bool{}, certWarned: map[string]time.Time{}}
 		if c.Admin != nil {
 			a, err := newAdmin(c.Admin, g.sh.metrics, func(w http.ResponseWriter, r *http.Request) { g.current().serveHealth(w, r) }, g.adminAPI)
 			if err != nil {
@@ -428,7 +429,7 @@ func newGateway(c *config.Config, o Options, prev *Gateway) (g *Gateway, err err
 		f := &frontend{name: fc.Name, cfg: fc, binds: fc.Bind, h3: fc.HTTP3}
 		flog := o.Log.With().Str("frontend", fc.Name).Logger()
 		if of := prev.frontend(fc.Name); of != nil && of.tls != nil && reflect.DeepEqual(fc.TLS, of.cfg.TLS) {
-			f.tls, f.watch, f.acme = of.tls, of.watch, of.acme // certificates, ACME and TLS counters stay
+			f.tls, f.certs, f.watch, f.acme = of.tls, of.certs, of.watch, of.acme // certificates, ACME and TLS counters stay
 		} else if fc.TLS != nil {
 			t, err := certs.New(*fc.TLS, certs.Options{
 				OnReload: func(file string, err error) {
@@ -465,7 +466,7 @@ func newGateway(c *config.Config, o Options, prev *Gateway) (g *Gateway, err err
 			if err != nil {
 				return nil, fmt.Errorf("frontend %q: tls: %w", fc.Name, err)
 			}
-			f.tls, f.watch, f.acme = t.Config, newTLSWatch(fc.Name, t.Policy, g.metrics, flog), t.ACME
+			f.tls, f.certs, f.watch, f.acme = t.Config, t, newTLSWatch(fc.Name, t.Policy, g.metrics, flog), t.ACME
 		}
 		h := &handler{name: fc.Name, access: access, idle: g.idle, log: flog, redirectHTTPS: fc.RedirectHTTPS, acme: f.acme,
 			monitorURI: fc.MonitorURI, health: g.serveHealth, alerts: g.alerts, audit: g.audit,
@@ -706,6 +707,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	stopWatch := make(chan struct{})
 	defer close(stopWatch)
 	go sh.watchRules(stopWatch)
+	go sh.watchCerts(stopWatch)
 	sh.running.Store(true)
 	defer sh.running.Store(false)
 	var runErr error

@@ -78,13 +78,14 @@ var (
 )
 
 func (c stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descServerUp, descServerState, descServerInflight, descServerLatency, descQueue, descActive, descStick, descRedis} {
+	for _, d := range []*prometheus.Desc{descServerUp, descServerState, descServerInflight, descServerLatency, descQueue, descActive, descStick, descRedis, descCertExpiry} {
 		ch <- d
 	}
 }
 
 func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 	g := c.g.current()
+	g.collectCerts(ch)
 	for _, p := range g.pools {
 		ch <- prometheus.MustNewConstMetric(descQueue, prometheus.GaugeValue, float64(p.QueueLen()), p.Name)
 		for _, s := range p.Servers() {

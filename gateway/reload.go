@@ -44,6 +44,9 @@ type shared struct {
 	quic    map[string]*quicSocket
 	acme    map[*certs.ACME]bool // started
 	ctx     context.Context      // for what outlives generations (ACME)
+	// certWarned is when each certificate's cert.expiring last went out;
+	// only watchCerts touches it.
+	certWarned map[string]time.Time
 }
 
 // current is the generation that serves now (g itself before Run).

@@ -26,6 +26,9 @@ type Config struct {
 	// attack from many addresses cannot grow memory without bound; events
 	// of a new key past it are dropped and counted.
 	MaxKeys int `yaml:"max_keys"`
+	// CertExpiring is how close to its expiry a served certificate raises
+	// cert.expiring (checked at start and hourly, once a day per certificate).
+	CertExpiring time.Duration `yaml:"cert_expiring"`
 }
 
 // Endpoint is one webhook receiver.
@@ -83,6 +86,9 @@ const (
 	DefaultMaxRetries = 4
 	DefaultBackoff    = time.Second
 	DefaultMaxBackoff = time.Minute
+	// DefaultCertExpiring warns two weeks ahead: ACME renews a 90-day
+	// certificate 30 days ahead, so by then renewal has failed for weeks.
+	DefaultCertExpiring = 14 * 24 * time.Hour
 	// MaxEndpoints is how many endpoints one config may have (a bit each in a mask).
 	MaxEndpoints = 64
 )
@@ -104,6 +110,9 @@ func (c *Config) SetDefaults() {
 	}
 	if c.MaxKeys == 0 {
 		c.MaxKeys = DefaultMaxKeys
+	}
+	if c.CertExpiring == 0 {
+		c.CertExpiring = DefaultCertExpiring
 	}
 	for i := range c.Endpoints {
 		e := &c.Endpoints[i]
