@@ -20,6 +20,7 @@ func (p *Pool) Adopt(old *Pool) {
 		s.rampFrom.Store(o.rampFrom.Load())
 		s.latency.Store(o.latency.Load())
 		s.bw.copyFrom(&o.bw)
+		s.lastCheck.Store(o.lastCheck.Load())
 		if o.cfgState == s.cfgState {
 			s.state.Store(o.state.Load())
 		}

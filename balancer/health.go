@@ -190,6 +190,14 @@ func (c *checker) run(ctx context.Context, s *Server) {
 		if ctx.Err() != nil {
 			return
 		}
+		r := &CheckResult{At: start, Took: time.Since(start)}
+		if err != nil {
+			r.Err = err.Error()
+		}
+		s.lastCheck.Store(r)
+		if f := c.pool.onCheck.Load(); f != nil {
+			(*f)(s, *r)
+		}
 		if d := s.down.Load(); d != down {
 			streak, down = 0, d // a passive check took it down: Rise good checks from here
 		}
@@ -211,6 +219,20 @@ func (c *checker) run(ctx context.Context, s *Server) {
 		}
 	}
 }
+
+// CheckResult is one active health check's outcome.
+type CheckResult struct {
+	At   time.Time
+	Took time.Duration
+	Err  string // "" when the check passed
+}
+
+// OnCheck sets the function that hears every active check's result (the
+// metrics' way in); it runs on the checking goroutine, so it must be quick.
+func (p *Pool) OnCheck(f func(*Server, CheckResult)) { p.onCheck.Store(&f) }
+
+// LastCheck is the server's last active check, or nil before the first.
+func (s *Server) LastCheck() *CheckResult { return s.lastCheck.Load() }
 
 func (c *checker) report(s *Server, up bool, reason string) {
 	c.pool.emit(HealthEvent{Server: s.Name, Up: up, Reason: reason})

@@ -42,6 +42,7 @@ type Server struct {
 	ejectedUntil atomic.Int64 // unix ns; 0 when not ejected
 	latency      atomic.Uint64
 	bw           bandwidth
+	lastCheck    atomic.Pointer[CheckResult]
 }
 
 // State is a server's administrative state.
@@ -279,6 +280,7 @@ type Pool struct {
 	slowStart time.Duration
 	queue     queue
 	notify    atomic.Pointer[func(HealthEvent)]
+	onCheck   atomic.Pointer[func(*Server, CheckResult)]
 	now       func() time.Time // the clock of slow starts and cool-downs; tests set their own
 }
 

@@ -33,6 +33,8 @@ type metrics struct {
 	requests *requestMetrics
 	// Alerts by endpoint and result: delivered, failed, dropped_<reason>.
 	alerts *prometheus.CounterVec
+	// Active health checks by backend, server and result (ok, failed).
+	healthChecks *prometheus.CounterVec
 	// Config reloads by result, and when the serving config was loaded.
 	configReloads *prometheus.CounterVec
 	configLoaded  prometheus.Gauge
@@ -64,7 +66,10 @@ func newMetrics() *metrics {
 		Name: "sekisho_config_loaded_timestamp_seconds", Help: "When the serving config was loaded.",
 	})
 	m.configLoaded.SetToCurrentTime()
-	m.reg.MustRegister(m.alerts, m.configReloads, m.configLoaded)
+	m.healthChecks = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sekisho_health_checks_total", Help: "Active health checks by backend, server and result (ok, failed).",
+	}, []string{"backend", "server", "result"})
+	m.reg.MustRegister(m.alerts, m.configReloads, m.configLoaded, m.healthChecks)
 	m.reg.MustRegister(m.handshakes, m.below, m.failed, m.rulesReloads, m.rulesLoaded,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/sekisho/sekisho/balancer"
 )
@@ -59,6 +60,14 @@ type apiServer struct {
 	Backup    bool    `json:"backup"`
 	Inflight  int64   `json:"inflight"`
 	LatencyMS float64 `json:"latency_ms"`
+	// The last active health check: when, how long, and its error ("" when it passed).
+	Check *apiCheck `json:"check,omitempty"`
+}
+
+type apiCheck struct {
+	At     time.Time `json:"at"`
+	TookMS float64   `json:"took_ms"`
+	Error  string    `json:"error,omitempty"`
 }
 
 type apiBackend struct {
@@ -73,8 +82,12 @@ func (g *Gateway) apiBackends(w http.ResponseWriter, _ *http.Request) {
 	for _, p := range g.pools {
 		b := apiBackend{Name: p.Name, Queue: p.QueueLen(), Usable: p.Usable()}
 		for _, s := range p.Servers() {
-			b.Servers = append(b.Servers, apiServer{Name: s.Name, Address: s.Address, State: s.State().String(), Down: s.Down(),
-				Weight: s.Weight(), Backup: s.Backup, Inflight: s.Inflight(), LatencyMS: float64(s.Latency().Microseconds()) / 1000})
+			as := apiServer{Name: s.Name, Address: s.Address, State: s.State().String(), Down: s.Down(),
+				Weight: s.Weight(), Backup: s.Backup, Inflight: s.Inflight(), LatencyMS: float64(s.Latency().Microseconds()) / 1000}
+			if c := s.LastCheck(); c != nil {
+				as.Check = &apiCheck{At: c.At, TookMS: float64(c.Took.Microseconds()) / 1000, Error: c.Err}
+			}
+			b.Servers = append(b.Servers, as)
 		}
 		out = append(out, b)
 	}

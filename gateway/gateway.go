@@ -336,6 +336,13 @@ func newGateway(c *config.Config, o Options, prev *Gateway) (g *Gateway, err err
 		if note != "" {
 			o.Log.Warn().Str("backend", bc.Name).Msg(note)
 		}
+		pool.OnCheck(func(s *balancer.Server, r balancer.CheckResult) {
+			result := "ok"
+			if r.Err != "" {
+				result = "failed"
+			}
+			g.metrics.healthChecks.WithLabelValues(bc.Name, s.Name, result).Inc()
+		})
 		pool.OnEvent(func(e balancer.HealthEvent) {
 			ev := o.Log.Warn()
 			if e.Up {

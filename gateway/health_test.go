@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -13,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/sekisho/sekisho/balancer"
+	"github.com/sekisho/sekisho/e2e/freeport"
 )
 
 // namedServer answers with its name on addr ("127.0.0.1:0" for a free port).
@@ -153,5 +155,54 @@ backends:
 	}
 	if err := g.SetServerState("nope", "a", balancer.Ready); err == nil {
 		t.Error("unknown backend accepted")
+	}
+}
+
+// Each active check is counted by result in the metrics, and the last one
+// shows in the admin API: when, how long, and why it failed.
+func TestHealth_CheckResultsInMetricsAndAPI(t *testing.T) {
+	_, up := namedServer(t, "127.0.0.1:0", "up")
+	dead := freeport.Addr(t)
+	g, _, _, _ := runGatewayWith(t, fmt.Sprintf(`
+frontends:
+  - name: web
+    bind: [{address: "127.0.0.1:0"}]
+    default_backend: app
+backends:
+  - name: app
+    servers: [{name: up, address: %q}, {name: dead, address: %q}]
+    health_check: {type: tcp, interval: 20ms, down_interval: 20ms, fall: 1, rise: 1}
+admin: {address: "127.0.0.1:0"}
+`, up, dead), Options{Log: zerolog.Nop()})
+	admin := "http://" + g.AdminAddr().String()
+	var checks map[string]float64
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		checks = sums(g.sh.metrics.reg, "sekisho_health_checks_total", nil, "server", "result")
+		if checks["up|ok"] >= 3 && checks["dead|failed"] >= 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("health check counts %v after 5 s, want ≥ 3 ok for up and ≥ 3 failed for dead", checks)
+		}
+	}
+	if checks["up|failed"] != 0 || checks["dead|ok"] != 0 {
+		t.Errorf("counts %v: up never fails, dead never passes", checks)
+	}
+	resp, err := http.Get(admin + "/api/backends")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var list []apiBackend
+	json.NewDecoder(resp.Body).Decode(&list)
+	byName := map[string]apiServer{}
+	for _, s := range list[0].Servers {
+		byName[s.Name] = s
+	}
+	if c := byName["up"].Check; c == nil || c.Error != "" || time.Since(c.At) > 2*time.Second {
+		t.Errorf("up's last check %+v, want a recent pass", c)
+	}
+	if c := byName["dead"].Check; c == nil || !strings.Contains(c.Error, "connection refused") {
+		t.Errorf("dead's last check %+v, want connection refused", c)
 	}
 }

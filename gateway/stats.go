@@ -108,6 +108,11 @@ func (g *Gateway) serveStats(w http.ResponseWriter, r *http.Request) {
 			if s.Down() {
 				ss.Health, ss.Class = "down", "down"
 			}
+			if c := s.LastCheck(); c != nil && c.Err == "" {
+				ss.Health += ", check passed in " + c.Took.Round(time.Microsecond).String()
+			} else if c != nil {
+				ss.Health += ", check failed: " + truncate(c.Err, 80)
+			}
 			sb.Servers = append(sb.Servers, ss)
 		}
 		data.Backends = append(data.Backends, sb)
