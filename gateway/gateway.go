@@ -191,7 +191,8 @@ type frontend struct {
 	h3      bool          // http3: true
 	quic    []*quicSocket // HTTP/3, one per TLS bind
 	log     zerolog.Logger
-	tcp     *tcpFrontend // mode: tcp; then handler, srv and h2 serve nothing
+	tcp     *tcpFrontend  // mode: tcp; then handler, srv and h2 serve nothing
+	open    *atomic.Int64 // open connections, counted across reloads
 	// proxyMu guards proxyLogs, which bounds the log lines about refused PROXY headers.
 	proxyMu   sync.Mutex
 	proxyLogs logBudget
@@ -221,7 +222,8 @@ func newGateway(c *config.Config, o Options, prev *Gateway) (g *Gateway, err err
 	if prev == nil {
 		g.sh = &shared{metrics: newMetrics(), started: time.Now(), idle: &idleRelease{quietAfter: time.Second, release: releaseMemory},
 			load: o.LoadConfig, reloads: make(chan chan error), errc: make(chan error, 1),
-			sockets: map[string]*socket{}, quic: map[string]*quicSocket{}, acme: map[*certs.ACME]bool{}, certWarned: map[string]time.Time{}}
+			sockets: map[string]*socket{}, quic: map[string]*quicSocket{}, acme: map[*certs.ACME]bool{}, certWarned: map[string]time.Time{},
+			conns: map[string]*atomic.Int64{}}
 		if c.Admin != nil {
 			a, err := newAdmin(c.Admin, g.sh.metrics, func(w http.ResponseWriter, r *http.Request) { g.current().serveHealth(w, r) }, g.adminAPI)
 			if err != nil {
@@ -486,11 +488,14 @@ func newGateway(c *config.Config, o Options, prev *Gateway) (g *Gateway, err err
 			h.clientIP = r
 		}
 		f.log = flog
+		open := g.sh.openConns(fc.Name)
+		f.open = open
 		if fc.Mode == "tcp" {
 			t, err := g.newTCPFrontend(fc, poolsByName[fc.Backend], backendCfg[fc.Backend], access)
 			if err != nil {
 				return nil, fmt.Errorf("frontend %q: %w", fc.Name, err)
 			}
+			t.open = open
 			f.tcp = t
 		}
 		if fc.HSTS != nil {
@@ -530,6 +535,15 @@ func newGateway(c *config.Config, o Options, prev *Gateway) (g *Gateway, err err
 			// "OPTIONS *" goes to the handler, which refuses it (400), instead
 			// of net/http answering 200 on the gateway's behalf.
 			DisableGeneralOptionsHandler: true,
+			// Counts HTTP/1 and HTTP/2 connections (handshakes that fail never get here).
+			ConnState: func(_ net.Conn, st http.ConnState) {
+				switch st {
+				case http.StateNew:
+					open.Add(1)
+				case http.StateClosed, http.StateHijacked:
+					open.Add(-1)
+				}
+			},
 			ConnContext: func(ctx context.Context, c net.Conn) context.Context {
 				if lc, ok := c.(*listen.Conn); ok {
 					return context.WithValue(ctx, connKey{}, lc)

@@ -74,11 +74,12 @@ var (
 	descQueue          = prometheus.NewDesc("sekisho_backend_queue", "Requests waiting for a server below its maxconn.", []string{"backend"}, nil)
 	descActive         = prometheus.NewDesc("sekisho_requests_in_flight", "Requests the gateway handles now.", nil, nil)
 	descStick          = prometheus.NewDesc("sekisho_stick_table_entries", "Entries in each stick table or rate-limit table.", []string{"table"}, nil)
+	descConns          = prometheus.NewDesc("sekisho_connections_open", "Client connections open on each frontend (HTTP/1, HTTP/2 and TCP; QUIC not counted).", []string{"frontend"}, nil)
 	descRedis          = prometheus.NewDesc("sekisho_redis_up", "1 while Redis answers (0: replicas serve from their local tables).", nil, nil)
 )
 
 func (c stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descServerUp, descServerState, descServerInflight, descServerLatency, descQueue, descActive, descStick, descRedis, descCertExpiry} {
+	for _, d := range []*prometheus.Desc{descServerUp, descServerState, descServerInflight, descServerLatency, descQueue, descActive, descStick, descRedis, descCertExpiry, descConns} {
 		ch <- d
 	}
 }
@@ -86,6 +87,9 @@ func (c stateCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 	g := c.g.current()
 	g.collectCerts(ch)
+	for _, f := range g.frontends {
+		ch <- prometheus.MustNewConstMetric(descConns, prometheus.GaugeValue, float64(f.open.Load()), f.name)
+	}
 	for _, p := range g.pools {
 		ch <- prometheus.MustNewConstMetric(descQueue, prometheus.GaugeValue, float64(p.QueueLen()), p.Name)
 		for _, s := range p.Servers() {

@@ -90,6 +90,7 @@ admin: {address: "127.0.0.1:0"}
 		{"sekisho_server_admin_state", map[string]string{"server": "b", "state": "maint"}, 1},
 		{"sekisho_stick_table_entries", map[string]string{"table": "app"}, 1},
 		{"sekisho_requests_in_flight", nil, 0},
+		{"sekisho_connections_open", map[string]string{"frontend": "web"}, 1}, // the client's keep-alive connection
 		{"sekisho_backend_queue", map[string]string{"backend": "app"}, 0},
 	} {
 		if got := value(c.name, c.labels); got != c.want {

@@ -47,6 +47,20 @@ type shared struct {
 	// certWarned is when each certificate's cert.expiring last went out;
 	// only watchCerts touches it.
 	certWarned map[string]time.Time
+	// conns counts each frontend's open connections, across generations:
+	// those of a retiring one count until they close. Written by
+	// newGateway only, which Run's goroutine calls.
+	conns map[string]*atomic.Int64
+}
+
+// openConns is frontend's connection counter.
+func (sh *shared) openConns(frontend string) *atomic.Int64 {
+	n := sh.conns[frontend]
+	if n == nil {
+		n = new(atomic.Int64)
+		sh.conns[frontend] = n
+	}
+	return n
 }
 
 // current is the generation that serves now (g itself before Run).

@@ -6,6 +6,7 @@ import (
 	"net"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sekisho/sekisho/balancer"
@@ -22,6 +23,7 @@ type tcpFrontend struct {
 	ctx    context.Context // cancelled at the shutdown deadline: open connections close
 	cancel context.CancelFunc
 	conns  sync.WaitGroup
+	open   *atomic.Int64 // the frontend's open connections, for the metrics
 }
 
 func (g *Gateway) newTCPFrontend(fc config.Frontend, pool *balancer.Pool, bc config.Backend, access *accesslog.Logger) (*tcpFrontend, error) {
@@ -61,8 +63,10 @@ func (t *tcpFrontend) serve(ln net.Listener) error {
 			return err
 		}
 		t.conns.Add(1)
+		t.open.Add(1)
 		go func() {
 			defer t.conns.Done()
+			defer t.open.Add(-1)
 			t.proxy.Serve(t.ctx, c)
 		}()
 	}
