@@ -729,6 +729,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	defer close(stopWatch)
 	go sh.watchRules(stopWatch)
 	go sh.watchCerts(stopWatch)
+	go sh.sampleRates(stopWatch, rateWindow)
 	sh.running.Store(true)
 	defer sh.running.Store(false)
 	var runErr error

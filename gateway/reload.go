@@ -51,6 +51,7 @@ type shared struct {
 	// those of a retiring one count until they close. Written by
 	// newGateway only, which Run's goroutine calls.
 	conns map[string]*atomic.Int64
+	rates atomic.Pointer[requestRates] // for the stats page
 }
 
 // openConns is frontend's connection counter.

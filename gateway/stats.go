@@ -21,12 +21,12 @@ th{background:#f0f0f0}
 <h1>sekisho</h1>
 <p>Up since {{.Started}} · {{.InFlight}} requests in flight · <a href="?refresh=5">refresh every 5 s</a></p>
 <h2>Frontends</h2>
-<table><tr><th>frontend</th><th>binds</th><th>handshakes by TLS version</th><th>distinct clients this hour</th></tr>
-{{range .Frontends}}<tr><td>{{.Name}}</td><td>{{.Binds}}</td><td>{{range $v, $n := .Versions}}{{$v}}: {{$n}} {{end}}</td><td>{{range $v, $n := .Distinct}}{{$v}}: {{$n}} {{end}}</td></tr>
+<table><tr><th>frontend</th><th>binds</th><th>connections</th><th>requests/s</th><th>handshakes by TLS version</th><th>distinct clients this hour</th></tr>
+{{range .Frontends}}<tr><td>{{.Name}}</td><td>{{.Binds}}</td><td>{{.Conns}}</td><td>{{printf "%.1f" .Rate}}</td><td>{{range $v, $n := .Versions}}{{$v}}: {{$n}} {{end}}</td><td>{{range $v, $n := .Distinct}}{{$v}}: {{$n}} {{end}}</td></tr>
 {{end}}</table>
 <h2>Backends</h2>
 {{range .Backends}}<h3>{{.Name}}</h3>
-<p>requests {{.Total}} · 5xx {{.Errors}} · queue {{.Queue}}{{if .StickEntries}} · stick table {{.StickEntries}} entries{{end}}</p>
+<p>requests {{.Total}} ({{printf "%.1f" .Rate}}/s) · 5xx {{.Errors}} · queue {{.Queue}}{{if .StickEntries}} · stick table {{.StickEntries}} entries{{end}}</p>
 <table><tr><th>server</th><th>address</th><th>state</th><th>health</th><th>weight</th><th>in flight</th><th>latency</th></tr>
 {{range .Servers}}<tr class="{{.Class}}"><td>{{.Name}}</td><td>{{.Address}}</td><td>{{.State}}</td><td>{{.Health}}</td><td>{{.Weight}}</td><td>{{.Inflight}}</td><td>{{.Latency}}</td></tr>
 {{end}}</table>
@@ -48,11 +48,14 @@ type statsBackend struct {
 	Name                   string
 	Total, Errors, Blocked uint64
 	Queue, StickEntries    int
+	Rate                   float64 // requests per second over the last rateWindow
 	Servers                []statsServer
 }
 
 type statsFrontend struct {
 	Name, Binds        string
+	Conns              int64
+	Rate               float64 // requests per second over the last rateWindow
 	Versions, Distinct map[string]uint64
 }
 
@@ -75,12 +78,19 @@ func (g *Gateway) serveStats(w http.ResponseWriter, r *http.Request) {
 		data.Refresh = n
 	}
 	for _, f := range g.frontends {
-		sf := statsFrontend{Name: f.name}
+		sf := statsFrontend{Name: f.name, Conns: f.open.Load()}
+		if r := g.sh.rates.Load(); r != nil {
+			sf.Rate = r.byFrontend[f.name]
+		}
 		for i, b := range f.binds {
 			if i > 0 {
 				sf.Binds += ", "
 			}
-			sf.Binds += b.Address
+			if i < len(f.lns) {
+				sf.Binds += f.lns[i].Addr().String() // the bound port, for :0 too
+			} else {
+				sf.Binds += b.Address
+			}
 			if b.TLS {
 				sf.Binds += " (TLS)"
 			}
@@ -96,6 +106,9 @@ func (g *Gateway) serveStats(w http.ResponseWriter, r *http.Request) {
 	blocked := sums(reg, "sekisho_waf_blocked_requests_total", nil, "policy")
 	for _, p := range g.pools {
 		sb := statsBackend{Name: p.Name, Queue: p.QueueLen(), Total: uint64(requests[p.Name]), Errors: uint64(errors5xx[p.Name])}
+		if r := g.sh.rates.Load(); r != nil {
+			sb.Rate = r.byBackend[p.Name]
+		}
 		if st := p.StickStore(); st != nil {
 			if n, err := st.Len(r.Context()); err == nil {
 				sb.StickEntries = n
@@ -125,4 +138,42 @@ func (g *Gateway) serveStats(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	statsPage.Execute(w, data)
+}
+
+// rateWindow is the span of the stats page's request rates.
+const rateWindow = 5 * time.Second
+
+// requestRates are requests per second by frontend and by backend over
+// the last rateWindow, from the Prometheus counters.
+type requestRates struct {
+	byFrontend, byBackend map[string]float64
+}
+
+// sampleRates computes requestRates every window until stop is closed:
+// a reading of counters, so the request path pays nothing.
+func (sh *shared) sampleRates(stop <-chan struct{}, window time.Duration) {
+	t := time.NewTicker(window)
+	defer t.Stop()
+	prevF := sums(sh.metrics.reg, "sekisho_requests_total", nil, "frontend")
+	prevB := sums(sh.metrics.reg, "sekisho_requests_total", nil, "backend")
+	last := time.Now()
+	for {
+		select {
+		case <-stop:
+			return
+		case now := <-t.C:
+			f := sums(sh.metrics.reg, "sekisho_requests_total", nil, "frontend")
+			b := sums(sh.metrics.reg, "sekisho_requests_total", nil, "backend")
+			secs := now.Sub(last).Seconds()
+			r := &requestRates{byFrontend: map[string]float64{}, byBackend: map[string]float64{}}
+			for k, v := range f {
+				r.byFrontend[k] = (v - prevF[k]) / secs
+			}
+			for k, v := range b {
+				r.byBackend[k] = (v - prevB[k]) / secs
+			}
+			sh.rates.Store(r)
+			prevF, prevB, last = f, b, now
+		}
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -80,6 +81,7 @@ admin: {address: "127.0.0.1:0"}
 		if err != nil {
 			t.Fatal(err)
 		}
+		io.Copy(io.Discard, resp.Body) // read to the end: the connection stays open for the next
 		resp.Body.Close()
 	}
 	g.SetServerState("shop", "shop-2", balancer.Drain)
@@ -93,10 +95,43 @@ admin: {address: "127.0.0.1:0"}
 			t.Fatalf("the page as the browser built it lacks %q:\n%s", want, dom)
 		}
 	}
+	if !regexp.MustCompile(`<td>web</td><td>[^<]*</td><td>1</td>`).MatchString(dom) {
+		t.Errorf("the frontend row does not show the client's one open connection:\n%s", dom)
+	}
 	if strings.Contains(dom, "<script") || strings.Contains(dom, `src="http`) || strings.Contains(dom, `href="http`) {
 		t.Fatal("the page carries a script or an external asset")
 	}
 	if shot := os.Getenv("SEKISHO_STATS_SCREENSHOT"); shot != "" {
 		chromium(t, url, "--screenshot="+shot, "--window-size=1100,700", "--hide-scrollbars")
+	}
+}
+
+// Request rates come from the counters' change between two samples.
+func TestStatsPage_RequestRates(t *testing.T) {
+	_, addr := namedServer(t, "127.0.0.1:0", "a")
+	g, _, _, _ := runGatewayWith(t, fmt.Sprintf(`
+frontends:
+  - name: web
+    bind: [{address: "127.0.0.1:0"}]
+    default_backend: app
+backends:
+  - name: app
+    servers: [{address: %q}]
+`, addr), Options{Log: zerolog.Nop()})
+	stop := make(chan struct{})
+	defer close(stop)
+	go g.sh.sampleRates(stop, 500*time.Millisecond)
+	time.Sleep(100 * time.Millisecond)
+	for range 20 {
+		resp, err := http.Get("http://" + g.Addrs("web")[0].String() + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	time.Sleep(600 * time.Millisecond) // one sample after the requests
+	r := g.sh.rates.Load()
+	if r == nil || r.byFrontend["web"] < 20/0.6-5 || r.byFrontend["web"] > 20/0.5+1 || r.byBackend["app"] != r.byFrontend["web"] {
+		t.Fatalf("rates %+v, want about 40/s for web and app", r)
 	}
 }
