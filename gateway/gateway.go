@@ -222,7 +222,7 @@ func newGateway(c *config.Config, o Options, prev *Gateway) (g *Gateway, err err
 	if prev == nil {
 		g.sh = &shared{metrics: newMetrics(), started: time.Now(), idle: &idleRelease{quietAfter: time.Second, release: releaseMemory},
 			load: o.LoadConfig, reloads: make(chan chan error), errc: make(chan error, 1),
-			sockets: map[string]*socket{}, quic: map[string]*quicSocket{}, acme: map[*certs.ACME]bool{}, certWarned: map[string]time.Time{},
+			sockets: map[string]*listen.Socket{}, quic: map[string]*quicSocket{}, acme: map[*certs.ACME]bool{}, certWarned: map[string]time.Time{},
 			conns: map[string]*atomic.Int64{}}
 		if c.Admin != nil {
 			a, err := newAdmin(c.Admin, g.sh.metrics, func(w http.ResponseWriter, r *http.Request) { g.current().serveHealth(w, r) }, g.adminAPI)
@@ -581,15 +581,15 @@ func (g *Gateway) Listen() error {
 	type bind struct {
 		f    *frontend
 		b    config.Bind
-		sock *socket
+		sock *listen.Socket
 		quic *quicSocket
 	}
 	var binds []bind
-	sockets, quics := map[string]*socket{}, map[string]*quicSocket{}
+	sockets, quics := map[string]*listen.Socket{}, map[string]*quicSocket{}
 	fail := func(err error) error {
 		for k, s := range sockets {
 			if sh.sockets[k] != s {
-				s.close()
+				s.Close()
 			}
 		}
 		for k, q := range quics {
@@ -602,14 +602,14 @@ func (g *Gateway) Listen() error {
 	for _, f := range g.frontends {
 		seen := map[string]int{}
 		for _, b := range f.binds {
-			key := socketKey(f.name, b.Address, seen)
+			key := listen.SocketKey(f.name, b.Address, seen)
 			s := sh.sockets[key]
 			if s == nil {
 				ln, err := net.Listen("tcp", b.Address)
 				if err != nil {
 					return fail(fmt.Errorf("frontend %q: %w", f.name, err))
 				}
-				s = newSocket(ln)
+				s = listen.NewSocket(ln)
 			}
 			sockets[key] = s
 			x := bind{f: f, b: b, sock: s}
@@ -617,7 +617,7 @@ func (g *Gateway) Listen() error {
 				x.quic = sh.quic[key]
 				if x.quic == nil {
 					// QUIC on the UDP port of the same number (for :0, the one TCP got).
-					pc, err := net.ListenPacket("udp", s.ln.Addr().String())
+					pc, err := net.ListenPacket("udp", s.Addr().String())
 					if err != nil {
 						return fail(fmt.Errorf("frontend %q: http3: %w", f.name, err))
 					}
@@ -630,7 +630,7 @@ func (g *Gateway) Listen() error {
 	}
 	// Then hand them over: nothing fails from here.
 	for _, x := range binds {
-		f, b, ln := x.f, x.b, x.sock.ln
+		f, b, sock := x.f, x.b, x.sock
 		o := listen.Options{HandshakeTimeout: f.srv.ReadHeaderTimeout}
 		if pp := b.ProxyProtocol; pp != nil {
 			o.Proxy = &listen.Proxy{Require: pp.Mode == "require", HeaderTimeout: pp.HeaderTimeout}
@@ -646,7 +646,7 @@ func (g *Gateway) Listen() error {
 			o.TLS, o.ServeH2 = f.tls, f.serveH2
 			o.OnHandshake, o.OnHandshakeError = f.watch.handshake, f.watch.handshakeError
 			if h := f.handler; h.redirectHTTPS && h.httpsPort == "" {
-				_, h.httpsPort, _ = net.SplitHostPort(ln.Addr().String()) // the bound port, for :0 too
+				_, h.httpsPort, _ = net.SplitHostPort(sock.Addr().String()) // the bound port, for :0 too
 			}
 		}
 		if q := x.quic; q != nil {
@@ -659,8 +659,8 @@ func (g *Gateway) Listen() error {
 				g.log.Info().Str("frontend", f.name).Str("address", q.pc.LocalAddr().String()).Msg("listening (HTTP/3)")
 			}
 		}
-		f.lns = append(f.lns, x.sock.attach(o))
-		g.log.Info().Str("frontend", f.name).Str("address", ln.Addr().String()).Bool("tls", b.TLS).Msg("listening")
+		f.lns = append(f.lns, sock.Attach(o))
+		g.log.Info().Str("frontend", f.name).Str("address", sock.Addr().String()).Bool("tls", b.TLS).Msg("listening")
 	}
 	// QUIC takes the frontends as they are now complete.
 	for _, f := range g.frontends {
@@ -672,7 +672,7 @@ func (g *Gateway) Listen() error {
 	// requests they brought finish in the generation before.
 	for k, s := range sh.sockets {
 		if sockets[k] != s {
-			s.close()
+			s.Close()
 		}
 	}
 	for k, q := range sh.quic {
@@ -759,7 +759,7 @@ loop:
 	dctx, cancel := context.WithTimeout(context.Background(), cur.shutdownTimeout)
 	defer cancel()
 	for _, s := range sh.sockets {
-		s.close()
+		s.Close()
 	}
 	var wg sync.WaitGroup
 	for _, q := range sh.quic {

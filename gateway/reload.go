@@ -6,7 +6,6 @@ import (
 	"errors"
 	"net"
 	"net/http"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,7 +39,7 @@ type shared struct {
 	running atomic.Bool
 	errc    chan error // a listener that failed for good, for Run
 	// Owned by Run's goroutine (and Listen before Run).
-	sockets map[string]*socket
+	sockets map[string]*listen.Socket
 	quic    map[string]*quicSocket
 	acme    map[*certs.ACME]bool // started
 	ctx     context.Context      // for what outlives generations (ACME)
@@ -129,138 +128,6 @@ func (cur *Gateway) reloadConfig() error {
 	}()
 	return nil
 }
-
-// socket is a bound TCP address. It outlives generations: each one gets a
-// view of it, and the socket hands each accepted connection to the view
-// that is current, so a reload neither closes the socket nor misses one.
-type socket struct {
-	ln     net.Listener
-	cur    atomic.Pointer[socketView]
-	owner  *listen.Listener // over cur; handed over to the next one
-	closed chan struct{}
-	once   sync.Once
-}
-
-func newSocket(ln net.Listener) *socket {
-	s := &socket{ln: ln, closed: make(chan struct{})}
-	go s.accept()
-	return s
-}
-
-// socketKey names a bind across generations: its address, or for a port
-// chosen by the kernel (:0), the frontend and the bind's rank among those.
-func socketKey(frontend, address string, seen map[string]int) string {
-	_, port, _ := net.SplitHostPort(address)
-	n := seen[address]
-	seen[address]++
-	if port != "0" && n == 0 {
-		return address
-	}
-	return frontend + "/" + address + "#" + strconv.Itoa(n)
-}
-
-// attach makes l, over a new view, the one that gets connections; the
-// listener before it hands over what it was still preparing.
-func (s *socket) attach(o listen.Options) *listen.Listener {
-	v := &socketView{s: s, conns: make(chan net.Conn), done: make(chan struct{})}
-	l := listen.New(v, o)
-	s.cur.Store(v)
-	if s.owner != nil {
-		s.owner.HandOver(l)
-	}
-	s.owner = l
-	return l
-}
-
-func (s *socket) accept() {
-	var delay time.Duration
-	for {
-		c, err := s.ln.Accept()
-		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() { // EMFILE and friends: back off like net/http
-				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-				select {
-				case <-time.After(delay):
-					continue
-				case <-s.closed:
-				}
-			}
-			return
-		}
-		delay = 0
-		s.hand(c)
-	}
-}
-
-// hand gives c to the current view, or to its successor should it close
-// meanwhile.
-func (s *socket) hand(c net.Conn) {
-	for {
-		v := s.cur.Load()
-		if v == nil { // bound, not attached yet
-			select {
-			case <-s.closed:
-				c.Close()
-				return
-			case <-time.After(time.Millisecond):
-				continue
-			}
-		}
-		select {
-		case v.conns <- c:
-			return
-		case <-v.done:
-			if s.cur.Load() == v { // closed without a successor: shutting down
-				c.Close()
-				return
-			}
-		case <-s.closed:
-			c.Close()
-			return
-		}
-	}
-}
-
-func (s *socket) close() {
-	s.once.Do(func() {
-		close(s.closed)
-		s.ln.Close()
-	})
-}
-
-// socketView is one generation's net.Listener over a socket: closing it
-// detaches the generation, not the socket.
-type socketView struct {
-	s     *socket
-	conns chan net.Conn
-	done  chan struct{}
-	once  sync.Once
-}
-
-func (v *socketView) Accept() (net.Conn, error) {
-	select {
-	case c := <-v.conns:
-		select {
-		case <-v.done:
-			// Closed meanwhile (select picks at random among ready
-			// cases): the successor gets it, not a server shutting down.
-			v.s.hand(c)
-			return nil, net.ErrClosed
-		default:
-			return c, nil
-		}
-	case <-v.done:
-		return nil, net.ErrClosed
-	}
-}
-
-func (v *socketView) Close() error {
-	v.once.Do(func() { close(v.done) })
-	return nil
-}
-
-func (v *socketView) Addr() net.Addr { return v.s.ln.Addr() }
 
 // quicSocket is a UDP address serving HTTP/3. QUIC connections live in
 // the server that accepted them, so the server outlives generations too:

@@ -140,24 +140,32 @@ func (l *Listener) Accept() (net.Conn, error) {
 	}
 }
 
-func (l *Listener) acceptAsync() {
+// accept accepts from ln, backing off like net/http on errors that may
+// pass (EMFILE and friends), until done is closed.
+func accept(ln net.Listener, done <-chan struct{}) (net.Conn, error) {
 	var delay time.Duration
 	for {
-		raw, err := l.ln.Accept()
+		c, err := ln.Accept()
+		var ne net.Error
+		if err == nil || !errors.As(err, &ne) || !ne.Timeout() {
+			return c, err
+		}
+		delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+		select {
+		case <-time.After(delay):
+		case <-done:
+			return nil, err
+		}
+	}
+}
+
+func (l *Listener) acceptAsync() {
+	for {
+		raw, err := accept(l.ln, l.done)
 		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() { // EMFILE and friends: back off like net/http
-				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-				select {
-				case <-time.After(delay):
-					continue
-				case <-l.done:
-				}
-			}
 			l.Close()
 			return
 		}
-		delay = 0
 		go l.prepare(raw)
 	}
 }
