@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -240,4 +241,75 @@ backends:
 			t.Fatalf("request %d after the reload: %d %q; only a is usable", i, resp.StatusCode, body)
 		}
 	}
+}
+
+// A TCP (layer 4) frontend keeps its socket over a reload: a session open
+// before it goes on, and new sessions are served by the new config.
+func TestReload_TCPFrontendKeepsSessions(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() { // an echo server
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { defer c.Close(); io.Copy(c, c) }()
+		}
+	}()
+	yaml := func(idle string) string {
+		return fmt.Sprintf(`
+frontends:
+  - name: echo
+    mode: tcp
+    bind: [{address: "127.0.0.1:0"}]
+    backend: echo
+    idle_timeout: %s
+backends:
+  - name: echo
+    servers: [{address: %q}]
+shutdown_timeout: 10s
+`, idle, ln.Addr())
+	}
+	write, o := reloadConfig(t, io.Discard)
+	write(yaml("30s"))
+	g, _, _, _ := runGatewayWith(t, yaml("30s"), o)
+	addr := g.Addrs("echo")[0].String()
+	echo := func(c net.Conn, msg string) {
+		t.Helper()
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.WriteString(c, msg); err != nil {
+			t.Fatal(err)
+		}
+		got := make([]byte, len(msg))
+		if _, err := io.ReadFull(c, got); err != nil || string(got) != msg {
+			t.Fatalf("echo of %q: %q, %v", msg, got, err)
+		}
+	}
+	before, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer before.Close()
+	echo(before, "one")
+
+	write(yaml("31s"))
+	if err := g.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if got := g.Addrs("echo")[0].String(); got != addr {
+		t.Fatalf("address %s after the reload, was %s", got, addr)
+	}
+	echo(before, "two")                 // the session from before the reload
+	time.Sleep(1500 * time.Millisecond) // past the retiring generation's settle time
+	echo(before, "three")
+	after, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer after.Close()
+	echo(after, "four")
 }
