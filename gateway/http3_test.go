@@ -75,6 +75,17 @@ func TestFrontend_HTTP3(t *testing.T) {
 		t.Errorf("access log:\n%s", l)
 	}
 
+	// The client's one QUIC connection is open, and counted.
+	if n := g.frontend("web").open.Load(); n != 1 {
+		t.Errorf("open connections %d during the HTTP/3 session, want 1", n)
+	}
+	h3.Close()
+	for deadline := time.Now().Add(5 * time.Second); g.frontend("web").open.Load() != 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("open connections %d 5 s after the client closed, want 0", g.frontend("web").open.Load())
+		}
+	}
+
 	tcp := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
 	resp, err := tcp.Get("https://" + addr + "/")
 	if err != nil {

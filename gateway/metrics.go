@@ -74,7 +74,7 @@ var (
 	descQueue          = prometheus.NewDesc("sekisho_backend_queue", "Requests waiting for a server below its maxconn.", []string{"backend"}, nil)
 	descActive         = prometheus.NewDesc("sekisho_requests_in_flight", "Requests the gateway handles now.", nil, nil)
 	descStick          = prometheus.NewDesc("sekisho_stick_table_entries", "Entries in each stick table or rate-limit table.", []string{"table"}, nil)
-	descConns          = prometheus.NewDesc("sekisho_connections_open", "Client connections open on each frontend (HTTP/1, HTTP/2 and TCP; QUIC not counted).", []string{"frontend"}, nil)
+	descConns          = prometheus.NewDesc("sekisho_connections_open", "Client connections open on each frontend (HTTP/1, HTTP/2, HTTP/3 and TCP).", []string{"frontend"}, nil)
 	descRedis          = prometheus.NewDesc("sekisho_redis_up", "1 while Redis answers (0: replicas serve from their local tables).", nil, nil)
 )
 

@@ -158,6 +158,10 @@ func newQUICSocket(pc net.PacketConn, f *frontend, m *metrics) *quicSocket {
 			if f.watch != nil {
 				f.watch.usage.count(&st, c.RemoteAddr())
 			}
+			// Counted until the connection's context ends with it; the
+			// counter is the frontend's in every generation.
+			f.open.Add(1)
+			go func() { <-c.Context().Done(); f.open.Add(-1) }()
 			return ctx
 		},
 	}
