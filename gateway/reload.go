@@ -117,6 +117,13 @@ func (cur *Gateway) reloadConfig() error {
 			f.handler.next.Store(n.handler)
 		}
 	}
+	// The rules series of policies that went away (or were rebuilt with
+	// other rules) go too.
+	for _, p := range cur.policies {
+		if np := next.policy(p.name); np == nil || np.cur.Load().Hash() != p.cur.Load().Hash() {
+			cur.sh.metrics.rulesLoaded.DeleteLabelValues(p.name, p.cur.Load().Hash())
+		}
+	}
 	cur.sh.metrics.configReloads.WithLabelValues("ok").Inc()
 	cur.sh.metrics.configLoaded.Set(float64(time.Now().Unix()))
 	next.log.Info().Dur("took", time.Since(start)).Msg("config reloaded")

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -312,4 +313,55 @@ shutdown_timeout: 10s
 	}
 	defer after.Close()
 	echo(after, "four")
+}
+
+// sekisho_waf_rules_loaded_timestamp_seconds has one series per policy,
+// for the rules it runs: a rules reload replaces the policy's series, and
+// a config reload that drops the policy drops its series.
+func TestReload_RulesSeriesFollowWhatRuns(t *testing.T) {
+	_, addr := namedServer(t, "127.0.0.1:0", "a")
+	rules := t.TempDir()
+	os.MkdirAll(filepath.Join(rules, "custom"), 0o755)
+	site := filepath.Join(rules, "custom", "site.conf")
+	os.WriteFile(site, []byte(`SecRule ARGS:probe "@streq one" "id:9300001,phase:1,deny,status:403"`+"\n"), 0o644)
+	yaml := func(policy string) string {
+		return fmt.Sprintf(`
+frontends:
+  - name: web
+    bind: [{address: "127.0.0.1:0"}]
+    default_backend: app
+    default_waf_policy: %s
+waf:
+  policies:
+    - {name: tuned, rules_dir: %q}
+    - {name: "off", mode: "off"}
+backends:
+  - name: app
+    servers: [{address: %q}]
+`, policy, rules, addr)
+	}
+	write, o := reloadConfig(t, io.Discard)
+	write(yaml("tuned"))
+	g, _, _, _ := runGatewayWith(t, yaml("tuned"), o)
+	series := func() map[string]float64 {
+		return sums(g.sh.metrics.reg, "sekisho_waf_rules_loaded_timestamp_seconds", nil, "policy", "hash")
+	}
+	first := series()
+	if len(first) != 1 {
+		t.Fatalf("series %v, want one for tuned", first)
+	}
+	os.WriteFile(site, []byte(`SecRule ARGS:probe "@streq two" "id:9300001,phase:1,deny,status:403"`+"\n"), 0o644)
+	g.ReloadRules()
+	second := series()
+	if len(second) != 1 || maps.Equal(first, second) {
+		t.Fatalf("after the rules reload %v (was %v), want one series, with the new hash", second, first)
+	}
+	write(yaml(`"off"`))
+	if err := g.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	third := series()
+	if _, ok := third[`off|`+g.current().policy("off").cur.Load().Hash()]; len(third) != 1 || !ok {
+		t.Fatalf("after the config reload %v, want only off's series", third)
+	}
 }

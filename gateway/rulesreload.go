@@ -59,6 +59,7 @@ func (g *Gateway) ReloadRules() {
 		p.failedHash = ""
 		p.cur.Store(e)
 		g.metrics.rulesReloads.WithLabelValues(p.name, "ok").Inc()
+		g.metrics.rulesLoaded.DeleteLabelValues(p.name, old.Hash()) // one series per policy: what it runs
 		g.metrics.rulesLoaded.WithLabelValues(p.name, e.Hash()).Set(float64(e.LoadedAt().Unix()))
 		g.log.Info().Str("policy", p.name).Str("hash", e.Hash()).Str("was", old.Hash()).Dur("took", time.Since(start)).Msg("waf rules reloaded")
 	}
