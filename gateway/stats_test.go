@@ -120,8 +120,10 @@ backends:
 `, addr), Options{Log: zerolog.Nop()})
 	stop := make(chan struct{})
 	defer close(stop)
-	go g.sh.sampleRates(stop, 500*time.Millisecond)
-	time.Sleep(100 * time.Millisecond)
+	// A window far longer than the 20 requests take, so all of them fall
+	// in the first one, even on a loaded machine.
+	start := time.Now()
+	go g.sh.sampleRates(stop, 2*time.Second)
 	for range 20 {
 		resp, err := http.Get("http://" + g.Addrs("web")[0].String() + "/")
 		if err != nil {
@@ -129,9 +131,16 @@ backends:
 		}
 		resp.Body.Close()
 	}
-	time.Sleep(600 * time.Millisecond) // one sample after the requests
-	r := g.sh.rates.Load()
-	if r == nil || r.byFrontend["web"] < 20/0.6-5 || r.byFrontend["web"] > 20/0.5+1 || r.byBackend["app"] != r.byFrontend["web"] {
-		t.Fatalf("rates %+v, want about 40/s for web and app", r)
+	if took := time.Since(start); took > 1500*time.Millisecond {
+		t.Fatalf("20 requests took %s: too slow for this test's window", took)
+	}
+	var r *requestRates
+	for deadline := time.Now().Add(5 * time.Second); r == nil; time.Sleep(50 * time.Millisecond) {
+		if r = g.sh.rates.Load(); r == nil && time.Now().After(deadline) {
+			t.Fatal("no rates sampled within 5 s")
+		}
+	}
+	if f := r.byFrontend["web"]; f < 9 || f > 10.5 || r.byBackend["app"] != f {
+		t.Fatalf("rates %+v, want 20 requests over about 2 s: 10/s for web and app", r)
 	}
 }
