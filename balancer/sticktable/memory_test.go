@@ -69,35 +69,6 @@ func length(t *testing.T, m *Memory) int {
 	return n
 }
 
-// do runs ops like "stick a", "lookup a", "track a" (released at once),
-// "gpc a" and "delete a".
-func do(t *testing.T, m *Memory, ops ...string) {
-	t.Helper()
-	for _, op := range ops {
-		verb, key, _ := strings.Cut(op, " ")
-		var err error
-		switch verb {
-		case "stick":
-			err = m.Stick(ctx, key, "s1")
-		case "lookup":
-			_, _, err = m.Lookup(ctx, key)
-		case "track":
-			var release func()
-			_, release, err = m.Track(ctx, key)
-			release()
-		case "gpc":
-			_, err = m.AddGPC(ctx, key, 1)
-		case "delete":
-			err = m.Delete(ctx, key)
-		default:
-			t.Fatalf("unknown op %q", op)
-		}
-		if err != nil {
-			t.Fatalf("%s: %v", op, err)
-		}
-	}
-}
-
 // A full table evicts its least recently used entry, any use counting as
 // one, and never holds more than Size.
 func TestMemory_EvictsLeastRecentlyUsed(t *testing.T) {
@@ -116,7 +87,7 @@ func TestMemory_EvictsLeastRecentlyUsed(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := newTable(t, Config{Size: 3}, newClock())
-			do(t, m, tc.ops...)
+			storeDo(t, m, nil, tc.ops...)
 			if n := length(t, m); n != len(tc.want) {
 				t.Errorf("Len = %d, want %d", n, len(tc.want))
 			}
@@ -172,9 +143,9 @@ func TestMemory_ExpiryRefreshedOnUse(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			clk := newClock()
 			m := newTable(t, Config{Size: 10, Expire: 10 * time.Second}, clk)
-			do(t, m, "stick a", "stick b")
+			storeDo(t, m, nil, "stick a", "stick b")
 			clk.add(8 * time.Second)
-			do(t, m, tc.use) // a now expires at 18s; b still at 10s
+			storeDo(t, m, nil, tc.use) // a now expires at 18s; b still at 10s
 			clk.add(2 * time.Second)
 			// At 10s b has had exactly Expire without use.
 			if n := length(t, m); n != 1 {
@@ -212,7 +183,7 @@ func TestMemory_InFlightEntryStays(t *testing.T) {
 	if err != nil || !ok || e.ConnCur != 1 {
 		t.Fatalf("in-flight entry after expiry: %+v, %v, %v; want present with ConnCur 1", e, ok, err)
 	}
-	do(t, m, "stick b", "lookup b", "stick c") // a is the LRU but in flight: b goes
+	storeDo(t, m, nil, "stick b", "lookup b", "stick c") // a is the LRU but in flight: b goes
 	if present(t, m, "b") || !present(t, m, "c") || !present(t, m, "a") {
 		t.Errorf("b present %v, c %v, a %v; want b evicted for c", present(t, m, "b"), present(t, m, "c"), present(t, m, "a"))
 	}
@@ -240,7 +211,7 @@ func TestMemory_InFlightEntryStays(t *testing.T) {
 	if !present(t, m, "a") {
 		t.Error("a expired before Expire since its release")
 	}
-	do(t, m, "stick d") // c is the LRU now
+	storeDo(t, m, nil, "stick d") // c is the LRU now
 	if present(t, m, "c") || !present(t, m, "d") {
 		t.Error("c was not evicted for d once released")
 	}
@@ -273,7 +244,7 @@ func TestMemory_InFlightEntryBehindExpiredOnes(t *testing.T) {
 	clk := newClock()
 	m := newTable(t, Config{Size: 100, Expire: 10 * time.Second}, clk)
 	for i := range 2 * purgeBudget {
-		do(t, m, fmt.Sprintf("stick k%d", i))
+		storeDo(t, m, nil, fmt.Sprintf("stick k%d", i))
 	}
 	_, release, err := m.Track(ctx, "a")
 	if err != nil {
@@ -366,7 +337,7 @@ func TestMemory_TrackCountsConnections(t *testing.T) {
 
 	// A release outlives a Delete without touching the key's next entry.
 	_, stale, _ := m.Track(ctx, "b")
-	do(t, m, "delete b")
+	storeDo(t, m, nil, "delete b")
 	_, r3, _ := m.Track(ctx, "b")
 	stale()
 	if c := conn("b"); c != 1 {
@@ -395,7 +366,7 @@ func TestMemory_GPC(t *testing.T) {
 			t.Errorf("AddGPC(%s, %d) = %d, %v; want %d", tc.key, tc.n, got, err, tc.want)
 		}
 	}
-	do(t, m, "stick a", "track a")
+	storeDo(t, m, nil, "stick a", "track a")
 	if e, _, _ := m.Lookup(ctx, "a"); e.GPC != 7 {
 		t.Errorf("GPC after stick and track = %d, want 7", e.GPC)
 	}
