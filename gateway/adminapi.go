@@ -108,14 +108,13 @@ func (g *Gateway) apiSetServer(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	backend, server := r.PathValue("backend"), r.PathValue("server")
-	p := g.pool(backend)
-	if p == nil || p.Server(server) == nil {
+	s, err := g.server(backend, server)
+	if err != nil {
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": fmt.Sprintf("no server %q in backend %q", server, backend)})
 		return
 	}
 	var st balancer.State
 	if body.State != nil {
-		var err error
 		if st, err = balancer.ParseState(*body.State); err != nil {
 			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "state: " + err.Error()})
 			return
@@ -130,7 +129,6 @@ func (g *Gateway) apiSetServer(w http.ResponseWriter, r *http.Request) {
 	if body.State != nil {
 		g.SetServerState(backend, server, st)
 	}
-	s := p.Server(server)
 	writeJSON(w, http.StatusOK, map[string]any{"state": s.State().String(), "weight": s.Weight()})
 }
 

@@ -113,38 +113,40 @@ func (g *Gateway) redisStateChanged(up bool, err error) {
 // SetServerState sets a server's administrative state (ready, drain,
 // maint): the admin API's way in.
 func (g *Gateway) SetServerState(backend, server string, st balancer.State) error {
-	g = g.current()
-	for _, p := range g.pools {
-		if p.Name != backend {
-			continue
-		}
-		s := p.Server(server)
-		if s == nil {
-			return fmt.Errorf("backend %q has no server %q", backend, server)
-		}
-		s.SetState(st)
-		g.log.Info().Str("backend", backend).Str("server", server).Stringer("state", st).Msg("server state set")
-		return nil
+	s, err := g.current().server(backend, server)
+	if err != nil {
+		return err
 	}
-	return fmt.Errorf("no backend %q", backend)
+	s.SetState(st)
+	g.log.Info().Str("backend", backend).Str("server", server).Stringer("state", st).Msg("server state set")
+	return nil
 }
 
 // SetServerWeight sets a server's weight (0 to 256; 0 takes no new
 // requests): the admin API's way in.
 func (g *Gateway) SetServerWeight(backend, server string, w int) error {
-	p := g.current().pool(backend)
-	if p == nil {
-		return fmt.Errorf("no backend %q", backend)
-	}
-	s := p.Server(server)
-	if s == nil {
-		return fmt.Errorf("backend %q has no server %q", backend, server)
+	s, err := g.current().server(backend, server)
+	if err != nil {
+		return err
 	}
 	if err := s.SetWeight(w); err != nil {
 		return err
 	}
 	g.log.Info().Str("backend", backend).Str("server", server).Int("weight", w).Msg("server weight set")
 	return nil
+}
+
+// server finds a backend's server by name.
+func (g *Gateway) server(backend, server string) (*balancer.Server, error) {
+	p := g.pool(backend)
+	if p == nil {
+		return nil, fmt.Errorf("no backend %q", backend)
+	}
+	s := p.Server(server)
+	if s == nil {
+		return nil, fmt.Errorf("backend %q has no server %q", backend, server)
+	}
+	return s, nil
 }
 
 // Gateway is a running configuration: frontends, WAF engines and backends.
@@ -694,11 +696,9 @@ func (f *frontend) serveH2(tc *tls.Conn, c *listen.Conn) {
 // Addrs returns the bound addresses of a frontend, in bind order.
 func (g *Gateway) Addrs(frontend string) []net.Addr {
 	var out []net.Addr
-	for _, f := range g.current().frontends {
-		if f.name == frontend {
-			for _, ln := range f.lns {
-				out = append(out, ln.Addr())
-			}
+	if f := g.current().frontend(frontend); f != nil {
+		for _, ln := range f.lns {
+			out = append(out, ln.Addr())
 		}
 	}
 	return out

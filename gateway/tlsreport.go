@@ -158,10 +158,8 @@ func failureReason(err error) string {
 
 // TLSReport returns what a frontend's TLS listeners saw so far.
 func (g *Gateway) TLSReport(frontend string) TLSReport {
-	for _, f := range g.current().frontends {
-		if f.name == frontend && f.watch != nil {
-			return f.watch.report()
-		}
+	if f := g.current().frontend(frontend); f != nil && f.watch != nil {
+		return f.watch.report()
 	}
 	return TLSReport{Failed: map[string]uint64{}}
 }

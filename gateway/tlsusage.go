@@ -105,10 +105,8 @@ func (u *tlsUsage) report() TLSUsage {
 
 // TLSUsage returns a frontend's TLS usage report.
 func (g *Gateway) TLSUsage(frontend string) (TLSUsage, bool) {
-	for _, f := range g.current().frontends {
-		if f.name == frontend && f.watch != nil {
-			return f.watch.usage.report(), true
-		}
+	if f := g.current().frontend(frontend); f != nil && f.watch != nil {
+		return f.watch.usage.report(), true
 	}
 	return TLSUsage{}, false
 }
