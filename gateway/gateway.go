@@ -190,7 +190,6 @@ type frontend struct {
 	srv     *http.Server
 	h2      *http2.Server
 	lns     []*listen.Listener
-	h3      bool          // http3: true
 	quic    []*quicSocket // HTTP/3, one per TLS bind
 	log     zerolog.Logger
 	tcp     *tcpFrontend  // mode: tcp; then handler, srv and h2 serve nothing
@@ -223,7 +222,7 @@ func newGateway(c *config.Config, o Options, prev *Gateway) (g *Gateway, err err
 	g = &Gateway{opts: o, cfg: c, log: o.Log, shutdownTimeout: c.ShutdownTimeout, drainGrace: c.DrainGrace}
 	if prev == nil {
 		g.sh = &shared{metrics: newMetrics(), started: time.Now(), idle: &idleRelease{quietAfter: time.Second, release: releaseMemory},
-			load: o.LoadConfig, reloads: make(chan chan error), errc: make(chan error, 1),
+			reloads: make(chan chan error), errc: make(chan error, 1),
 			sockets: map[string]*listen.Socket{}, quic: map[string]*quicSocket{}, acme: map[*certs.ACME]bool{}, certWarned: map[string]time.Time{},
 			conns: map[string]*atomic.Int64{}}
 		if c.Admin != nil {
@@ -437,7 +436,7 @@ func newGateway(c *config.Config, o Options, prev *Gateway) (g *Gateway, err err
 		access = accesslog.NewText(o.Access, f)
 	}
 	for _, fc := range c.Frontends {
-		f := &frontend{name: fc.Name, cfg: fc, binds: fc.Bind, h3: fc.HTTP3}
+		f := &frontend{name: fc.Name, cfg: fc, binds: fc.Bind}
 		flog := o.Log.With().Str("frontend", fc.Name).Logger()
 		if of := prev.frontend(fc.Name); of != nil && of.tls != nil && reflect.DeepEqual(fc.TLS, of.cfg.TLS) {
 			f.tls, f.certs, f.watch, f.acme = of.tls, of.certs, of.watch, of.acme // certificates, ACME and TLS counters stay
@@ -615,7 +614,7 @@ func (g *Gateway) Listen() error {
 			}
 			sockets[key] = s
 			x := bind{f: f, b: b, sock: s}
-			if b.TLS && f.h3 && f.tcp == nil {
+			if b.TLS && f.cfg.HTTP3 && f.tcp == nil {
 				x.quic = sh.quic[key]
 				if x.quic == nil {
 					// QUIC on the UDP port of the same number (for :0, the one TCP got).

@@ -14,7 +14,6 @@ import (
 	"github.com/quic-go/quic-go/http3"
 
 	"github.com/sekisho/sekisho/certs"
-	"github.com/sekisho/sekisho/gateway/config"
 	"github.com/sekisho/sekisho/gateway/listen"
 	"github.com/sekisho/sekisho/waf/alert"
 )
@@ -29,15 +28,12 @@ type shared struct {
 	admin    *admin // nil without one
 	idle     *idleRelease
 	started  time.Time
-	active   atomic.Int64 // requests in flight over every frontend (HAProxy's %ac)
-	redisUp  atomic.Bool  // the last state logged, so an outage is logged once
-	reloadMu sync.Mutex   // one rules reload at a time
-	// load reads the config file again (Options.LoadConfig); nil: only the
-	// rules reload.
-	load    func() (*config.Config, error)
-	reloads chan chan error // to Run's loop, which owns the generations
-	running atomic.Bool
-	errc    chan error // a listener that failed for good, for Run
+	active   atomic.Int64    // requests in flight over every frontend (HAProxy's %ac)
+	redisUp  atomic.Bool     // the last state logged, so an outage is logged once
+	reloadMu sync.Mutex      // one rules reload at a time
+	reloads  chan chan error // to Run's loop, which owns the generations
+	running  atomic.Bool
+	errc     chan error // a listener that failed for good, for Run
 	// Owned by Run's goroutine (and Listen before Run).
 	sockets map[string]*listen.Socket
 	quic    map[string]*quicSocket
@@ -77,7 +73,7 @@ func (g *Gateway) current() *Gateway {
 // logged, counted and sent as a config.reload_failed alert. It runs on
 // SIGHUP and from the admin API.
 func (g *Gateway) Reload() error {
-	if g.sh.load == nil || !g.sh.running.Load() {
+	if g.opts.LoadConfig == nil || !g.sh.running.Load() {
 		g.current().ReloadRules()
 		return nil
 	}
@@ -94,7 +90,7 @@ func (g *Gateway) Reload() error {
 // starts the next generation on the sockets that stay, and retires cur.
 func (cur *Gateway) reloadConfig() error {
 	start := time.Now()
-	c, err := cur.sh.load()
+	c, err := cur.opts.LoadConfig()
 	var next *Gateway
 	if err == nil {
 		next, err = newGateway(c, cur.opts, cur)

@@ -5,7 +5,6 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"time"
 )
 
 // Socket is a bound TCP address that outlives the Listeners over it: a
@@ -20,11 +19,9 @@ type Socket struct {
 	once   sync.Once
 }
 
-// NewSocket starts accepting on ln; connections wait for Attach.
+// NewSocket holds ln; it accepts from the first Attach on.
 func NewSocket(ln net.Listener) *Socket {
-	s := &Socket{ln: ln, closed: make(chan struct{})}
-	go s.accept()
-	return s
+	return &Socket{ln: ln, closed: make(chan struct{})}
 }
 
 // Addr is the bound address.
@@ -51,6 +48,8 @@ func (s *Socket) Attach(o Options) *Listener {
 	s.cur.Store(v)
 	if s.owner != nil {
 		s.owner.HandOver(l)
+	} else {
+		go s.accept()
 	}
 	s.owner = l
 	return l
@@ -71,15 +70,6 @@ func (s *Socket) accept() {
 func (s *Socket) hand(c net.Conn) {
 	for {
 		v := s.cur.Load()
-		if v == nil { // bound, not attached yet
-			select {
-			case <-s.closed:
-				c.Close()
-				return
-			case <-time.After(time.Millisecond):
-				continue
-			}
-		}
 		select {
 		case v.conns <- c:
 			return
