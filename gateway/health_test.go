@@ -177,7 +177,7 @@ admin: {address: "127.0.0.1:0"}
 	admin := "http://" + g.AdminAddr().String()
 	var checks map[string]float64
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		checks = sums(g.sh.metrics.reg, "sekisho_health_checks_total", nil, "server", "result")
+		checks = sums(g.sh.metrics.healthChecks, nil, "server", "result")
 		if checks["up|ok"] >= 3 && checks["dead|failed"] >= 3 {
 			break
 		}

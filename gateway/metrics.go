@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/sekisho/sekisho/gateway/accesslog"
 )
@@ -120,37 +121,34 @@ func (c stateCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// sums reads the counter family name from the registry, keeps the series
-// whose labels match, and sums them by the labels in by (joined with "|"):
-// the stats page and the TLS report read the counters the requests and
-// handshakes already keep, rather than counting a second time.
-func sums(reg *prometheus.Registry, name string, match map[string]string, by ...string) map[string]float64 {
+// sums adds up the series of one metric vector that match, by the values
+// of the labels in by (joined with "|"): what the stats page and its rates
+// show, read back from the counters. It collects c alone, not the whole
+// registry, whose state collector asks every stick table (Redis) its size.
+func sums(c prometheus.Collector, match map[string]string, by ...string) map[string]float64 {
 	out := map[string]float64{}
-	families, err := reg.Gather()
-	if err != nil {
-		return out
-	}
-	for _, f := range families {
-		if f.GetName() != name {
+	ch := make(chan prometheus.Metric)
+	go func() { c.Collect(ch); close(ch) }()
+series:
+	for m := range ch {
+		var d dto.Metric
+		if m.Write(&d) != nil {
 			continue
 		}
-	series:
-		for _, m := range f.GetMetric() {
-			labels := map[string]string{}
-			for _, lp := range m.GetLabel() {
-				labels[lp.GetName()] = lp.GetValue()
-			}
-			for k, v := range match {
-				if labels[k] != v {
-					continue series
-				}
-			}
-			key := make([]string, len(by))
-			for i, l := range by {
-				key[i] = labels[l]
-			}
-			out[strings.Join(key, "|")] += m.GetCounter().GetValue()
+		labels := map[string]string{}
+		for _, lp := range d.GetLabel() {
+			labels[lp.GetName()] = lp.GetValue()
 		}
+		for k, v := range match {
+			if labels[k] != v {
+				continue series
+			}
+		}
+		key := make([]string, len(by))
+		for i, l := range by {
+			key[i] = labels[l]
+		}
+		out[strings.Join(key, "|")] += d.GetCounter().GetValue()
 	}
 	return out
 }

@@ -165,7 +165,7 @@ backends:
 	if got := g.Addrs("web"); got[0].String() != plain || got[1].String() != tlsAddr {
 		t.Errorf("addresses after the reloads %v, want %s and %s (the sockets kept)", got, plain, tlsAddr)
 	}
-	reloads := sums(g.sh.metrics.reg, "sekisho_config_reloads_total", nil, "result")
+	reloads := sums(g.sh.metrics.configReloads, nil, "result")
 	if okN, failN := reloads["ok"], reloads["failed"]; okN != 6 || failN != 1 {
 		t.Errorf("sekisho_config_reloads_total ok %v, failed %v; want 6 and 1", okN, failN)
 	}
@@ -344,7 +344,7 @@ backends:
 	write(yaml("tuned"))
 	g, _, _, _ := runGatewayWith(t, yaml("tuned"), o)
 	series := func() map[string]float64 {
-		return sums(g.sh.metrics.reg, "sekisho_waf_rules_loaded_timestamp_seconds", nil, "policy", "hash")
+		return sums(g.sh.metrics.rulesLoaded, nil, "policy", "hash")
 	}
 	first := series()
 	if len(first) != 1 {

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -100,10 +101,10 @@ func (g *Gateway) serveStats(w http.ResponseWriter, r *http.Request) {
 		}
 		data.Frontends = append(data.Frontends, sf)
 	}
-	reg := g.metrics.reg
-	requests := sums(reg, "sekisho_requests_total", nil, "backend")
-	errors5xx := sums(reg, "sekisho_requests_total", map[string]string{"code": "5xx"}, "backend")
-	blocked := sums(reg, "sekisho_waf_blocked_requests_total", nil, "policy")
+	m := g.metrics.requests
+	requests := sums(m.requests, nil, "backend")
+	errors5xx := sums(m.requests, map[string]string{"code": "5xx"}, "backend")
+	blocked := sums(m.blocked, nil, "policy")
 	for _, p := range g.pools {
 		sb := statsBackend{Name: p.Name, Queue: p.QueueLen(), Total: uint64(requests[p.Name]), Errors: uint64(errors5xx[p.Name])}
 		if r := g.sh.rates.Load(); r != nil {
@@ -154,16 +155,23 @@ type requestRates struct {
 func (sh *shared) sampleRates(stop <-chan struct{}, window time.Duration) {
 	t := time.NewTicker(window)
 	defer t.Stop()
-	prevF := sums(sh.metrics.reg, "sekisho_requests_total", nil, "frontend")
-	prevB := sums(sh.metrics.reg, "sekisho_requests_total", nil, "backend")
+	byFrontendAndBackend := func() (f, b map[string]float64) {
+		f, b = map[string]float64{}, map[string]float64{}
+		for k, v := range sums(sh.metrics.requests.requests, nil, "frontend", "backend") {
+			fe, be, _ := strings.Cut(k, "|")
+			f[fe] += v
+			b[be] += v
+		}
+		return f, b
+	}
+	prevF, prevB := byFrontendAndBackend()
 	last := time.Now()
 	for {
 		select {
 		case <-stop:
 			return
 		case now := <-t.C:
-			f := sums(sh.metrics.reg, "sekisho_requests_total", nil, "frontend")
-			b := sums(sh.metrics.reg, "sekisho_requests_total", nil, "backend")
+			f, b := byFrontendAndBackend()
 			secs := now.Sub(last).Seconds()
 			r := &requestRates{byFrontend: map[string]float64{}, byBackend: map[string]float64{}}
 			for k, v := range f {
