@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/sekisho/sekisho/balancer"
+	"github.com/sekisho/sekisho/gateway/rawio"
 )
 
 // Options tune how a backend's servers are reached.
@@ -182,6 +183,7 @@ func New(pool *balancer.Pool, o Options) *Backend {
 		if err != nil {
 			return nil, &dialError{err}
 		}
+		c = rawio.Wrap(c)
 		if b.out.proxied() {
 			// Written once: the connection now belongs to this client (poolKey).
 			hdr, err := b.out.proxyHeader(x)

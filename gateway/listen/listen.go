@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/pires/go-proxyproto"
+	"github.com/sekisho/sekisho/gateway/rawio"
 )
 
 // Conn is an accepted connection (plain, or TLS after the handshake).
@@ -122,7 +123,7 @@ func (l *Listener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &Conn{Conn: c}, nil
+		return &Conn{Conn: rawio.Wrap(c)}, nil
 	}
 	select {
 	case c := <-l.conns:
@@ -173,6 +174,7 @@ func (l *Listener) acceptAsync() {
 // prepare reads the PROXY header and runs the TLS handshake, as
 // configured, then hands the connection to the server.
 func (l *Listener) prepare(raw net.Conn) {
+	raw = rawio.Wrap(raw)
 	c := &Conn{Conn: raw}
 	if l.o.Proxy != nil {
 		pc, h, err := l.o.Proxy.readProxy(raw)
