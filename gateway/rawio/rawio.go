@@ -50,5 +50,8 @@ func Wrap(c net.Conn) net.Conn {
 
 // opError wraps err as net.TCPConn would.
 func (c *Conn) opError(op string, err error) error {
+	if oe, ok := err.(*net.OpError); ok {
+		err = oe.Err // the RawConn's, whose Op is "raw-read" or "raw-write"
+	}
 	return &net.OpError{Op: op, Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: err}
 }

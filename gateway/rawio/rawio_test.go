@@ -108,6 +108,19 @@ func TestConn_CopiesBytes(t *testing.T) {
 	}
 }
 
+// sameAsTCP checks that err reads as the error net.TCPConn gives for the
+// same call (op), on the same connection.
+func sameAsTCP(t *testing.T, c net.Conn, err error, op func(*net.TCPConn) error) {
+	t.Helper()
+	rc, ok := c.(*Conn)
+	if !ok {
+		return // nothing raw to compare
+	}
+	if want := op(rc.TCPConn); err == nil || want == nil || err.Error() != want.Error() {
+		t.Fatalf("error %q; net.TCPConn's is %q", err, want)
+	}
+}
+
 func TestConn_Errors(t *testing.T) {
 	t.Run("peer closed: EOF", func(t *testing.T) {
 		c, s := pair(t)
@@ -129,6 +142,7 @@ func TestConn_Errors(t *testing.T) {
 		if d := time.Since(start); d < 40*time.Millisecond {
 			t.Fatalf("Read returned after %v, before its deadline", d)
 		}
+		sameAsTCP(t, c, err, func(tc *net.TCPConn) error { _, err := tc.Read(make([]byte, 10)); return err })
 	})
 	t.Run("write deadline: a timeout", func(t *testing.T) {
 		c, _ := pair(t) // nobody reads: the socket buffers fill
@@ -153,6 +167,7 @@ func TestConn_Errors(t *testing.T) {
 			if !errors.Is(err, net.ErrClosed) {
 				t.Fatalf("Read on a closed conn = %v; want net.ErrClosed", err)
 			}
+			sameAsTCP(t, c, err, func(tc *net.TCPConn) error { _, err := tc.Read(make([]byte, 10)); return err })
 		case <-time.After(5 * time.Second):
 			t.Fatal("Read still blocked 5 s after Close")
 		}
