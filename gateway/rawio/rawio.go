@@ -6,14 +6,17 @@
 // polls every 20 µs for the next millisecond, taking the P of any call that
 // lasts longer. A gateway sleeps between requests and then makes its calls
 // in bursts, so each burst paid for a wake-up and that polling: two thirds
-// of the proxy's context switches in the benchmark, and about a fifth of
+// of the proxy's context switches in the benchmark, and about a quarter of
 // its CPU for a browser GET. Reads and writes on a non-blocking socket
 // return at once, so they need none of it; waiting for the socket is still
 // the runtime network poller's (syscall.RawConn), which honours deadlines
 // and Close as net.TCPConn does.
 package rawio
 
-import "net"
+import (
+	"net"
+	"syscall"
+)
 
 // rawWriteMax is the largest write made raw. A larger one can take long
 // enough that the runtime should be free to hand the P on, and in the
@@ -25,13 +28,7 @@ const rawWriteMax = 32 << 10
 // everything else is its net.TCPConn's.
 type Conn struct {
 	*net.TCPConn
-	rc rawConn
-}
-
-// rawConn is the part of syscall.RawConn that Conn uses.
-type rawConn interface {
-	Read(func(fd uintptr) bool) error
-	Write(func(fd uintptr) bool) error
+	rc syscall.RawConn
 }
 
 // Wrap returns c with raw reads and writes when c is a *net.TCPConn on a
