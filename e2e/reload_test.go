@@ -1,10 +1,8 @@
 package e2e
 
 import (
-	"encoding/json"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -15,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sekisho/sekisho/waf/alert"
+	"github.com/sekisho/sekisho/waf/alert/alerttest"
 )
 
 // The config file reloads on SIGHUP and from the admin API under load: a
@@ -29,19 +27,7 @@ func TestReload_ConfigOnSIGHUP(t *testing.T) {
 	tokenFile := filepath.Join(t.TempDir(), "token")
 	os.WriteFile(secretFile, secret, 0o600)
 	os.WriteFile(tokenFile, []byte("reload-test-token\n"), 0o600)
-	var mu sync.Mutex
-	var events []string
-	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		if err := alert.Verify(secret, r.Header.Get("X-Sekisho-Signature"), body, time.Minute, time.Now()); err != nil {
-			t.Errorf("webhook signature: %v", err)
-			return
-		}
-		mu.Lock()
-		events = append(events, string(body))
-		mu.Unlock()
-	}))
-	defer receiver.Close()
+	receiver := alerttest.NewReceiver(t, secret)
 	g := StartGateway(t, `
 frontends:
   - name: web
@@ -135,23 +121,9 @@ log:
 	if got := answer("/v2/x"); got != "ok app2" {
 		t.Errorf("after the broken config, /v2/ answered %q: the last good config should serve", got)
 	}
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		mu.Lock()
-		n := len(events)
-		var ev map[string]any
-		if n > 0 {
-			json.Unmarshal([]byte(events[0]), &ev)
-		}
-		mu.Unlock()
-		if n > 0 {
-			if ev["type"] != "config.reload_failed" || !strings.Contains(ev["message"].(string), "bogus_key") {
-				t.Errorf("webhook %v, want config.reload_failed naming bogus_key", ev)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no config.reload_failed webhook within 10 s")
-		}
+	if ev := receiver.Wait(t, 1, 10*time.Second, "config.reload_failed webhook")[0]; ev["type"] != "config.reload_failed" ||
+		!strings.Contains(ev["message"].(string), "bogus_key") {
+		t.Errorf("webhook %v, want config.reload_failed naming bogus_key", ev)
 	}
 
 	// Back to v1 through the admin API.

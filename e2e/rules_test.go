@@ -1,10 +1,8 @@
 package e2e
 
 import (
-	"encoding/json"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sekisho/sekisho/waf/alert"
+	"github.com/sekisho/sekisho/waf/alert/alerttest"
 )
 
 // A rules folder is watched: a rule added under steady load blocks within
@@ -28,21 +26,7 @@ func TestRules_HotReload(t *testing.T) {
 	secret := []byte("webhook-secret-for-the-test")
 	secretFile := filepath.Join(t.TempDir(), "secret")
 	os.WriteFile(secretFile, secret, 0o600)
-	var mu sync.Mutex
-	var events []map[string]any
-	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		if err := alert.Verify(secret, r.Header.Get("X-Sekisho-Signature"), body, time.Minute, time.Now()); err != nil {
-			t.Errorf("webhook signature: %v", err)
-			return
-		}
-		var m map[string]any
-		json.Unmarshal(body, &m)
-		mu.Lock()
-		events = append(events, m)
-		mu.Unlock()
-	}))
-	defer receiver.Close()
+	receiver := alerttest.NewReceiver(t, secret)
 	g := StartGateway(t, `
 frontends:
   - name: web
@@ -130,19 +114,7 @@ SecRule ARGS:probe "@streq two" "id:9200002,phase:1,deny,status:403,log,msg:'pro
 	if status("probe=one") != 403 || status("probe=two") != 403 || status("q=shoes") != 200 {
 		t.Fatal("after a broken file, the old rules do not serve")
 	}
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		mu.Lock()
-		n := len(events)
-		mu.Unlock()
-		if n > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no rules.reload_failed webhook within 5 s")
-		}
-	}
-	mu.Lock()
-	defer mu.Unlock()
+	events := receiver.Wait(t, 1, 5*time.Second, "rules.reload_failed webhook")
 	if events[0]["type"] != "rules.reload_failed" || !strings.Contains(events[0]["message"].(string), "zz-broken.conf:2") {
 		t.Fatalf("webhook %v", events[0])
 	}

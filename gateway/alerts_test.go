@@ -1,21 +1,17 @@
 package gateway
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/rs/zerolog"
 
-	"github.com/sekisho/sekisho/waf/alert"
+	"github.com/sekisho/sekisho/waf/alert/alerttest"
 )
 
 // Alerts reach a local receiver signed: a burst of 1,000 blocked requests
@@ -25,22 +21,7 @@ func TestAlerts_BlocksAndHealthReachTheReceiver(t *testing.T) {
 	secret := []byte("alert-signing-secret")
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "secret"), secret, 0o600)
-	var mu sync.Mutex
-	var got []map[string]any
-	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		if err := alert.Verify(secret, r.Header.Get("X-Sekisho-Signature"), body, time.Minute, time.Now()); err != nil {
-			t.Errorf("signature: %v", err)
-			w.WriteHeader(400)
-			return
-		}
-		var m map[string]any
-		json.Unmarshal(body, &m)
-		mu.Lock()
-		got = append(got, m)
-		mu.Unlock()
-	}))
-	defer receiver.Close()
+	receiver := alerttest.NewReceiver(t, secret)
 	var access syncBuffer
 	lnA, addrA := namedServer(t, "127.0.0.1:0", "a")
 	_, addrB := namedServer(t, "127.0.0.1:0", "b")
@@ -83,9 +64,7 @@ alerts:
 		t.Fatalf("access log line of a block: %s", line)
 	}
 	total := func(typ string) (calls, count int) {
-		mu.Lock()
-		defer mu.Unlock()
-		for _, m := range got {
+		for _, m := range receiver.Events() {
 			if m["type"] == typ {
 				calls++
 				count += int(m["count"].(float64))
@@ -98,9 +77,7 @@ alerts:
 		t.Errorf("%d webhook calls for one burst", calls)
 	}
 	eventually(t, "backend.down", func() bool { n, _ := total("backend.down"); return n == 1 })
-	mu.Lock()
-	defer mu.Unlock()
-	for _, m := range got {
+	for _, m := range receiver.Events() {
 		if m["type"] == "waf.block" {
 			matches, _ := m["matches"].([]any)
 			found := false

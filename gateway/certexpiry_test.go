@@ -2,38 +2,26 @@ package gateway
 
 import (
 	"crypto/x509"
-	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/sekisho/sekisho/certs"
+	"github.com/sekisho/sekisho/waf/alert/alerttest"
 )
 
 // Served certificates show their expiry in the metrics, and one within
 // alerts.cert_expiring of it raises a cert.expiring webhook at start.
 func TestCertExpiry_MetricAndAlert(t *testing.T) {
-	var mu sync.Mutex
-	var got []map[string]any
-	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var m map[string]any
-		body, _ := io.ReadAll(r.Body)
-		json.Unmarshal(body, &m)
-		mu.Lock()
-		got = append(got, m)
-		mu.Unlock()
-	}))
-	defer receiver.Close()
+	receiver := alerttest.NewReceiver(t, nil)
 	// A file certificate that expires in 10 days (made 355 days ago) and a
 	// self-signed one that has a year left.
 	cert, err := certs.SelfSigned([]string{"soon.test"}, time.Now().Add(-355*24*time.Hour))
@@ -60,23 +48,11 @@ alerts:
 admin: {address: "127.0.0.1:0"}
 `, certFile, keyFile, backend, receiver.URL), Options{Log: zerolog.Nop()})
 
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		mu.Lock()
-		n := len(got)
-		mu.Unlock()
-		if n > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no cert.expiring alert within 10 s")
-		}
-	}
+	receiver.Wait(t, 1, 10*time.Second, "cert.expiring alert")
 	time.Sleep(200 * time.Millisecond) // a second one (for later.test) would be a bug
-	mu.Lock()
-	if len(got) != 1 || got[0]["type"] != "cert.expiring" || got[0]["host"] != "soon.test" || !strings.HasPrefix(got[0]["message"].(string), "expires in 24") {
+	if got := receiver.Events(); len(got) != 1 || got[0]["type"] != "cert.expiring" || got[0]["host"] != "soon.test" || !strings.HasPrefix(got[0]["message"].(string), "expires in 24") {
 		t.Errorf("alerts %v, want one cert.expiring for soon.test, 240h left", got)
 	}
-	mu.Unlock()
 
 	resp, err := http.Get("http://" + g.AdminAddr().String() + "/metrics")
 	if err != nil {
