@@ -2,7 +2,9 @@ package forward
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -454,6 +456,62 @@ func TestTransport_EarlyResponseToStreamedBody(t *testing.T) {
 	w, x := forwardOnce(t, b, context.Background(), "POST", body, int64(len(body)), nil)
 	if w.Code != http.StatusRequestEntityTooLarge {
 		t.Fatalf("status %d (%v), want 413", w.Code, x.Err)
+	}
+}
+
+// A streamed body of several copy buffers reaches the server byte for byte,
+// with a length or chunked, through the copy buffers or, when all are lent,
+// without them; and every buffer lent comes back.
+func TestTransport_StreamedBodyArrivesWhole(t *testing.T) {
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := sha256.New()
+		n, err := io.Copy(h, r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		fmt.Fprintf(w, "%d %x", n, h.Sum(nil))
+	}))
+	defer app.Close()
+	b := newBackend(t, strings.TrimPrefix(app.URL, "http://"))
+	addr := frontend(t, b)
+	data := make([]byte, 2*copyBufferSize+12345)
+	for i := range data {
+		data[i] = byte(i*7 + i>>13)
+	}
+	want := fmt.Sprintf("%d %x", len(data), sha256.Sum256(data))
+	for _, tc := range []struct {
+		name   string
+		length int64
+		lent   int32 // copy buffers already lent
+	}{
+		{"with a length", int64(len(data)), 0},
+		{"chunked", -1, 0},
+		{"every copy buffer lent", int64(len(data)), copyBuffersMax},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			copyBuffersLent.Add(tc.lent)
+			defer copyBuffersLent.Add(-tc.lent)
+			// Only a Reader: the client then streams the body as a client would.
+			req, _ := http.NewRequest("POST", "http://"+addr+"/upload", struct{ io.Reader }{bytes.NewReader(data)})
+			req.ContentLength = tc.length
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 || string(got) != want {
+				t.Fatalf("status %d, the server got %q; want %q", resp.StatusCode, got, want)
+			}
+			deadline := time.Now().Add(5 * time.Second)
+			for copyBuffersLent.Load() != tc.lent && time.Now().Before(deadline) {
+				time.Sleep(time.Millisecond)
+			}
+			if n := copyBuffersLent.Load() - tc.lent; n != 0 {
+				t.Fatalf("%d copy buffers still lent after the request", n)
+			}
+		})
 	}
 }
 

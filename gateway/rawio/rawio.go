@@ -11,18 +11,20 @@
 // return at once, so they need none of it; waiting for the socket is still
 // the runtime network poller's (syscall.RawConn), which honours deadlines
 // and Close as net.TCPConn does.
+//
+// A raw call cannot be handed to another thread while it runs, but none runs
+// long: on a non-blocking socket one call moves at most what the socket's
+// buffer holds (a few MiB at most), about as long as a raw read of the same
+// size, and far less than the 10 ms the runtime lets user code run before it
+// preempts it. Writes of any size are therefore raw: in the 1 MiB upload
+// benchmark, 1 MiB writes made through the syscall package kept sysmon
+// polling for the whole upload.
 package rawio
 
 import (
 	"net"
 	"syscall"
 )
-
-// rawWriteMax is the largest write made raw. A larger one can take long
-// enough that the runtime should be free to hand the P on, and in the
-// 1 MiB upload benchmark raw 64 KiB writes only moved CPU from the proxy to
-// the server reading them (sharing a core), without saving any.
-const rawWriteMax = 32 << 10
 
 // Conn is a TCP connection whose Read and Write are raw system calls;
 // everything else is its net.TCPConn's.

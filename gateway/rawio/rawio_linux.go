@@ -42,9 +42,6 @@ func (c *Conn) Read(p []byte) (int, error) {
 
 // Write implements net.Conn: all of p is written, or an error says why not.
 func (c *Conn) Write(p []byte) (int, error) {
-	if len(p) > rawWriteMax {
-		return c.TCPConn.Write(p)
-	}
 	var n int
 	var errno syscall.Errno
 	err := c.rc.Write(func(fd uintptr) bool {
