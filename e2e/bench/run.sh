@@ -255,6 +255,16 @@ target_url() { # target workload -> base URL
 }
 target_waf() { local _p _ps w; read -r _p _ps w < <(target_ports "$1"); echo "$w"; }
 
+# sekisho: a port already taken (a process left from another run, say) would have that process
+# measured in the target's place, since the target that fails to bind only logs and exits
+port_taken() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+for t in $TARGETS; do
+  [ "$t" = gateway ] && continue
+  read -r p ps _w < <(target_ports "$t")
+  for q in $p $ps; do
+    port_taken "$q" && { log "port $q of $t is taken by another process: $(ss -Hltnp "sport = :$q" 2>/dev/null | grep -o 'users:.*')"; exit 1; }
+  done
+done
 log "starting backend x$BACKEND_N on $BACKEND_PORT.. (+TLS $BACKEND_TLS_PORT)"
 start_bg backend "$W/logs/backend.log" "${SUT_PREFIX[@]}" env GOMAXPROCS="$GOMAXPROCS_SUT" "$W/bin/backend" \
   -port "$BACKEND_PORT" -n "$BACKEND_N" -tls-port "$BACKEND_TLS_PORT" -cert "$W/tls/cert.pem" -key "$W/tls/key.pem"
