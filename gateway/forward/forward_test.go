@@ -2,6 +2,9 @@ package forward
 
 import (
 	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -10,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -75,6 +79,45 @@ func TestBackend_RetriesRefusedServerWithTheWholeBody(t *testing.T) {
 				t.Fatalf("%s, request %d: served by %v", tc.name, i, x.Server)
 			}
 		}
+	}
+}
+
+// Bodies read whole share pooled buffers: requests in flight at once, and
+// retried on a second server, each deliver their own body.
+func TestBackend_PooledBodiesStayApart(t *testing.T) {
+	echo := func(w http.ResponseWriter, r *http.Request) {
+		h := sha256.New()
+		io.Copy(h, r.Body)
+		fmt.Fprintf(w, "%x", h.Sum(nil))
+	}
+	app := httptest.NewServer(http.HandlerFunc(echo))
+	defer app.Close()
+	// Every other connection is refused first: those requests are sent again.
+	b := newBackend(t, deadAddr(t), strings.TrimPrefix(app.URL, "http://"))
+	addr := frontend(t, b)
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for i := range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			body := bytes.Repeat([]byte{byte('a' + i%26), byte(i)}, (1000+i*500)/2)
+			resp, err := http.Post("http://"+addr+"/orders", "application/json", bytes.NewReader(body))
+			if err != nil {
+				errs <- err
+				return
+			}
+			got, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if want := fmt.Sprintf("%x", sha256.Sum256(body)); string(got) != want {
+				errs <- fmt.Errorf("request %d (%d bytes): the server got another body (status %d)", i, len(body), resp.StatusCode)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
 	}
 }
 
