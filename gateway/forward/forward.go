@@ -26,8 +26,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/net/http/httpguts"
-
 	"github.com/sekisho/sekisho/balancer"
 	"github.com/sekisho/sekisho/gateway/rawio"
 )
@@ -233,7 +231,7 @@ func (b *Backend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// time the response is in, unless a server's 100 Continue was
 		// awaited: that body is written by a goroutine that can outlive the
 		// request, so its buffer is left to the garbage collector.
-		if !httpguts.HeaderValuesContainsToken(r.Header["Expect"], "100-continue") {
+		if !expectsContinue(r.Header) {
 			defer bodyBuffers.Put(bp)
 		}
 		x.body = (*bp)[:n]

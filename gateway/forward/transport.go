@@ -418,7 +418,7 @@ func (c *conn) roundTrip(req *http.Request) (resp *http.Response, err error) {
 	}()
 
 	hasBody := req.Body != nil && req.Body != http.NoBody
-	expect := hasBody && httpguts.HeaderValuesContainsToken(req.Header["Expect"], "100-continue")
+	expect := hasBody && expectsContinue(req.Header)
 	var gate chan bool
 	if hasBody && (req.GetBody == nil || expect) {
 		// A streamed body is written by a goroutine of its own while the
@@ -491,6 +491,13 @@ func (c *conn) roundTrip(req *http.Request) (resp *http.Response, err error) {
 	}
 	resp.Body = &responseBody{c: c, rc: resp.Body, ctx: ctx, stop: stop, keep: keep}
 	return resp, nil
+}
+
+// expectsContinue tells whether a request's body waits for the server's
+// 100 Continue: such a body is written by a goroutine of its own (and so
+// Backend.ServeHTTP does not reuse its buffer).
+func expectsContinue(h http.Header) bool {
+	return httpguts.HeaderValuesContainsToken(h["Expect"], "100-continue")
 }
 
 // errSkipBody is what a body waiting for 100-continue returns when the
