@@ -56,6 +56,10 @@ func main() {
 		MaxConnsPerHost: *conns, MaxIdleConnsPerHost: *conns, DisableCompression: true,
 	}}
 	n := int(float64(*rate) * duration.Seconds())
+	if n < 1 {
+		fmt.Fprintln(os.Stderr, "openloop: -rate x -duration sends no request")
+		os.Exit(2)
+	}
 	interval := time.Second / time.Duration(*rate)
 	lat := make([]time.Duration, n)
 	failed := make([]bool, n)
