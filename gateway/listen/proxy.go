@@ -41,12 +41,12 @@ func (p *Proxy) policy(peer net.Addr) proxyproto.Policy {
 }
 
 // readProxy reads the PROXY header of a new connection, if its peer may
-// send one. A header that is malformed, too long, late, missing where
-// required, or sent by an untrusted peer is an error: the caller closes
-// the connection. A v2 LOCAL header (a load balancer's own health check,
+// send one. A header that is malformed (its TLVs included), too long, late,
+// missing where required, or sent by an untrusted peer is an error: the
+// caller closes the connection. A v2 LOCAL header (a load balancer's own health check,
 // as AWS's NLB sends) leaves the socket address in place.
 func (p *Proxy) readProxy(raw net.Conn) (net.Conn, *proxyproto.Header, error) {
-	pc := proxyproto.NewConn(raw, proxyproto.WithPolicy(p.policy(raw.RemoteAddr())), proxyproto.SetReadHeaderTimeout(p.HeaderTimeout))
+	pc := proxyproto.NewConn(raw, proxyproto.WithPolicy(p.policy(raw.RemoteAddr())), proxyproto.SetReadHeaderTimeout(p.HeaderTimeout), proxyproto.ValidateHeader(checkTLVs))
 	// A zero-length read parses the header and reports its error, and
 	// reads nothing of what follows.
 	if _, err := pc.Read(nil); err != nil {

@@ -25,6 +25,16 @@ func FuzzReadProxy(f *testing.F) {
 	f.Add([]byte("\r\n\r\n\x00\r\nQUIT\n\x20\x00\x00\x00"), true)
 	f.Add([]byte("\r\n\r\n\x00\r\nQUIT\n\x21\x11\xff\xff"), true)
 	f.Add([]byte("GET / HTTP/1.1\r\n\r\n"), false)
+	// TLVs, each header followed by a request (a peer that sends nothing
+	// more gets EOF before the header counts): well formed, one whose
+	// length runs past the header, a wrong CRC32C, a right one, an SSL TLV
+	// whose sub-TLV runs past it.
+	get := []byte("GET / HTTP/1.1\r\n\r\n")
+	f.Add(cat(v2(cat(tlv(0x01, "h2"), tlv(0x02, "example.com"))...), get), true)
+	f.Add(cat(v2(0x01, 0x00, 0x09, 'h', '2'), get), true)
+	f.Add(cat(withCRC(false, tlv(0x01, "h2")...), get), true)
+	f.Add(cat(withCRC(true), get), true)
+	f.Add(cat(v2(tlv(0x20, "\x01\x00\x00\x00\x00\x21\x00\x40TLS")...), get), true)
 	f.Fuzz(func(t *testing.T, data []byte, trusted bool) {
 		p := &Proxy{Require: true, HeaderTimeout: 50 * time.Millisecond}
 		if trusted {
@@ -47,6 +57,11 @@ func FuzzReadProxy(f *testing.F) {
 		}
 		if !trusted && h != nil {
 			t.Fatal("a header believed from an untrusted peer")
+		}
+		if h != nil && h.Version == 2 && h.Command.IsProxy() {
+			if _, err := h.TLVs(); err != nil {
+				t.Fatalf("accepted a header whose TLVs do not parse: %v", err)
+			}
 		}
 		if h != nil && h.Command.IsProxy() {
 			if _, err := netip.ParseAddrPort(c.RemoteAddr().String()); err != nil && h.SourceAddr != nil {
