@@ -10,7 +10,6 @@ import (
 	"path"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 )
 
@@ -152,38 +151,4 @@ func (o overlayFS) Open(name string) (fs.File, error) {
 		}
 	}
 	return o.root.Open(name)
-}
-
-// locate names the file and line of a rules folder that a Coraza error
-// comes from: Coraza reports an included file's error without either, but
-// quotes the directive's text, which is looked for in the folder's files.
-func locate(dir string, rf ruleFiles, err error) error {
-	msg := err.Error()
-	i := strings.LastIndex(msg, `: "`)
-	if i < 0 || !strings.HasSuffix(msg, `"`) {
-		return err
-	}
-	quoted, uerr := strconv.Unquote(msg[i+2:])
-	if uerr != nil {
-		return err
-	}
-	needle := strings.TrimSpace(quoted)
-	if len(needle) > 40 {
-		needle = needle[:40]
-	}
-	if needle == "" {
-		return err
-	}
-	for _, f := range rf.all() {
-		data, rerr := os.ReadFile(filepath.Join(dir, filepath.FromSlash(f)))
-		if rerr != nil {
-			continue
-		}
-		for n, line := range strings.Split(string(data), "\n") {
-			if strings.Contains(line, needle) {
-				return fmt.Errorf("%s:%d: %w", filepath.Join(dir, filepath.FromSlash(f)), n+1, err)
-			}
-		}
-	}
-	return err
 }

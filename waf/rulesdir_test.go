@@ -85,17 +85,47 @@ func TestRulesDir_Layout(t *testing.T) {
 	}
 }
 
-// A file that does not parse is named with its line.
+// Every kind of error in a rules folder names its file and line, wherever
+// the file loads (before or after CRS) and whatever came before it, and
+// keeps Coraza's reason; an error in the policy's directives key names its
+// line there.
 func TestRulesDir_ErrorNamesFileAndLine(t *testing.T) {
-	dir := writeRules(t, map[string]string{
-		"custom/a.conf": "# fine\n",
-		"custom/b.conf": "# one\n# two\nSecRule ARGS:x \"@streq y\" \"id:9300010,phase:1,deny\n",
-	})
-	_, err := waf.New(waf.Config{Name: "broken", RulesDir: dir}, rules.FS())
-	if err == nil || !strings.Contains(err.Error(), filepath.Join(dir, "custom", "b.conf")+":3:") {
-		t.Fatalf("error %v, want it to name b.conf:3", err)
+	good := "# fine\nSecRule ARGS:a \"@streq y\" \"id:9300001,phase:1,deny\"\nSecRule ARGS:b \"@streq y\" \"id:9300002,phase:1,deny\"\n"
+	rule := func(id, body string) string {
+		return "SecRule ARGS:x \"@streq y\" \"id:" + id + ",phase:1," + body + "\"\n"
 	}
-	if _, err := waf.New(waf.Config{Name: "missing", RulesDir: filepath.Join(dir, "nope")}, rules.FS()); err == nil || !strings.Contains(err.Error(), "rules_dir") {
+	for _, tc := range []struct {
+		name, file, body, where, reason string
+		directives                      string
+	}{
+		{"unknown action", "custom/b.conf", "# one\n\n" + rule("9300010", "deny,bogusaction"), "custom/b.conf:3", `invalid action "bogusaction"`, ""},
+		{"unknown directive", "custom/b.conf", "# one\nSecFooBar On\n", "custom/b.conf:2", `unknown directive "secfoobar"`, ""},
+		{"unknown operator", "after-crs/b.conf", "\n\n\nSecRule ARGS:x \"@nosuchop y\" \"id:9300011,phase:1,deny\"\n", "after-crs/b.conf:4", "operator nosuchop not found", ""},
+		{"duplicate id in the file", "custom/b.conf", rule("9300012", "deny") + "# again\n" + rule("9300012", "deny"), "custom/b.conf:3", "duplicated rule id 9300012", ""},
+		{"duplicate id of another file", "custom/b.conf", "\n" + rule("9300002", "deny"), "custom/b.conf:2", "duplicated rule id 9300002", ""},
+		{"duplicate id of CRS", "custom/b.conf", rule("942100", "deny"), "custom/b.conf:1", "duplicated rule id 942100", ""},
+		{"bad quote", "custom/b.conf", "# one\nSecRule ARGS:x \"@streq y \"id:9300013,phase:1,deny\"\n", "custom/b.conf:2", "invalid actions", ""},
+		{"missing closing quote", "custom/b.conf", "# one\n# two\nSecRule ARGS:x \"@streq y\" \"id:9300014,phase:1,deny\n", "custom/b.conf:3", "invalid actions", ""},
+		{"continued lines name their first", "custom/b.conf", "# one\nSecRule ARGS:x \"@streq y\" \\\n  \"id:9300015,phase:1,\\\n  deny,bogus2\"\n", "custom/b.conf:2", `invalid action "bogus2"`, ""},
+		{"update of no rule", "after-crs/b.conf", "SecRuleUpdateTargetById 9999999 \"!ARGS:x\"\n", "after-crs/b.conf:1", `rule "9999999" not found`, ""},
+		{"a plugin loaded before CRS", "plugins/p-before.conf", "\n" + rule("9300016", "deny,bogus3"), "plugins/p-before.conf:2", `invalid action "bogus3"`, ""},
+		{"the directives key", "", "", "directives: line 2", `invalid action "bogus4"`, "# two rules\n" + rule("9300017", "deny,bogus4")},
+	} {
+		files := map[string]string{"custom/a.conf": good, "before-crs/a.conf": "# nothing\n"}
+		if tc.file != "" {
+			files[tc.file] = tc.body
+		}
+		dir := writeRules(t, files)
+		where := tc.where
+		if tc.file != "" {
+			where = filepath.Join(dir, filepath.FromSlash(tc.where)) + ":"
+		}
+		_, err := waf.New(waf.Config{Name: "broken", RulesDir: dir, Directives: tc.directives}, rules.FS())
+		if err == nil || !strings.Contains(err.Error(), where) || !strings.Contains(err.Error(), tc.reason) {
+			t.Errorf("%s: error %v, want it to name %s and say %q", tc.name, err, where, tc.reason)
+		}
+	}
+	if _, err := waf.New(waf.Config{Name: "missing", RulesDir: filepath.Join(t.TempDir(), "nope")}, rules.FS()); err == nil || !strings.Contains(err.Error(), "rules_dir") {
 		t.Fatalf("a missing folder: %v", err)
 	}
 }

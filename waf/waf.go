@@ -67,13 +67,11 @@ func New(cfg Config, root fs.FS) (*Engine, error) {
 	f := &fuser{}
 	w, err := build(cfg, local, root, f)
 	if again := f.retry(); err == nil && again != nil {
-		w, err = build(cfg, local, root, again)
+		f = again
+		w, err = build(cfg, local, root, f)
 	}
 	if err != nil {
-		if cfg.RulesDir != "" {
-			err = locate(cfg.RulesDir, local, err)
-		}
-		return nil, fmt.Errorf("waf policy %q: loading rules: %w", cfg.Name, err)
+		return nil, fmt.Errorf("waf policy %q: loading rules: %w", cfg.Name, locate(cfg, local, root, f, err))
 	}
 	wo, ok := w.(experimental.WAFWithOptions)
 	if !ok {
