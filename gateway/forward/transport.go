@@ -470,7 +470,11 @@ func (c *conn) roundTrip(req *http.Request) (resp *http.Response, err error) {
 			default:
 			}
 		}
-		if c.nread == 0 {
+		if c.nread == 0 && !isTimeout(err) {
+			// A timeout is a server that took the request and is silent,
+			// not one that had closed the connection: sending the request
+			// again would double the wait and the load (retry_on:
+			// response-timeout decides, in Backend.RoundTrip).
 			return nil, errNoResponse{err}
 		}
 		return nil, err
