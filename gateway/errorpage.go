@@ -25,6 +25,19 @@ var messages = map[int]string{
 	http.StatusTooManyRequests:       "Too many requests: please wait before trying again.",
 }
 
+// closeAfter closes an HTTP/1.x connection after the response, for a
+// refusal that leaves the request's body unread (cheaper than net/http
+// draining it) or its framing in doubt. HTTP/2 and HTTP/3 send no
+// connection-specific headers (RFC 9113 8.2.2, RFC 9114 4.2): an HTTP/3
+// client rejects the response, and Go's HTTP/2 server turns Connection:
+// close into a GOAWAY for every stream of the connection. There the stream
+// ends alone, with its unread body.
+func closeAfter(w http.ResponseWriter, r *http.Request) {
+	if r.ProtoMajor == 1 {
+		w.Header().Set("Connection", "close")
+	}
+}
+
 // writeErrorPage answers with the gateway's own page: JSON when the client
 // accepts JSON and not HTML, HTML otherwise. The request ID lets an operator
 // find the log line.

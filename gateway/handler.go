@@ -160,7 +160,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	if conn != nil && len(r.TransferEncoding) > 0 && conn.TakeAmbiguousFraming() {
-		rw.Header().Set("Connection", "close")
+		closeAfter(rw, r)
 		fail(http.StatusBadRequest, "Content-Length with Transfer-Encoding")
 		return
 	}
@@ -243,7 +243,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		if v.Status == http.StatusRequestEntityTooLarge {
 			// The body was not read: close rather than drain it.
-			rw.Header().Set("Connection", "close")
+			closeAfter(rw, r)
 		}
 		if v.RedirectURL != "" {
 			http.Redirect(rw, r, v.RedirectURL, v.Status)
