@@ -70,12 +70,12 @@ func (g *Gateway) current() *Gateway {
 // Reload reloads the config file, when the gateway has one
 // (Options.LoadConfig), and then the WAF rules folders. A config that does
 // not load or build leaves the old one serving: the error is returned,
-// logged, counted and sent as a config.reload_failed alert. It runs on
+// logged, counted and sent as a config.reload_failed alert. A rules
+// folder that does not load is an error too (ReloadRules). It runs on
 // SIGHUP and from the admin API.
 func (g *Gateway) Reload() error {
 	if g.opts.LoadConfig == nil || !g.sh.running.Load() {
-		g.current().ReloadRules()
-		return nil
+		return g.current().ReloadRules()
 	}
 	done := make(chan error, 1)
 	select {
@@ -123,13 +123,13 @@ func (cur *Gateway) reloadConfig() error {
 	cur.sh.metrics.configReloads.WithLabelValues("ok").Inc()
 	cur.sh.metrics.configLoaded.Set(float64(time.Now().Unix()))
 	next.log.Info().Dur("took", time.Since(start)).Msg("config reloaded")
-	next.ReloadRules() // policies kept from cur may have new files
+	rulesErr := next.ReloadRules() // policies kept from cur may have new files
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), cur.shutdownTimeout)
 		defer cancel()
 		cur.stop(ctx, next)
 	}()
-	return nil
+	return rulesErr // the config is in force; a policy kept its old rules
 }
 
 // quicSocket is a UDP address serving HTTP/3. QUIC connections live in

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"errors"
 	"sync/atomic"
 	"time"
 
@@ -18,6 +19,7 @@ type policy struct {
 	cfg        waf.Config
 	cur        atomic.Pointer[waf.Engine]
 	failedHash string // the last version that failed to build, reported once
+	failedErr  error  // why, for whoever asks for a reload again
 }
 
 // rulesCheckEvery is how often rules folders are checked for changes.
@@ -26,12 +28,15 @@ const rulesCheckEvery = time.Second
 // ReloadRules rebuilds every policy whose rules changed (its rules folder's
 // files), off the request path, and swaps each new engine in at once. A
 // policy that fails to build keeps its old engine serving; the failure is
-// logged with the file and line and sent as a rules.reload_failed alert.
+// logged with the file and line and sent as a rules.reload_failed alert,
+// once per broken version, and returned every time it is asked for (the
+// admin API's 422), as the folder watcher usually saw it first.
 // It runs on SIGHUP, every second for the folders, and from the admin API.
-func (g *Gateway) ReloadRules() {
+func (g *Gateway) ReloadRules() error {
 	g = g.current()
 	g.sh.reloadMu.Lock()
 	defer g.sh.reloadMu.Unlock()
+	var errs []error
 	for _, p := range g.policies {
 		if p.cfg.RulesDir == "" && p.cfg.CRSDir == "" {
 			continue
@@ -48,21 +53,24 @@ func (g *Gateway) ReloadRules() {
 		}
 		if err != nil {
 			if hash != "" && hash == p.failedHash {
-				continue // this broken version was reported already
+				errs = append(errs, p.failedErr) // this broken version was logged already
+				continue
 			}
-			p.failedHash = hash
+			p.failedHash, p.failedErr = hash, err
+			errs = append(errs, err)
 			g.metrics.rulesReloads.WithLabelValues(p.name, "failed").Inc()
 			g.log.Error().Str("policy", p.name).Err(err).Str("serving", old.Hash()).Msg("waf rules reload failed; the old rules keep serving")
 			g.alerts.Emit(alert.Event{Type: alert.EventRulesReloadFailed, Policy: p.name, Message: err.Error()})
 			continue
 		}
-		p.failedHash = ""
+		p.failedHash, p.failedErr = "", nil
 		p.cur.Store(e)
 		g.metrics.rulesReloads.WithLabelValues(p.name, "ok").Inc()
 		g.metrics.rulesLoaded.DeleteLabelValues(p.name, old.Hash()) // one series per policy: what it runs
 		g.metrics.rulesLoaded.WithLabelValues(p.name, e.Hash()).Set(float64(e.LoadedAt().Unix()))
 		g.log.Info().Str("policy", p.name).Str("hash", e.Hash()).Str("was", old.Hash()).Dur("took", time.Since(start)).Msg("waf rules reloaded")
 	}
+	return errors.Join(errs...)
 }
 
 // watchRules checks the rules folders of the generation that serves
@@ -75,7 +83,7 @@ func (sh *shared) watchRules(stop <-chan struct{}) {
 		case <-stop:
 			return
 		case <-t.C:
-			sh.cur.Load().ReloadRules()
+			_ = sh.cur.Load().ReloadRules() // logged and alerted there
 		}
 	}
 }
