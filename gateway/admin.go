@@ -26,6 +26,8 @@ type metrics struct {
 	below *prometheus.CounterVec
 	// Failed handshakes by frontend and reason.
 	failed *prometheus.CounterVec
+	// QUIC clients asked to prove their address (Retry) under load.
+	quicRetries *prometheus.CounterVec
 	// WAF rules reloads, and what each policy runs.
 	rulesReloads *prometheus.CounterVec
 	rulesLoaded  *prometheus.GaugeVec
@@ -52,6 +54,9 @@ func newMetrics() *metrics {
 		failed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sekisho_tls_handshake_failures_total", Help: "Failed TLS handshakes by reason.",
 		}, []string{"frontend", "reason"}),
+		quicRetries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sekisho_quic_retries_total", Help: "New QUIC clients sent a Retry to prove their address, past limits.quic_retry_threshold handshakes in progress.",
+		}, []string{"frontend"}),
 	}
 	m.rulesReloads, m.rulesLoaded = rulesMetrics()
 	m.requests = newRequestMetrics()
@@ -70,7 +75,7 @@ func newMetrics() *metrics {
 		Name: "sekisho_health_checks_total", Help: "Active health checks by backend, server and result (ok, failed).",
 	}, []string{"backend", "server", "result"})
 	m.reg.MustRegister(m.alerts, m.configReloads, m.configLoaded, m.healthChecks)
-	m.reg.MustRegister(m.handshakes, m.below, m.failed, m.rulesReloads, m.rulesLoaded,
+	m.reg.MustRegister(m.handshakes, m.below, m.failed, m.quicRetries, m.rulesReloads, m.rulesLoaded,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }

@@ -595,7 +595,7 @@ func (g *Gateway) Listen() error {
 		}
 		for k, q := range quics {
 			if sh.quic[k] != q {
-				q.pc.Close()
+				q.close()
 			}
 		}
 		return err
@@ -803,7 +803,7 @@ func (g *Gateway) start() {
 			}
 			q.serving = true
 			go func() {
-				if err := q.srv.Serve(q.pc); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, quic.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
+				if err := q.serve(); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, quic.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
 					report(fmt.Errorf("frontend %q: serving HTTP/3 on %s: %w", f.name, q.pc.LocalAddr(), err))
 				}
 			}()

@@ -2,16 +2,10 @@ package gateway
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
-	"net"
-	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/quic-go/quic-go"
-	"github.com/quic-go/quic-go/http3"
 
 	"github.com/sekisho/sekisho/certs"
 	"github.com/sekisho/sekisho/gateway/listen"
@@ -130,50 +124,4 @@ func (cur *Gateway) reloadConfig() error {
 		cur.stop(ctx, next)
 	}()
 	return rulesErr // the config is in force; a policy kept its old rules
-}
-
-// quicSocket is a UDP address serving HTTP/3. QUIC connections live in
-// the server that accepted them, so the server outlives generations too:
-// each request and handshake goes to the frontend that is current.
-type quicSocket struct {
-	pc      net.PacketConn
-	srv     *http3.Server
-	front   atomic.Pointer[frontend]
-	serving bool
-}
-
-func newQUICSocket(pc net.PacketConn, f *frontend, m *metrics) *quicSocket {
-	q := &quicSocket{pc: pc}
-	q.front.Store(f)
-	l := f.srv // the frontend's limits, from the config that bound the socket
-	q.srv = &http3.Server{
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { q.front.Load().handler.ServeHTTP(w, r) }),
-		TLSConfig: &tls.Config{GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
-			return q.front.Load().tls, nil
-		}},
-		QUICConfig:     &quic.Config{Allow0RTT: false}, // 0-RTT requests can be replayed
-		MaxHeaderBytes: l.MaxHeaderBytes,
-		IdleTimeout:    l.IdleTimeout,
-		ConnContext: func(ctx context.Context, c *quic.Conn) context.Context {
-			f := q.front.Load()
-			st := c.ConnectionState().TLS
-			m.handshake(f.name, "quic", &st)
-			if f.watch != nil {
-				f.watch.usage.count(&st, c.RemoteAddr())
-			}
-			// Counted until the connection's context ends with it; the
-			// counter is the frontend's in every generation.
-			f.open.Add(1)
-			go func() { <-c.Context().Done(); f.open.Add(-1) }()
-			return ctx
-		},
-	}
-	return q
-}
-
-// shutdown sends GOAWAY, waits for requests until ctx ends, and closes.
-func (q *quicSocket) shutdown(ctx context.Context) error {
-	err := q.srv.Shutdown(ctx)
-	q.pc.Close()
-	return err
 }

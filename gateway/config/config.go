@@ -214,6 +214,11 @@ type Limits struct {
 	WriteTimeout      time.Duration `yaml:"write_timeout"`
 	IdleTimeout       time.Duration `yaml:"idle_timeout"`
 	MaxHeaderBytes    int           `yaml:"max_header_bytes"`
+	// QUICRetryThreshold is how many QUIC handshakes may be in progress
+	// before new clients must first prove their address with a Retry (an
+	// extra round trip that spoofed sources cannot answer), as HAProxy's
+	// tune.quic.retry-threshold.
+	QUICRetryThreshold int `yaml:"quic_retry_threshold"`
 }
 
 // Backend is a balancer pool plus how the gateway talks to its servers.
@@ -333,6 +338,7 @@ const (
 	DefaultReadTimeout           = 60 * time.Second // the whole request, body included (nginx client_body_timeout)
 	DefaultIdleTimeout           = 60 * time.Second // keep-alive (nginx 75s, HAProxy keep-alive follows http-request)
 	DefaultMaxHeaderBytes        = 64 << 10         // request line + headers; nginx allows 4x8 KiB, Go 1 MiB
+	DefaultQUICRetryThreshold    = 100              // HAProxy's tune.quic.retry-threshold
 	DefaultConnectTimeout        = 5 * time.Second  // HAProxy timeout connect
 	DefaultResponseHeaderTimeout = 60 * time.Second // HAProxy timeout server
 	DefaultMaxIdleConnsPerServer = 128
@@ -377,6 +383,9 @@ func (c *Config) SetDefaults() {
 		setDuration(&l.IdleTimeout, DefaultIdleTimeout)
 		if l.MaxHeaderBytes == 0 {
 			l.MaxHeaderBytes = DefaultMaxHeaderBytes
+		}
+		if l.QUICRetryThreshold == 0 {
+			l.QUICRetryThreshold = DefaultQUICRetryThreshold
 		}
 		if f.TLS != nil {
 			f.TLS.SetDefaults()

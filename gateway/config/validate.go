@@ -284,7 +284,7 @@ func (c *Config) Validate() error {
 		}{
 			{"read_header_timeout", int64(l.ReadHeaderTimeout)}, {"read_timeout", int64(l.ReadTimeout)},
 			{"write_timeout", int64(l.WriteTimeout)}, {"idle_timeout", int64(l.IdleTimeout)},
-			{"max_header_bytes", int64(l.MaxHeaderBytes)},
+			{"max_header_bytes", int64(l.MaxHeaderBytes)}, {"quic_retry_threshold", int64(l.QUICRetryThreshold)},
 		} {
 			if d.v < 0 {
 				fail("%s.limits.%s: must not be negative", key, d.name)
