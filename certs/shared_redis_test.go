@@ -10,6 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/sekisho/sekisho/e2e/debpkg"
 	"github.com/sekisho/sekisho/e2e/freeport"
 )
 
@@ -24,15 +25,7 @@ type testRedis struct {
 // is missing; the test fails with how to get it when that is not possible.
 func redisServerBin(t testing.TB) string {
 	t.Helper()
-	if p, err := exec.LookPath("redis-server"); err == nil {
-		return p
-	}
-	out, err := exec.Command("sh", "-c", "apt-get install -y redis-server || (apt-get update && apt-get install -y redis-server)").CombinedOutput()
-	if p, lerr := exec.LookPath("redis-server"); lerr == nil {
-		return p
-	}
-	t.Fatalf("redis-server is needed and could not be installed (%v): run `apt-get install -y redis-server` as root\n%s", err, out)
-	return ""
+	return debpkg.Need(t, "redis-server", "redis-server")
 }
 
 // startRedis starts an empty, memory-only redis-server on a free loopback

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/sekisho/sekisho/e2e/debpkg"
 )
 
 // unit reads deploy/systemd/sekisho.service into section -> key -> values.
@@ -97,13 +99,5 @@ func TestSystemd_AnalyzeVerify(t *testing.T) {
 // package when it is missing; the test fails with how to get it otherwise.
 func systemdAnalyze(t *testing.T) string {
 	t.Helper()
-	if p, err := exec.LookPath("systemd-analyze"); err == nil {
-		return p
-	}
-	out, err := exec.Command("sh", "-c", "apt-get install -y systemd || (apt-get update && apt-get install -y systemd)").CombinedOutput()
-	if p, lerr := exec.LookPath("systemd-analyze"); lerr == nil {
-		return p
-	}
-	t.Fatalf("systemd-analyze is needed and could not be installed (%v): run `apt-get install -y systemd` as root\n%s", err, out)
-	return ""
+	return debpkg.Need(t, "systemd-analyze", "systemd")
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sekisho/sekisho/e2e/debpkg"
 	"github.com/sekisho/sekisho/e2e/freeport"
 )
 
@@ -29,16 +30,7 @@ type Redis struct {
 // missing; the test fails with how to get it when that is not possible.
 func redisServer(t testing.TB) string {
 	t.Helper()
-	if p, err := exec.LookPath("redis-server"); err == nil {
-		return p
-	}
-	install := exec.Command("sh", "-c", "apt-get install -y redis-server || (apt-get update && apt-get install -y redis-server)")
-	out, err := install.CombinedOutput()
-	if p, lerr := exec.LookPath("redis-server"); lerr == nil {
-		return p
-	}
-	t.Fatalf("redis-server is needed and could not be installed (%v): run `apt-get install -y redis-server` as root\n%s", err, out)
-	return ""
+	return debpkg.Need(t, "redis-server", "redis-server")
 }
 
 // StartRedis starts redis-server on a free loopback port, with its

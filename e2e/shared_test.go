@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sekisho/sekisho/e2e/debpkg"
 	"github.com/sekisho/sekisho/e2e/freeport"
 )
 
@@ -329,15 +330,7 @@ func TestShared_RedisOutageUnderLoad(t *testing.T) {
 // haproxyBinary finds HAProxy, installing Debian's package when missing.
 func haproxyBinary(t *testing.T) string {
 	t.Helper()
-	if p, err := exec.LookPath("haproxy"); err == nil {
-		return p
-	}
-	out, err := exec.Command("sh", "-c", "apt-get install -y haproxy || (apt-get update && apt-get install -y haproxy)").CombinedOutput()
-	if p, lerr := exec.LookPath("haproxy"); lerr == nil {
-		return p
-	}
-	t.Fatalf("haproxy is needed (the ELB's stand-in) and could not be installed (%v): run `apt-get install -y haproxy` as root\n%s", err, out)
-	return ""
+	return debpkg.Need(t, "haproxy", "haproxy")
 }
 
 // frontBalancer runs HAProxy in front of the replicas, as the ELB: round

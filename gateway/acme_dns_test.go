@@ -13,22 +13,14 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/rs/zerolog"
+
+	"github.com/sekisho/sekisho/e2e/debpkg"
 )
 
 // namedPath finds BIND's named, installing Debian's bind9 when it is missing.
 func namedPath(t *testing.T) string {
 	t.Helper()
-	if p, err := exec.LookPath("named"); err == nil {
-		return p
-	}
-	if out, err := exec.Command("sh", "-c", "apt-get install -y bind9 || (apt-get update && apt-get install -y bind9)").CombinedOutput(); err != nil {
-		t.Fatalf("BIND 9 is needed for the DNS-01 test and could not be installed (run: apt-get install -y bind9): %v\n%s", err, out)
-	}
-	p, err := exec.LookPath("named")
-	if err != nil {
-		t.Fatalf("bind9 installed but named not found: %v", err)
-	}
-	return p
+	return debpkg.Need(t, "named", "bind9")
 }
 
 // bind9 runs a real BIND 9 on a loopback port, authoritative for zone with

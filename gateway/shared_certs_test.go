@@ -28,6 +28,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/sekisho/sekisho/certs"
+	"github.com/sekisho/sekisho/e2e/debpkg"
 	"github.com/sekisho/sekisho/gateway/config"
 )
 
@@ -37,13 +38,7 @@ import (
 // ends.
 func sharedCertsRedis(t testing.TB) string {
 	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		out, ierr := exec.Command("sh", "-c", "apt-get install -y redis-server || (apt-get update && apt-get install -y redis-server)").CombinedOutput()
-		if bin, err = exec.LookPath("redis-server"); err != nil {
-			t.Fatalf("redis-server is needed and could not be installed (%v): run `apt-get install -y redis-server` as root\n%s", ierr, out)
-		}
-	}
+	bin := debpkg.Need(t, "redis-server", "redis-server")
 	port := freePort(t)
 	cmd := exec.Command(bin, "--port", fmt.Sprint(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
 	if err := cmd.Start(); err != nil {

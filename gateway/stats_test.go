@@ -14,21 +14,14 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/sekisho/sekisho/balancer"
+	"github.com/sekisho/sekisho/e2e/debpkg"
 )
 
 // chromiumBinary finds Debian's chromium, installing it when missing; the
 // test fails with how to get it when that is not possible.
 func chromiumBinary(t *testing.T) string {
 	t.Helper()
-	if p, err := exec.LookPath("chromium"); err == nil {
-		return p
-	}
-	out, err := exec.Command("sh", "-c", "apt-get install -y chromium || (apt-get update && apt-get install -y chromium)").CombinedOutput()
-	if p, lerr := exec.LookPath("chromium"); lerr == nil {
-		return p
-	}
-	t.Fatalf("Debian's chromium is needed for the stats page test and could not be installed (%v): run `apt-get install -y chromium` as root\n%s", err, out)
-	return ""
+	return debpkg.Need(t, "chromium", "chromium")
 }
 
 // chromium runs headless Chromium on url with args (--dump-dom, --screenshot=...).

@@ -9,12 +9,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/sekisho/sekisho/e2e/debpkg"
 	"github.com/sekisho/sekisho/e2e/freeport"
 )
 
@@ -30,43 +30,12 @@ type redisServer struct {
 	done chan struct{}
 }
 
-var redisBin struct {
-	once sync.Once
-	path string
-	err  error
-}
-
-// redisServerPath finds redis-server, installing it with apt-get when it
+// redisServerPath finds redis-server, installing Debian's package when it
 // is missing; a test that cannot have it fails, as it would otherwise test
 // nothing.
 func redisServerPath(tb testing.TB) string {
 	tb.Helper()
-	redisBin.once.Do(func() {
-		if p, err := exec.LookPath("redis-server"); err == nil {
-			redisBin.path = p
-			return
-		}
-		out, err := exec.Command("apt-get", "install", "-y", "redis-server").CombinedOutput()
-		if err != nil {
-			if o, err := exec.Command("apt-get", "update").CombinedOutput(); err != nil {
-				out = append(out, o...)
-			}
-			var o []byte
-			o, err = exec.Command("apt-get", "install", "-y", "redis-server").CombinedOutput()
-			out = append(out, o...)
-			if err != nil {
-				redisBin.err = fmt.Errorf("apt-get install -y redis-server: %v\n%s", err, tail(out, 2000))
-				return
-			}
-		}
-		redisBin.path, redisBin.err = exec.LookPath("redis-server")
-	})
-	if redisBin.err != nil {
-		tb.Fatalf("these tests need a real redis-server and none could be installed: %v\n"+
-			"install it first: `apt-get update && apt-get install -y redis-server` (Debian/Ubuntu), "+
-			"`dnf install redis`, `brew install redis`, or put a redis-server of version 6.2 or later on PATH", redisBin.err)
-	}
-	return redisBin.path
+	return debpkg.Need(tb, "redis-server", "redis-server")
 }
 
 func tail(b []byte, n int) []byte {
