@@ -193,6 +193,10 @@ func TestClientIP_ProxyProtocol(t *testing.T) {
 		if x := xff(); x[len(x)-1] != "198.51.100.20" {
 			t.Fatalf("PROXY v%d: backend saw %q", v, x[len(x)-1])
 		}
+		// The log names the load balancer too: the socket's peer.
+		if l := lastLog(t, access); l["client_ip"] != "198.51.100.20" || l["peer_ip"] != "127.0.0.1" {
+			t.Fatalf("PROXY v%d: log: client %v peer %v, want the header's client and the socket's peer", v, l["client_ip"], l["peer_ip"])
+		}
 		if got := roundTrip(t, dialFrom(t, "127.0.0.1", required), proxyHeader(t, v, "198.51.100.66"), "/", ""); got != 403 {
 			t.Fatalf("PROXY v%d from the denied address: %d, want 403 (the WAF sees it)", v, got)
 		}
@@ -206,8 +210,8 @@ func TestClientIP_ProxyProtocol(t *testing.T) {
 	if got := roundTrip(t, dialFrom(t, "127.0.0.1", required), local, "/", ""); got != 200 {
 		t.Fatalf("v2 LOCAL (health check): %d", got)
 	}
-	if l := lastLog(t, access); l["client_ip"] != "127.0.0.1" {
-		t.Fatalf("v2 LOCAL: client %v, want the socket's", l["client_ip"])
+	if l := lastLog(t, access); l["client_ip"] != "127.0.0.1" || l["peer_ip"] != "" {
+		t.Fatalf("v2 LOCAL: client %v peer %v, want the socket's and none", l["client_ip"], l["peer_ip"])
 	}
 
 	v2 := proxyHeader(t, 2, "198.51.100.20")
@@ -224,6 +228,13 @@ func TestClientIP_ProxyProtocol(t *testing.T) {
 		{"v1 too long", "127.0.0.1", required, []byte("PROXY TCP4 " + strings.Repeat("1", 200) + "\r\n")},
 		{"v2 truncated, then nothing", "127.0.0.1", required, v2[:20]},
 		{"v2 length past the data", "127.0.0.1", required, append(append([]byte(nil), v2[:14]...), 0xff, 0xff)},
+		{"v2 TLV length past the header", "127.0.0.1", required, func() []byte {
+			// A TLV that says 64 bytes and brings 1, the header's length
+			// counting that 1: the header ends, the TLV does not.
+			h := append(append([]byte(nil), v2...), 0x02, 0x00, 0x40, 'x')
+			h[15] += 4
+			return h
+		}()},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			n := len(xff())

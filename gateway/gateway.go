@@ -18,7 +18,6 @@ import (
 	"github.com/quic-go/quic-go"
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
-	"golang.org/x/net/http2"
 
 	"github.com/sekisho/sekisho/balancer"
 	"github.com/sekisho/sekisho/balancer/sticktable"
@@ -188,7 +187,6 @@ type frontend struct {
 	acme    *certs.ACME // nil without ACME
 	handler *handler
 	srv     *http.Server
-	h2      *http2.Server
 	lns     []*listen.Listener
 	quic    []*quicSocket // HTTP/3, one per TLS bind
 	log     zerolog.Logger
@@ -545,18 +543,18 @@ func newGateway(c *config.Config, o Options, prev *Gateway) (g *Gateway, err err
 					open.Add(-1)
 				}
 			},
+			// HTTP/1 connections come as *listen.Conn, HTTP/2 ones as the
+			// *tls.Conn on which net/http serves HTTP/2 itself.
 			ConnContext: func(ctx context.Context, c net.Conn) context.Context {
-				if lc, ok := c.(*listen.Conn); ok {
+				if lc := listen.Take(c); lc != nil {
 					return context.WithValue(ctx, connKey{}, lc)
 				}
 				return ctx
 			},
 		}
-		f.h2 = &http2.Server{}
-		// Registers the HTTP/2 server for graceful shutdown with srv.
-		if err := http2.ConfigureServer(f.srv, f.h2); err != nil {
-			return nil, fmt.Errorf("frontend %q: http2: %w", fc.Name, err)
-		}
+		f.srv.Protocols = new(http.Protocols)
+		f.srv.Protocols.SetHTTP1(true)
+		f.srv.Protocols.SetHTTP2(true)
 		g.frontends = append(g.frontends, f)
 	}
 	// Compiling CRS leaves tens of MiB of garbage: count it as activity, so
@@ -644,7 +642,7 @@ func (g *Gateway) Listen() error {
 		if b.TLS && f.tcp != nil {
 			o.TLS = f.tcp.tlsConfig(f.tls)
 		} else if b.TLS {
-			o.TLS, o.ServeH2 = f.tls, f.serveH2
+			o.TLS = f.tls
 			o.OnHandshake, o.OnHandshakeError = f.watch.handshake, f.watch.handshakeError
 			if h := f.handler; h.redirectHTTPS && h.httpsPort == "" {
 				_, h.httpsPort, _ = net.SplitHostPort(sock.Addr().String()) // the bound port, for :0 too
@@ -683,13 +681,6 @@ func (g *Gateway) Listen() error {
 	}
 	sh.sockets, sh.quic = sockets, quics
 	return nil
-}
-
-func (f *frontend) serveH2(tc *tls.Conn, c *listen.Conn) {
-	// The handler finds the connection's PROXY header and TLS state as it
-	// does for HTTP/1 (ConnContext).
-	ctx := context.WithValue(context.Background(), connKey{}, c)
-	f.h2.ServeConn(tc, &http2.ServeConnOpts{Context: ctx, BaseConfig: f.srv, Handler: f.handler})
 }
 
 // Addrs returns the bound addresses of a frontend, in bind order.
@@ -858,12 +849,10 @@ func (g *Gateway) stop(ctx context.Context, next *Gateway) {
 				f.tcp.shutdown(ctx)
 				return
 			}
+			// HTTP/2 connections too: GOAWAY, then their streams finish.
 			if err := f.srv.Shutdown(ctx); err != nil {
 				g.log.Warn().Str("frontend", f.name).Err(err).Msg("shutdown deadline passed; closing connections")
 				f.srv.Close()
-			}
-			for _, ln := range f.lns {
-				ln.WaitH2(ctx)
 			}
 		})
 	}

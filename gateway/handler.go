@@ -147,8 +147,13 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	conn, _ := r.Context().Value(connKey{}).(*listen.Conn)
+	fwdPeer := e.PeerIP // the X-Forwarded-For chain names the header's proxy only
 	if conn != nil {
 		e.VPCEndpointID = conn.VPCEndpointID()
+		if lb := conn.ProxyPeer(); lb != nil {
+			// The log names the load balancer that sent the PROXY header.
+			e.PeerIP, _ = splitHostPort(lb.String())
+		}
 	}
 	e.TLS = r.TLS
 	if e.TLS == nil && conn != nil {
@@ -264,7 +269,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r.TransferEncoding = nil // the whole body is known: send it with a length
 	}
 	x := &forward.Exchange{
-		ClientIP: e.ClientIP, ClientPort: e.ClientPort, PeerIP: e.PeerIP, ClientConn: r.RemoteAddr,
+		ClientIP: e.ClientIP, ClientPort: e.ClientPort, PeerIP: fwdPeer, ClientConn: r.RemoteAddr,
 		Host: r.Host, RequestID: e.RequestID, TLS: e.TLS,
 		Proto:   "http",
 		OnError: func(w http.ResponseWriter, r *http.Request, status int) { writeErrorPage(w, r, status, e.RequestID) },

@@ -1,7 +1,8 @@
 // Package listen accepts the gateway's client connections. For HTTP/1 it
 // wraps each connection so the handler can learn what net/http hides (see
-// framingScan); for TLS it runs the handshake itself and hands HTTP/2
-// connections to an HTTP/2 server and HTTP/1 ones to an http.Server. With a
+// framingScan); for TLS it runs the handshake itself, off the accept loop,
+// and hands HTTP/1 connections wrapped, HTTP/2 ones as the *tls.Conn that
+// net/http's own HTTP/2 server needs (see Take). With a
 // PROXY protocol policy it reads the header first, off the accept loop, so
 // a peer that is slow to send it holds up no one else.
 package listen
@@ -24,6 +25,7 @@ type Conn struct {
 	net.Conn
 	tls       *tls.ConnectionState
 	proxy     *proxyproto.Header // nil without one
+	proxyPeer net.Addr           // the socket peer when proxy named another client
 	scan      framingScan
 	ambiguous atomic.Int32
 }
@@ -70,9 +72,9 @@ func (c *Conn) TakeAmbiguousFraming() bool {
 	}
 }
 
-// Listener is a net.Listener for an http.Server that yields *Conn. With a
-// TLS config it completes handshakes off the accept loop and passes
-// connections that negotiated h2 to ServeH2 instead.
+// Listener is a net.Listener for an http.Server that yields *Conn, or for
+// a connection that negotiated h2, its *tls.Conn. With a TLS config it
+// completes handshakes off the accept loop.
 type Listener struct {
 	ln net.Listener
 	o  Options
@@ -80,10 +82,26 @@ type Listener struct {
 	conns     chan net.Conn
 	done      chan struct{}
 	closeOnce sync.Once
-	h2        sync.WaitGroup
-	h2mu      sync.Mutex
-	h2conns   map[*tls.Conn]struct{}
 	next      atomic.Pointer[Listener] // the successor after a reload (HandOver)
+}
+
+// h2Conns holds the *Conn of each HTTP/2 connection handed to a server as
+// its *tls.Conn (net/http serves HTTP/2 only on that type), until Take.
+var h2Conns sync.Map
+
+// Take returns what the listener learnt of a connection it yielded: nc
+// itself, or for an HTTP/2 *tls.Conn, its *Conn (once: an http.Server's
+// ConnContext asks). Nil for a connection of another listener.
+func Take(nc net.Conn) *Conn {
+	switch c := nc.(type) {
+	case *Conn:
+		return c
+	case *tls.Conn:
+		if v, ok := h2Conns.LoadAndDelete(c); ok {
+			return v.(*Conn)
+		}
+	}
+	return nil
 }
 
 // Options are a listener's TLS and PROXY protocol settings.
@@ -95,9 +113,6 @@ type Options struct {
 	Proxy *Proxy
 	// OnProxyError sees every connection closed for its PROXY header.
 	OnProxyError func(err error, remote net.Addr)
-	// ServeH2 serves the connections that negotiated "h2", each on its own
-	// goroutine; c carries what the listener learnt of the connection.
-	ServeH2 func(tc *tls.Conn, c *Conn)
 	// OnHandshake sees every completed handshake, OnHandshakeError every failed one.
 	OnHandshake      func(st *tls.ConnectionState, remote net.Addr)
 	OnHandshakeError func(err error, remote net.Addr)
@@ -105,8 +120,7 @@ type Options struct {
 
 // New wraps ln; with o.TLS set, its connections are TLS.
 func New(ln net.Listener, o Options) *Listener {
-	l := &Listener{ln: ln, o: o,
-		conns: make(chan net.Conn), done: make(chan struct{}), h2conns: map[*tls.Conn]struct{}{}}
+	l := &Listener{ln: ln, o: o, conns: make(chan net.Conn), done: make(chan struct{})}
 	if l.async() {
 		go l.acceptAsync()
 	}
@@ -131,7 +145,7 @@ func (l *Listener) Accept() (net.Conn, error) {
 		case <-l.done:
 			// Closed meanwhile (select picks at random among ready
 			// cases): the successor gets it, not a server shutting down.
-			l.deliver(c.(*Conn))
+			l.deliver(c)
 			return nil, net.ErrClosed
 		default:
 			return c, nil
@@ -186,6 +200,9 @@ func (l *Listener) prepare(raw net.Conn) {
 			return
 		}
 		c.Conn, c.proxy = pc, h
+		if h != nil && h.Command.IsProxy() {
+			c.proxyPeer = raw.RemoteAddr()
+		}
 	}
 	if l.o.TLS != nil {
 		l.handshake(c)
@@ -194,7 +211,7 @@ func (l *Listener) prepare(raw net.Conn) {
 	l.deliver(c)
 }
 
-func (l *Listener) deliver(c *Conn) {
+func (l *Listener) deliver(c net.Conn) {
 	select {
 	case l.conns <- c:
 	case <-l.done:
@@ -202,6 +219,7 @@ func (l *Listener) deliver(c *Conn) {
 			n.deliver(c)
 			return
 		}
+		Take(c)
 		c.Close()
 	}
 }
@@ -237,74 +255,25 @@ func (l *Listener) handshake(c *Conn) {
 		l.o.OnHandshake(&st, raw.RemoteAddr())
 	}
 	c.Conn, c.tls = tc, &st
-	if st.NegotiatedProtocol == "h2" && l.o.ServeH2 != nil {
-		l.serveH2(tc, c)
+	if st.NegotiatedProtocol == "h2" {
+		// The server sees the *tls.Conn and serves HTTP/2 on it; its
+		// ConnContext finds c with Take.
+		h2Conns.Store(tc, c)
+		l.deliver(tc)
 		return
 	}
 	l.deliver(c)
 }
 
-func (l *Listener) serveH2(tc *tls.Conn, c *Conn) {
-	if !l.trackH2(tc) {
-		if n := l.next.Load(); n != nil && n.o.ServeH2 != nil {
-			n.serveH2(tc, c)
-			return
-		}
-		tc.Close()
-		return
-	}
-	defer l.untrackH2(tc)
-	l.o.ServeH2(tc, c)
-}
-
-func (l *Listener) trackH2(c *tls.Conn) bool {
-	l.h2mu.Lock()
-	defer l.h2mu.Unlock()
-	select {
-	case <-l.done:
-		return false
-	default:
-	}
-	l.h2.Add(1)
-	l.h2conns[c] = struct{}{}
-	return true
-}
-
-func (l *Listener) untrackH2(c *tls.Conn) {
-	l.h2mu.Lock()
-	delete(l.h2conns, c)
-	l.h2mu.Unlock()
-	l.h2.Done()
-}
-
-// Close implements net.Listener: it stops accepting; HTTP/2 connections
-// already served finish on their own (see WaitH2).
+// Close implements net.Listener: it stops accepting; the connections
+// already served are the server's (http.Server.Shutdown).
 func (l *Listener) Close() error {
 	var err error
 	l.closeOnce.Do(func() {
-		l.h2mu.Lock()
 		close(l.done)
-		l.h2mu.Unlock()
 		err = l.ln.Close()
 	})
 	return err
-}
-
-// WaitH2 waits until every HTTP/2 connection has ended or ctx is done; then
-// it closes those left.
-func (l *Listener) WaitH2(ctx context.Context) {
-	idle := make(chan struct{})
-	go func() { l.h2.Wait(); close(idle) }()
-	select {
-	case <-idle:
-	case <-ctx.Done():
-		l.h2mu.Lock()
-		for c := range l.h2conns {
-			c.Close()
-		}
-		l.h2mu.Unlock()
-		<-idle
-	}
 }
 
 // Addr implements net.Listener.

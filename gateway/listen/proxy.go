@@ -70,3 +70,7 @@ func (c *Conn) VPCEndpointID() string {
 	}
 	return tlvparse.FindAWSVPCEndpointID(tlvs)
 }
+
+// ProxyPeer is the socket peer (the load balancer) of a connection whose
+// PROXY header named its client, or nil when the peer is the client.
+func (c *Conn) ProxyPeer() net.Addr { return c.proxyPeer }
