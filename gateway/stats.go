@@ -96,6 +96,11 @@ func (g *Gateway) serveStats(w http.ResponseWriter, r *http.Request) {
 				sf.Binds += " (TLS)"
 			}
 		}
+		for _, q := range f.quic {
+			// HTTP/3's UDP sockets are listeners too: an operator checks
+			// the port a firewall must open.
+			sf.Binds += ", " + q.pc.LocalAddr().String() + " (HTTP/3, UDP)"
+		}
 		if u, ok := g.TLSUsage(f.name); ok {
 			sf.Versions, sf.Distinct = u.Versions, u.Distinct
 		}

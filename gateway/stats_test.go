@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"regexp"
@@ -135,5 +136,24 @@ backends:
 	}
 	if f := r.byFrontend["web"]; f < 9 || f > 10.5 || r.byBackend["app"] != f {
 		t.Fatalf("rates %+v, want 20 requests over about 2 s: 10/s for web and app", r)
+	}
+}
+
+// The stats page lists the HTTP/3 (UDP) socket of a frontend with
+// http3 beside its TLS bind: both are ports a firewall must open.
+func TestStatsPage_ListsHTTP3(t *testing.T) {
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer backend.Close()
+	g, _, _, _ := runGatewayWith(t, h3GatewayYAML(backend.URL)+"admin: {address: \"127.0.0.1:0\"}\n", Options{Log: zerolog.Nop()})
+	resp, err := http.Get("http://" + g.AdminAddr().String() + "/stats")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	addr := g.Addrs("web")[0].String()
+	want := "<td>web</td><td>" + addr + " (TLS), " + addr + " (HTTP/3, UDP)</td>"
+	if !strings.Contains(string(page), want) {
+		t.Fatalf("the frontend row lacks %q:\n%s", want, page)
 	}
 }
