@@ -1,9 +1,11 @@
 package waf
 
 import (
+	"crypto/sha256"
+	"encoding/binary"
 	"fmt"
-	"hash/fnv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/corazawaf/coraza/v3/types"
 )
@@ -39,14 +41,84 @@ func matchOf(mr types.MatchedRule, path string) Match {
 	return m
 }
 
-// exclusion is a run-time exclusion of rule for target on path, with an
-// id from the range CRS leaves to sites, derived from what it excludes so
-// that pasting the same suggestion twice gives the same id.
+// exclusion is a run-time exclusion of rule for target on path. Its id
+// is derived from what it excludes, so that the same suggestion pasted
+// twice is the same rule, in a range of 2^52 ids above everything CRS and
+// its plugins number (exclusionIDBase): two different exclusions share an
+// id with odds of n²/2^53 for n of them (1 in 10^8 for 10,000), where the
+// 88,000 ids of the range below CRS made a clash likely past a few hundred.
 func exclusion(rule int, target, path string) string {
-	h := fnv.New32a()
-	fmt.Fprintf(h, "%d|%s|%s", rule, target, path)
-	id := 11000 + h.Sum32()%88000
+	t := exclusionTarget(target)
+	h := sha256.Sum256(fmt.Appendf(nil, "%d|%s|%s", rule, t, path))
+	id := exclusionIDBase + int64(binary.BigEndian.Uint64(h[:8])>>12)
 	quoted := strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(path)
 	return fmt.Sprintf(`SecRule REQUEST_FILENAME "@streq %s" "id:%d,phase:1,pass,t:none,nolog,ctl:ruleRemoveTargetById=%d;%s"`,
-		quoted, id, rule, target)
+		quoted, id, rule, t)
+}
+
+// exclusionIDBase is where suggested exclusions' ids start: past CRS
+// (9xx,xxx) and its plugins (up to 9,999,999).
+const exclusionIDBase = 10_000_000_000
+
+// exclusionTarget is variable (COLLECTION:key) as a ctl action reads it.
+// A key of letters, digits, '_', '-' and '.' is written as it is. Any other
+// key becomes an anchored regular expression (case-insensitive, as Coraza
+// compares keys) whose every other character
+// is a \x{...} escape, so that no ',' ends the action, no quote opens a
+// string and no ';', ':' or '/' is read as syntax. A key of a JSON body
+// (json.items.2.html) matches every element of its arrays (\d+), since
+// the same field in another element is the same false positive.
+func exclusionTarget(variable string) string {
+	coll, key, ok := strings.Cut(variable, ":")
+	if !ok || key == "" {
+		return variable
+	}
+	parts := []string{key}
+	json := strings.HasPrefix(key, "json.")
+	if json {
+		parts = strings.Split(key, ".")
+	}
+	plain := true
+	for _, p := range parts {
+		if json && isDigits(p) {
+			plain = false
+		}
+		for _, r := range p {
+			if !(r < utf8.RuneSelf && (r == '_' || r == '-' || r == '.' || 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9')) {
+				plain = false
+			}
+		}
+	}
+	if plain {
+		return variable
+	}
+	var b strings.Builder
+	b.WriteString(coll + ":/(?i)^") // Coraza's collections match keys in any case
+	for i, p := range parts {
+		if i > 0 {
+			b.WriteString(`\.`)
+		}
+		if json && isDigits(p) {
+			b.WriteString(`\d+`)
+			continue
+		}
+		for _, r := range p {
+			if r < utf8.RuneSelf && (r == '_' || 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9') {
+				b.WriteRune(r)
+			} else {
+				fmt.Fprintf(&b, `\x{%x}`, r)
+			}
+		}
+	}
+	b.WriteString("$/")
+	return b.String()
+}
+
+func isDigits(s string) bool {
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return s != ""
 }

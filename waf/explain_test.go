@@ -1,0 +1,122 @@
+package waf_test
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/sekisho/sekisho/rules"
+	"github.com/sekisho/sekisho/waf"
+)
+
+const pastedSQLi = "1' OR '1'='1' --"
+
+// formRequest is a POST of one url-encoded field.
+func formRequest(path, name, value string) *http.Request {
+	r := httptest.NewRequest("POST", path, strings.NewReader(url.Values{name: {value}}.Encode()))
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	return browserLike(r)
+}
+
+// jsonRequest is a POST of a JSON body.
+func jsonRequest(path, body string) *http.Request {
+	r := httptest.NewRequest("POST", path, strings.NewReader(body))
+	r.Header.Set("Content-Type", "application/json")
+	return browserLike(r)
+}
+
+func browserLike(r *http.Request) *http.Request {
+	r.Header.Set("User-Agent", "Mozilla/5.0 (X11; Linux x86_64) Chrome/131.0 Safari/537.36")
+	r.Header.Set("Accept", "text/html")
+	r.Header.Set("Content-Length", fmt.Sprint(r.ContentLength))
+	return r
+}
+
+// itemsJSON is {"items":[{"html":...},...]} with the attack in element at.
+func itemsJSON(n, at int) string {
+	var b strings.Builder
+	b.WriteString(`{"title":"t","items":[`)
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		v := "hello"
+		if i == at {
+			v = "<script>alert(1)</script>"
+		}
+		b.WriteString(`{"html":"` + v + `"}`)
+	}
+	b.WriteString("]}")
+	return b.String()
+}
+
+// The exclusions a block suggests, pasted as they are into a rules
+// folder's before-crs/ and loaded by Coraza with CRS, let the same request
+// through, whatever the argument's name holds (a comma, quotes, a
+// semicolon, slashes, a backslash, a space, upper case, non-ASCII), and a
+// match inside a JSON array is excluded for every element of the array;
+// the same value in another field is still blocked.
+func TestExplain_SuggestionsWorkWhenPasted(t *testing.T) {
+	plain, err := waf.New(waf.Config{Name: "plain"}, rules.FS())
+	if err != nil {
+		t.Fatal(err)
+	}
+	type request func() *http.Request
+	form := func(name string) request {
+		return func() *http.Request { return formRequest("/blog/comment", name, pastedSQLi) }
+	}
+	items := func(n, at int) request {
+		return func() *http.Request { return jsonRequest("/api/items", itemsJSON(n, at)) }
+	}
+	for _, tc := range []struct {
+		name     string
+		blocked  request   // the false positive, whose suggestions are pasted
+		passes   []request // then pass too
+		stillBad []request // and are still blocked
+	}{
+		{"comma", form("a,b"), nil, []request{form("a"), form("b"), form("c")}},
+		{"quotes", form(`it's "x"`), nil, []request{form("its x")}},
+		{"semicolon and colon", form("q;ARGS:x"), nil, []request{form("q"), form("x")}},
+		{"slashes", form("/x/"), nil, []request{form("x")}},
+		{"backslash and space", form(`a\ b c`), nil, []request{form("a")}},
+		{"upper case", form("Comment,Body"), nil, []request{form("comment")}},
+		{"non-ASCII", form("名前,x"), nil, []request{form("名前")}},
+		{"JSON array, element 2 of 3", items(3, 2), []request{items(3, 0), items(6, 5)},
+			[]request{func() *http.Request {
+				return jsonRequest("/api/items", `{"title":"<script>alert(1)</script>","items":[{"html":"hello"}]}`)
+			}}},
+	} {
+		v := plain.Check(tc.blocked())
+		if !v.Blocked() {
+			t.Fatalf("%s: the false positive is not blocked to begin with (rules %v)", tc.name, v.Rules)
+		}
+		var pasted []string
+		for _, m := range v.Matches {
+			if m.Exclusion != "" {
+				pasted = append(pasted, m.Exclusion)
+			}
+		}
+		dir := writeRules(t, map[string]string{"before-crs/pasted.conf": strings.Join(pasted, "\n") + "\n"})
+		tuned, err := waf.New(waf.Config{Name: "tuned", RulesDir: dir}, rules.FS())
+		if err != nil {
+			t.Errorf("%s: the pasted suggestions do not load: %v\n%s", tc.name, err, strings.Join(pasted, "\n"))
+			continue
+		}
+		if v := tuned.Check(tc.blocked()); v.Blocked() {
+			t.Errorf("%s: still blocked after pasting the suggestions (rules %v):\n%s", tc.name, v.Rules, strings.Join(pasted, "\n"))
+		}
+		for i, r := range tc.passes {
+			if v := tuned.Check(r()); v.Blocked() {
+				t.Errorf("%s: request %d (same field, another element) blocked (rules %v):\n%s", tc.name, i, v.Rules, strings.Join(pasted, "\n"))
+			}
+		}
+		for i, r := range tc.stillBad {
+			if !tuned.Check(r()).Blocked() {
+				t.Errorf("%s: request %d (another field) is no longer blocked:\n%s", tc.name, i, strings.Join(pasted, "\n"))
+			}
+		}
+	}
+}
