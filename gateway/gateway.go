@@ -523,13 +523,20 @@ func newGateway(c *config.Config, o Options, prev *Gateway) (g *Gateway, err err
 		}
 		f.handler = h
 		l := fc.Limits
+		// The request line, headers and blank line of HTTP/1.x: net/http
+		// reads HeaderReadSlack past its MaxHeaderBytes, so with this a head
+		// of max_header_bytes passes and one byte more gets 431. HTTP/2
+		// derives its SETTINGS_MAX_HEADER_LIST_SIZE from it too (+320),
+		// counting 32 bytes more per field (RFC 9113 6.5.2): stricter there,
+		// never looser.
+		maxHeader := l.MaxHeaderBytes - config.HeaderReadSlack
 		f.srv = &http.Server{
 			Handler:           h,
 			ReadHeaderTimeout: l.ReadHeaderTimeout,
 			ReadTimeout:       l.ReadTimeout,
 			WriteTimeout:      l.WriteTimeout,
 			IdleTimeout:       l.IdleTimeout,
-			MaxHeaderBytes:    l.MaxHeaderBytes,
+			MaxHeaderBytes:    maxHeader,
 			ErrorLog:          proxyLog,
 			// "OPTIONS *" goes to the handler, which refuses it (400), instead
 			// of net/http answering 200 on the gateway's behalf.

@@ -331,6 +331,11 @@ type Log struct {
 // CRS at paranoia level 1, blocking.
 const DefaultPolicy = "default"
 
+// HeaderReadSlack is what net/http's server reads past its MaxHeaderBytes
+// (its bufio slop): the gateway gives it max_header_bytes less this, so
+// that the limit is exact, and so max_header_bytes must exceed it.
+const HeaderReadSlack = 4096
+
 // Defaults, in one place. They follow what HAProxy, nginx and Caddy ship
 // with, on the safe side.
 const (

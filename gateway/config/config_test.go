@@ -96,6 +96,8 @@ func TestParse_ErrorsNameFileLineAndKey(t *testing.T) {
 		{"tcp frontend", strings.Replace(good, "backends:\n", "  - name: raw\n    mode: tcp\n    bind: [{address: 127.0.0.1:2525}]\n    backend: nope\n    send_proxy: v3\n    routes: [{backend: app}]\nbackends:\n", 1),
 			[]string{`frontends[1].backend: unknown backend "nope"`, `frontends[1].send_proxy: "v3" is not v1 or v2`,
 				`frontends[1].mode: a tcp frontend has no routes`}},
+		{"max_header_bytes within net/http's slack", strings.Replace(good, "    default_backend: app\n", "    default_backend: app\n    limits: {max_header_bytes: 4096}\n", 1),
+			[]string{`cfg.yaml:12: frontends[0].limits.max_header_bytes: must be more than 4096`}},
 		{"redis, several addresses", good + "redis: {addresses: [\"10.0.0.1:6379\", \"10.0.0.2:6379\"]}\n",
 			[]string{`redis.addresses: several addresses need cluster: true or a Sentinel master_name`}},
 	}

@@ -290,6 +290,9 @@ func (c *Config) Validate() error {
 				fail("%s.limits.%s: must not be negative", key, d.name)
 			}
 		}
+		if l.MaxHeaderBytes > 0 && l.MaxHeaderBytes <= HeaderReadSlack {
+			fail("%s.limits.max_header_bytes: must be more than %d", key, HeaderReadSlack)
+		}
 	}
 	if a := c.Admin; a != nil {
 		host, _, err := net.SplitHostPort(a.Address)
