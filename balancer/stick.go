@@ -126,7 +126,12 @@ func (p *Pool) Stuck(ctx context.Context, key string) *Server {
 // Learn records what a response teaches the table: the server s that
 // answered now holds the request's key (when it was another, or none),
 // and with on: cookie, every value of the application cookie that the
-// response sets. The first store error is returned, for the log.
+// response sets. Each is a swap from what the request was routed by: a
+// table that holds another server than that keeps it, as the request's
+// lookup may have failed (a shared table timing out is a miss here, not
+// an absence) or another replica may have stored it meanwhile, and the
+// key's later requests go there. The first store error is returned, for
+// the log.
 func (p *Pool) Learn(ctx context.Context, key string, was, s *Server, h http.Header) error {
 	st := p.stick
 	if st == nil || s == nil {
@@ -134,7 +139,12 @@ func (p *Pool) Learn(ctx context.Context, key string, was, s *Server, h http.Hea
 	}
 	var errs []error
 	if key != "" && was != s {
-		errs = append(errs, st.store.Stick(ctx, key, s.Name))
+		old := ""
+		if was != nil {
+			old = was.Name
+		}
+		_, err := st.store.Swap(ctx, key, old, s.Name)
+		errs = append(errs, err)
 	}
 	if st.cfg.On == "cookie" {
 		prefix := st.cfg.Cookie + "="
@@ -147,7 +157,8 @@ func (p *Pool) Learn(ctx context.Context, key string, was, s *Server, h http.Hea
 				continue // a deleted session teaches nothing
 			}
 			if k, err := st.cfg.Table.Key(c.Value); err == nil && k != key {
-				errs = append(errs, st.store.Stick(ctx, k, s.Name))
+				_, err := st.store.Swap(ctx, k, "", s.Name)
+				errs = append(errs, err)
 			}
 		}
 	}

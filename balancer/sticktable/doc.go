@@ -83,6 +83,8 @@
 // writes at once. When Redis fails, calls are answered from a local Memory
 // with no error; after FailuresToOpen failures a breaker stops waiting,
 // probes every RetryAfter, writes back the keys learnt meanwhile (Redis's
-// entry wins if it was used since), then closes. BenchmarkRedisMemory1M
+// entry wins if it was used since, or holds another server than a swap
+// expected), then closes. A failed lookup is unknown, not absent: what is
+// learnt after it is a Swap, which keeps Redis's server. BenchmarkRedisMemory1M
 // measured 335 bytes per entry in Redis for a million 32-byte keys.
 package sticktable

@@ -110,6 +110,24 @@ func (m *Memory) Stick(_ context.Context, key, server string) error {
 	return nil
 }
 
+// Swap implements Store.
+func (m *Memory) Swap(_ context.Context, key, old, server string) (string, error) {
+	id, err := m.names.id(server)
+	if err != nil {
+		return "", err
+	}
+	s, i, _, err := m.open(key, true)
+	if err != nil {
+		return "", err
+	}
+	defer s.mu.Unlock()
+	if cur := m.names.name(s.slots[i].server); cur != old && cur != "" {
+		return cur, nil
+	}
+	s.slots[i].server = id
+	return server, nil
+}
+
 // Track implements Store. It allocates twice, for the release func and the
 // flag that makes it idempotent; a release must be per call, so it cannot
 // be pooled or shared.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"math/bits"
+	"net"
 	"strconv"
 	"strings"
 	"sync"
@@ -63,7 +64,8 @@ type RedisOptions struct {
 	// up to a power of two).
 	NearCacheSize int
 	// FailuresToOpen is how many consecutive failed or timed-out calls
-	// open the breaker (DefaultFailuresToOpen when zero).
+	// open the breaker (DefaultFailuresToOpen when zero); timed-out ones
+	// only once they started at least 2 × Timeout apart.
 	FailuresToOpen int
 	// RetryAfter spaces the probes while the breaker is open
 	// (DefaultRetryAfter when zero); one that succeeds closes it.
@@ -134,18 +136,30 @@ type RedisOptions struct {
 //
 // Failures. A call that fails or outlasts Timeout is answered from the
 // local table, without an error: errors are for ErrClosed, ErrFull and
-// malformed keys only. FailuresToOpen of them in a row open the breaker:
-// every call then serves from the local table without waiting on Redis,
-// and a goroutine probes Redis once per RetryAfter. Once a probe succeeds
-// it writes back the keys stuck or deleted locally meanwhile (up to
-// MaxPending or Size), then closes the breaker; a key not yet written back
-// is answered locally. Writing back keeps Redis's entry when another
-// replica used it after the local change (its LRU score is later), as the
-// fleet has been routing by it. OnStateChange is called once per
-// transition. The local table mirrors every Redis answer and Stick, so it
-// routes the sessions this replica saw; its counters start from zero at
-// an outage and count this replica only. A release that cannot reach
-// Redis is dropped: ConnCur stays one too high until the entry expires.
+// malformed keys only. A failed Lookup is not an absence: the local table
+// may not know a key that Redis holds, so a response learnt after it is a
+// Swap from none, which keeps Redis's server (the balancer's Learn swaps
+// from the server the request was routed by). A Lookup of a key the local
+// table does not know, and a Swap, that time out are tried once more while
+// the breaker is closed: Redis or this host stalled for a moment answers
+// the second call, and either wrong answer would route the session's
+// request, or the next one through another replica, to a server picked
+// blind. FailuresToOpen failed calls in a row open the breaker, timeouts
+// only when the failed calls started at least 2 × Timeout apart (a stall
+// fails every call in flight at once): every call then serves from the
+// local table without waiting on Redis, and a goroutine probes Redis once
+// per RetryAfter. Once a probe succeeds it writes back the keys stuck,
+// swapped or deleted locally meanwhile (up to MaxPending or Size), then
+// closes the breaker; a key not yet written back is answered locally.
+// Writing back a swap keeps Redis's entry when it holds another server
+// than the one expected, and the local table adopts it; writing back a
+// Stick keeps Redis's entry when another replica used it after the local
+// change (its LRU score is later), as the fleet has been routing by it.
+// OnStateChange is called once per transition. The local table mirrors
+// every Redis answer and Stick, so it routes the sessions this replica
+// saw; its counters start from zero at an outage and count this replica
+// only. A release that cannot reach Redis is dropped: ConnCur stays one
+// too high until the entry expires.
 //
 // Memory. BenchmarkRedisMemory1M measured 335 bytes per entry in Redis
 // (used_memory) for a million 32-byte session IDs stuck to servers, with
@@ -173,6 +187,8 @@ type Redis struct {
 	// every call is served by local without waiting on Redis.
 	down  atomic.Bool
 	fails atomic.Int32 // consecutive failures while up
+	// failSince is when the first of them started, Unix ns by time.Now.
+	failSince atomic.Int64
 	// stateMu orders breaker transitions and their OnStateChange calls,
 	// so that the calls alternate down, up, down…
 	stateMu sync.Mutex
@@ -191,10 +207,13 @@ var _ Store = (*Redis)(nil)
 
 // pendingOp is a change made locally that Redis has not got: a stick (the
 // server is read back from the local table, which the outage may have
-// changed again) or a delete, and when it was made, by Now in ms.
+// changed again), a swap from old, or a delete, and when it was made, by
+// Now in ms.
 type pendingOp struct {
-	at  int64
-	del bool
+	at   int64
+	del  bool
+	swap bool   // a Swap: written back only over old or none
+	old  string // the server the Swap expected
 }
 
 // NewRedis returns a store for table c in Redis through client, with
@@ -294,7 +313,16 @@ func (r *Redis) Lookup(ctx context.Context, key string) (Entry, bool, error) {
 	}
 	v, err := r.eval(ctx, lookupScript, r.keys2(key), key, t.UnixMilli(), r.argExpire, r.argSize, r.argPrefix)
 	if err != nil {
-		return r.local.Lookup(ctx, key)
+		e, found, lerr := r.local.Lookup(ctx, key)
+		if found || lerr != nil {
+			return e, found, lerr
+		}
+		// Unknown here, and Redis was slow rather than gone: one more
+		// Timeout is cheaper than a server picked blind, which loses the
+		// session's state for this request.
+		if v, err = r.retry(ctx, err, lookupScript, r.keys2(key), key, t.UnixMilli(), r.argExpire, r.argSize, r.argPrefix); err != nil {
+			return Entry{}, false, nil
+		}
 	}
 	e, found := r.entry(v, t.UnixMilli())
 	// The local table mirrors what Redis answers, so that it can route
@@ -335,6 +363,53 @@ func (r *Redis) Stick(ctx context.Context, key, server string) error {
 		r.near.set(key, e, true, t.UnixNano())
 	}
 	return nil
+}
+
+// Swap implements Store: in Redis, whose entry wins over this replica's
+// guess, and which the local table then mirrors; in the local table when
+// Redis cannot answer, written back later under the same condition, so
+// that a replica that could not see Redis's entry never replaces it.
+func (r *Redis) Swap(ctx context.Context, key, old, server string) (string, error) {
+	if err := r.check(key); err != nil {
+		return "", err
+	}
+	if r.down.Load() {
+		return r.swapLocal(ctx, key, old, server)
+	}
+	t := r.now()
+	v, err := r.eval(ctx, swapScript, r.keys2(key), key, t.UnixMilli(), r.argExpire, r.argSize, r.argPrefix, old, server)
+	if err != nil {
+		// A swap left in the local table reaches Redis only when written
+		// back, after the client may have asked another replica, which
+		// would then pick a server of its own: worth one more Timeout.
+		v, err = r.retry(ctx, err, swapScript, r.keys2(key), key, t.UnixMilli(), r.argExpire, r.argSize, r.argPrefix, old, server)
+	}
+	if err != nil {
+		return r.swapLocal(ctx, key, old, server)
+	}
+	if isFull(v) {
+		return "", ErrFull
+	}
+	e, _ := r.entry(v, t.UnixMilli())
+	_ = r.local.Stick(ctx, key, e.Server)
+	r.unpend(key)
+	if r.near != nil {
+		r.near.set(key, e, true, t.UnixNano())
+	}
+	return e.Server, nil
+}
+
+// swapLocal swaps in the local table and, when that took, records the
+// swap for writing back.
+func (r *Redis) swapLocal(ctx context.Context, key, old, server string) (string, error) {
+	cur, err := r.local.Swap(ctx, key, old, server)
+	if err != nil {
+		return "", err
+	}
+	if cur == server {
+		r.pend(key, pendingOp{at: r.now().UnixMilli(), swap: true, old: old})
+	}
+	return cur, nil
 }
 
 func (r *Redis) stickLocal(ctx context.Context, key, server string) error {
@@ -581,6 +656,7 @@ func (r *Redis) keys3(key string) []string {
 // reply is not an error: it is how a script says "no entry". A call the
 // caller gave up on says nothing about Redis, so it is not counted.
 func (r *Redis) eval(ctx context.Context, s *redis.Script, keys []string, args ...any) (any, error) {
+	start := time.Now()
 	cctx, cancel := context.WithTimeout(ctx, r.opt.Timeout)
 	v, err := s.Run(cctx, r.client, keys, args...).Result()
 	cancel()
@@ -591,16 +667,43 @@ func (r *Redis) eval(ctx context.Context, s *redis.Script, keys []string, args .
 		return v, nil
 	}
 	if ctx.Err() == nil {
-		r.failed(err)
+		r.failed(err, start)
 	}
 	return nil, err
 }
 
-// failed counts a failed call and opens the breaker at FailuresToOpen in a
-// row. Only one caller makes the transition; the others, finding it under
-// way, go on without waiting for OnStateChange.
-func (r *Redis) failed(err error) {
-	if r.fails.Add(1) < int32(r.opt.FailuresToOpen) || r.down.Load() || !r.stateMu.TryLock() {
+// retry runs a call once more after it failed with err, if err was a
+// timeout, the breaker is still closed and the caller still waits: Redis
+// slow for a moment (or this host starved of CPU) most often answers the
+// second call, where the first was given up a moment too soon. Its
+// failure is err again.
+func (r *Redis) retry(ctx context.Context, err error, s *redis.Script, keys []string, args ...any) (any, error) {
+	if !timedOut(err) || r.down.Load() || ctx.Err() != nil {
+		return nil, err
+	}
+	return r.eval(ctx, s, keys, args...)
+}
+
+// failed counts a call, started at start, that failed, and opens the
+// breaker at FailuresToOpen in a row. Timeouts open it only once the calls
+// that failed started at least stallSpan × Timeout apart: a stall of Redis
+// or of this host fails every call in flight at once, and the next calls
+// find Redis again, so routing by the local table, which does not know
+// the sessions other replicas made, would cost more than the wait. Only
+// one caller makes the transition; the others, finding it under way, go
+// on without waiting for OnStateChange.
+func (r *Redis) failed(err error, start time.Time) {
+	n := r.fails.Add(1)
+	if n == 1 {
+		r.failSince.Store(start.UnixNano())
+	}
+	if n < int32(r.opt.FailuresToOpen) || r.down.Load() {
+		return
+	}
+	if timedOut(err) && start.UnixNano()-r.failSince.Load() < stallSpan*int64(r.opt.Timeout) {
+		return
+	}
+	if !r.stateMu.TryLock() {
 		return
 	}
 	defer r.stateMu.Unlock()
@@ -614,6 +717,17 @@ func (r *Redis) failed(err error) {
 	r.mu.Lock()
 	r.startRepair()
 	r.mu.Unlock()
+}
+
+// stallSpan is how many Timeouts apart the first and the last of
+// FailuresToOpen timed-out calls must have started to open the breaker.
+const stallSpan = 2
+
+// timedOut reports a call that outlasted its deadline, as opposed to one
+// that Redis or the network refused.
+func timedOut(err error) bool {
+	var ne net.Error
+	return errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
 }
 
 // entry decodes a script's reply: server, conn_cur, gpc, rate counters
@@ -836,7 +950,7 @@ func (r *Redis) writeBack() error {
 		if !loaded {
 			// EVALSHA in a pipeline cannot fall back to EVAL, and a
 			// restarted Redis has lost its scripts.
-			if err := writeBackScript.Load(ctx, r.client).Err(); err != nil {
+			if err := loadScripts(ctx, r.client, writeBackScript, swapScript); err != nil {
 				cancel()
 				return err
 			}
@@ -858,6 +972,10 @@ func (r *Redis) writeBack() error {
 				}
 				server, del = e.Server, "0"
 			}
+			if it.op.swap && !it.op.del {
+				it.cmd = swapScript.EvalSha(ctx, pipe, r.keys2(it.key), it.key, now, r.argExpire, r.argSize, r.argPrefix, it.op.old, server)
+				continue
+			}
 			it.cmd = writeBackScript.EvalSha(ctx, pipe, r.keys2(it.key), it.key, now, r.argExpire, r.argSize, r.argPrefix, it.op.at, server, del)
 		}
 		_, _ = pipe.Exec(ctx)
@@ -874,12 +992,29 @@ func (r *Redis) writeBack() error {
 			// A newer local change stays pending.
 			if op, ok := r.pending[it.key]; ok && op == it.op {
 				delete(r.pending, it.key)
+				if it.op.swap && it.cmd != nil {
+					// Redis's entry, if it kept its own, is the fleet's:
+					// this replica routes by it from now on.
+					if e, ok := r.entry(it.cmd.Val(), now); ok {
+						_ = r.local.Stick(ctx, it.key, e.Server)
+					}
+				}
 			}
 		}
 		r.npending.Store(int32(len(r.pending)))
 		r.mu.Unlock()
 		if failed != nil {
 			return failed
+		}
+	}
+	return nil
+}
+
+// loadScripts loads scripts into Redis for EVALSHA in a pipeline.
+func loadScripts(ctx context.Context, c redis.UniversalClient, scripts ...*redis.Script) error {
+	for _, s := range scripts {
+		if err := s.Load(ctx, c).Err(); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -1103,6 +1238,18 @@ return reply()
 local o = open(true)
 if o < 0 then return -1 end
 redis.call('HSET', e, 's', ARGV[6])
+if o == 2 then redis.call('PEXPIRE', e, exp) end
+return reply()
+`)
+
+	// ARGV[6] is the server expected, ARGV[7] the new one: it is set only
+	// over the one expected or none, else the entry stays as it is (used
+	// all the same) and the reply names the server that won.
+	swapScript = redis.NewScript(scriptPrelude + `
+local cur = redis.call('HGET', e, 's') or ''
+local o = open(true)
+if o < 0 then return -1 end
+if cur == '' or cur == ARGV[6] then redis.call('HSET', e, 's', ARGV[7]) end
 if o == 2 then redis.call('PEXPIRE', e, exp) end
 return reply()
 `)

@@ -472,6 +472,13 @@ func TestRedis_MatchesMemory(t *testing.T) {
 			if rng.IntN(5) == 0 {
 				server = ""
 			}
+			if rng.IntN(2) == 0 {
+				old := servers[rng.IntN(3)]
+				v1, err1 := m.Swap(ctx, key, old, server)
+				v2, err2 := r.Swap(ctx, key, old, server)
+				want, got = fmt.Sprint("swap ", v1, err1), fmt.Sprint("swap ", v2, err2)
+				break
+			}
 			want = fmt.Sprint("stick ", m.Stick(ctx, key, server))
 			got = fmt.Sprint("stick ", r.Stick(ctx, key, server))
 		case op < 8:

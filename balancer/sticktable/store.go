@@ -32,6 +32,13 @@ type Store interface {
 	Lookup(ctx context.Context, key string) (Entry, bool, error)
 	// Stick sets the key's server, creating the entry if need be; "" unsticks.
 	Stick(ctx context.Context, key, server string) error
+	// Swap sets the key's server to server only if it is old or none now
+	// (an absent entry included), creating the entry if need be, and
+	// returns the key's server afterwards: server when swapped, else the
+	// one the table holds, which wins. It is how a replica learns from a
+	// response without undoing what another replica stored meanwhile, or
+	// what a lookup that failed could not see.
+	Swap(ctx context.Context, key, old, server string) (string, error)
 	// Track counts one request for the key, creating the entry if need
 	// be: ConnCur goes up by one and the request counts in ReqRate. It
 	// returns the entry after counting and a release func, never nil,
