@@ -3,6 +3,7 @@ package waf
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -17,6 +18,11 @@ import (
 type Replayed struct {
 	Request *http.Request
 	Line    int // the line it starts on
+	// MissingBody names the recorded header that announces a body the
+	// line does not hold ("Content-Length: 512"; an audit log records no
+	// bodies), or is "": the request is replayed without it, so no rule
+	// sees the body and the verdict may differ from the one it got.
+	MissingBody string
 }
 
 // maxReplayBody bounds one replayed request's body.
@@ -25,7 +31,8 @@ const maxReplayBody = 16 << 20
 // ReadRequests reads requests to replay: a JSON-lines file, one object per
 // line {"method", "uri", "headers": {name: value or [values]}, "body"}, or
 // raw HTTP/1.1 requests one after the other (bodies framed by
-// Content-Length). A line starting with "{" decides JSON lines.
+// Content-Length). A line starting with "{" decides JSON lines; sekisho's
+// audit log is such a file, without bodies (Replayed.MissingBody).
 func ReadRequests(r io.Reader) ([]Replayed, error) {
 	br := bufio.NewReader(r)
 	first, _ := br.Peek(1)
@@ -38,6 +45,7 @@ func ReadRequests(r io.Reader) ([]Replayed, error) {
 type jsonRequest struct {
 	Method  string                     `json:"method"`
 	URI     string                     `json:"uri"`
+	Host    string                     `json:"host"` // as an audit log records it
 	Headers map[string]json.RawMessage `json:"headers"`
 	Body    string                     `json:"body"`
 }
@@ -77,13 +85,21 @@ func readJSONLines(br *bufio.Reader) ([]Replayed, error) {
 				return out, fmt.Errorf("line %d: header %q: want a string or a list of strings", n, k)
 			}
 		}
-		if h := req.Header.Get("Host"); h != "" {
+		if h := cmp.Or(req.Header.Get("Host"), j.Host); h != "" {
 			req.Host = h
 			req.Header.Del("Host")
 		}
+		rec := Replayed{Request: req, Line: n}
+		if j.Body == "" {
+			if cl, err := strconv.ParseInt(req.Header.Get("Content-Length"), 10, 64); err == nil && cl > 0 {
+				rec.MissingBody = "Content-Length: " + strconv.FormatInt(cl, 10)
+			} else if te := req.Header.Get("Transfer-Encoding"); te != "" {
+				rec.MissingBody = "Transfer-Encoding: " + te
+			}
+		}
 		req.ContentLength = int64(len(j.Body))
 		req.Header.Set("Content-Length", strconv.Itoa(len(j.Body)))
-		out = append(out, Replayed{Request: req, Line: n})
+		out = append(out, rec)
 	}
 	return out, sc.Err()
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -14,13 +15,34 @@ import (
 )
 
 const rulesUsage = `usage:
-  sekisho rules test -rules DIR [-against DIR] [-paranoia N] [-fail-on-diff] FILE
+  sekisho rules test -rules DIR [-against DIR] [-paranoia N] [-fail-on-diff] [-fail-on-rules-diff] FILE
 
-Replays the requests in FILE (raw HTTP/1.1 requests one after the other, or JSON
-lines: {"method","uri","headers","body"}) through CRS with the rules folder DIR,
-offline, and prints each request's verdict and matched rules. With -against, it
-prints only the requests whose verdict differs between the two folders (the
-first is the candidate); -fail-on-diff then exits 1 when there are any.
+Replays the requests in FILE through CRS with the rules folder DIR, offline, and
+prints each request's verdict and matched rules:
+
+  N<TAB>ACTION [RULE IDS]<TAB>METHOD URI
+
+With -against, it prints only the requests that the candidate DIR treats
+differently from the second folder, each as
+
+  N<TAB>verdict|rules<TAB>METHOD URI<TAB>OLD -> NEW
+
+"verdict" when the action changes (pass to block, block to pass), "rules" when
+only the list of matched rules does, and counts the two apart. -fail-on-diff
+exits 1 when a verdict changes; -fail-on-rules-diff also when only rules do.
+
+FILE holds either
+  - raw HTTP/1.1 requests one after the other (bodies framed by Content-Length);
+    or
+  - JSON lines, one request per line:
+      {"method": "POST", "uri": "/path?query",
+       "headers": {"Content-Type": "application/json", "Cookie": ["a=1", "b=2"]},
+       "body": "{\"q\": 1}"}
+    method defaults to GET; a header's value is a string or a list of strings;
+    "Host" (a header, or "host") sets the host. sekisho's audit log (audit_log:) is such a file, but
+    it records no bodies: a line whose headers announce a body (Content-Length
+    not 0, Transfer-Encoding) and that holds none is replayed without it, with
+    a warning on stderr and "(no body)" after it, as its verdict may differ.
 `
 
 func cmdRules(args []string, stdout, stderr io.Writer) int {
@@ -30,11 +52,19 @@ func cmdRules(args []string, stdout, stderr io.Writer) int {
 	}
 	fs := flag.NewFlagSet("rules test", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, rulesUsage+"\nflags:\n")
+		fs.PrintDefaults()
+	}
 	dir := fs.String("rules", "", "the candidate rules folder")
-	against := fs.String("against", "", "a second rules folder: print only the requests whose verdict differs")
+	against := fs.String("against", "", "a second rules folder: print only the requests treated differently")
 	paranoia := fs.Int("paranoia", 1, "CRS paranoia level")
-	failOnDiff := fs.Bool("fail-on-diff", false, "with -against, exit 1 when a verdict differs")
+	failOnDiff := fs.Bool("fail-on-diff", false, "with -against, exit 1 when a verdict (the action) changes")
+	failOnRules := fs.Bool("fail-on-rules-diff", false, "with -against, exit 1 also when only the matched rules change")
 	if err := fs.Parse(args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
 		return 2
 	}
 	if fs.NArg() != 1 {
@@ -70,24 +100,41 @@ func cmdRules(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 	}
-	diffs := 0
+	verdicts, ruleLists, bodiless := 0, 0, 0
 	for i, r := range reqs {
+		note := ""
+		if r.MissingBody != "" {
+			bodiless++
+			note = "\t(no body)"
+			fmt.Fprintf(stderr, "%s:%d: warning: %s but no body: replayed without it, its verdict may differ\n", fs.Arg(0), r.Line, r.MissingBody)
+		}
 		body, _ := io.ReadAll(r.Request.Body)
 		va := check(a, r.Request, body)
 		target := r.Request.Method + " " + r.Request.RequestURI
 		if b == nil {
-			fmt.Fprintf(stdout, "%d\t%s\t%s\n", i+1, describe(va), target)
+			fmt.Fprintf(stdout, "%d\t%s\t%s%s\n", i+1, describe(va), target, note)
 			continue
 		}
 		vb := check(b, r.Request, body)
-		if describe(va) != describe(vb) {
-			diffs++
-			fmt.Fprintf(stdout, "%d\t%s\t%s -> %s\n", i+1, target, describe(vb), describe(va))
+		kind := ""
+		switch {
+		case va.Action != vb.Action:
+			verdicts++
+			kind = "verdict"
+		case describe(va) != describe(vb):
+			ruleLists++
+			kind = "rules"
+		default:
+			continue
 		}
+		fmt.Fprintf(stdout, "%d\t%s\t%s\t%s -> %s%s\n", i+1, kind, target, describe(vb), describe(va), note)
+	}
+	if bodiless > 0 {
+		fmt.Fprintf(stderr, "warning: %d of %d requests replayed without the body they announce\n", bodiless, len(reqs))
 	}
 	if b != nil {
-		fmt.Fprintf(stdout, "%d of %d requests change verdict\n", diffs, len(reqs))
-		if diffs > 0 && *failOnDiff {
+		fmt.Fprintf(stdout, "%d of %d requests change verdict; %d more change only their matched rules\n", verdicts, len(reqs), ruleLists)
+		if *failOnDiff && verdicts > 0 || *failOnRules && verdicts+ruleLists > 0 {
 			return 1
 		}
 	}
