@@ -48,6 +48,9 @@ type Options struct {
 	// LoadConfig, when set, reads the config again for Reload (SIGHUP, the
 	// admin API); without it, Reload reloads the WAF rules folders only.
 	LoadConfig func() (*config.Config, error)
+	// Offline builds the gateway without reaching out: its Redis client
+	// never dials (every call fails at once), as `sekisho validate` needs.
+	Offline bool
 }
 
 // rateLimiter builds a route's limiter, or nil without a limit.
@@ -317,7 +320,7 @@ func newGateway(c *config.Config, o Options, prev *Gateway) (g *Gateway, err err
 	if prev != nil && prev.redis != nil && reflect.DeepEqual(c.Redis, prev.cfg.Redis) {
 		g.redis, g.redisCfg, g.onRedis = prev.redis, prev.redisCfg, o.OnRedisStateChange
 	} else if c.Redis != nil {
-		client, err := newRedisClient(*c.Redis)
+		client, err := newRedisClient(*c.Redis, o.Offline)
 		if err != nil {
 			return nil, err
 		}

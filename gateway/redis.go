@@ -1,10 +1,12 @@
 package gateway
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"strings"
 	"time"
@@ -16,8 +18,9 @@ import (
 
 // newRedisClient builds the one Redis client the replica shares its state
 // through. Connection trouble is not an error here: the stores fall back to
-// local tables and the client reconnects by itself.
-func newRedisClient(c config.Redis) (redis.UniversalClient, error) {
+// local tables and the client reconnects by itself. An offline client
+// (Options.Offline) refuses every dial.
+func newRedisClient(c config.Redis, offline bool) (redis.UniversalClient, error) {
 	password, err := secret(c.PasswordFile, config.RedisPasswordEnv)
 	if err != nil {
 		return nil, fmt.Errorf("redis.password_file: %w", err)
@@ -35,22 +38,28 @@ func newRedisClient(c config.Redis) (redis.UniversalClient, error) {
 	// Calls are bounded by the stores' contexts (Timeout); dialing is
 	// bounded too, so a dead address costs a request no more than that.
 	dial := max(c.Timeout, 200*time.Millisecond)
+	var dialer func(context.Context, string, string) (net.Conn, error) // nil: go-redis dials
+	if offline {
+		dialer = func(context.Context, string, string) (net.Conn, error) {
+			return nil, errors.New("redis: not dialed (offline: sekisho validate)")
+		}
+	}
 	switch {
 	case c.Cluster:
 		return redis.NewClusterClient(&redis.ClusterOptions{
 			Addrs: c.Addresses, Username: c.Username, Password: password, TLSConfig: tlsConfig,
-			DialTimeout: dial, ContextTimeoutEnabled: true, MaxRetries: 1,
+			DialTimeout: dial, ContextTimeoutEnabled: true, MaxRetries: 1, Dialer: dialer,
 		}), nil
 	case c.MasterName != "":
 		return redis.NewFailoverClient(&redis.FailoverOptions{
 			MasterName: c.MasterName, SentinelAddrs: c.Addresses, SentinelPassword: sentinelPassword,
 			Username: c.Username, Password: password, DB: c.DB, TLSConfig: tlsConfig,
-			DialTimeout: dial, ContextTimeoutEnabled: true, MaxRetries: 1,
+			DialTimeout: dial, ContextTimeoutEnabled: true, MaxRetries: 1, Dialer: dialer,
 		}), nil
 	}
 	return redis.NewClient(&redis.Options{
 		Addr: c.Addresses[0], Username: c.Username, Password: password, DB: c.DB, TLSConfig: tlsConfig,
-		DialTimeout: dial, ContextTimeoutEnabled: true, MaxRetries: 1,
+		DialTimeout: dial, ContextTimeoutEnabled: true, MaxRetries: 1, Dialer: dialer,
 	}), nil
 }
 
