@@ -104,10 +104,11 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	h.idle.touch()
 	e := &accesslog.Entry{
-		Time: time.Now(), Frontend: h.name, Method: r.Method, Host: r.Host,
+		Time: time.Now(), Frontend: h.name, Method: r.Method, Host: r.Host, URI: r.RequestURI,
 		Path: r.URL.Path, Query: r.URL.RawQuery, Protocol: r.Proto, UserAgent: r.UserAgent(),
 	}
 	rw := &responseWriter{ResponseWriter: w}
+	fromServer := false // the response is the server's: %B counts its headers as they came
 	e.ActiveConns, e.FrontendConns = h.active.Add(1), h.inflight.Add(1)
 	defer h.active.Add(-1)
 	defer h.inflight.Add(-1)
@@ -118,6 +119,9 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	defer func() {
 		e.Status, e.BytesOut = rw.status, rw.bytes
+		if !fromServer {
+			e.HeaderBytes = rw.headerBytes // the gateway's own response
+		}
 		if e.Status == 0 {
 			e.Status = 499 // the handler ended without a response: the client left
 		}
@@ -274,6 +278,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Proto:   "http",
 		OnError: func(w http.ResponseWriter, r *http.Request, status int) { writeErrorPage(w, r, status, e.RequestID) },
 		OnResponse: func(resp *http.Response) error {
+			hdrBytes := accesslog.HeaderBytes(resp.StatusCode, strings.TrimPrefix(resp.Status, strconv.Itoa(resp.StatusCode)+" "), resp.Header)
 			if h.hsts != "" {
 				// The gateway's policy stands: its header over TLS, none over plain HTTP.
 				resp.Header.Del("Strict-Transport-Security")
@@ -283,6 +288,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				e.TermState = "WH--" // the WAF refused the response headers
 				return &forward.StatusError{Status: v.Status, Err: errors.New("response refused by the WAF")}
 			}
+			e.HeaderBytes, fromServer = hdrBytes, true
 			return nil
 		},
 	}
@@ -293,7 +299,8 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rt.backend.ServeHTTP(rw, r.WithContext(forward.WithExchange(r.Context(), x)))
 	if x.Server != nil {
 		e.Server = x.Server.Name
-		e.ServerConns = x.Server.Inflight() + 1 // this request ended just now
+		e.ServerConns = x.Server.Inflight() // as the backend's: this request has ended
+		e.ConnectFailed = x.ConnectFailed()
 	}
 	e.Connect, e.Response, e.Queue = x.ConnectTime(), x.ResponseTime(), x.QueueTime()
 	e.BackendConns, e.BackendQueue = rt.backend.Inflight(), rt.backend.QueueLen()
@@ -453,17 +460,22 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// responseWriter records the status and body bytes sent. Unwrap lets
-// http.ResponseController reach Flush and Hijack (WebSocket upgrades).
+// responseWriter records the status and body bytes sent, and counts the
+// headers as HAProxy's %B does. Unwrap lets http.ResponseController reach
+// Flush and Hijack (WebSocket upgrades).
 type responseWriter struct {
 	http.ResponseWriter
-	status int
-	bytes  int64
+	status      int
+	bytes       int64
+	headerBytes int64
 }
 
 func (w *responseWriter) WriteHeader(code int) {
 	if w.status == 0 || w.status < 200 {
 		w.status = code
+		if code >= 200 {
+			w.headerBytes = accesslog.HeaderBytes(code, "", w.Header())
+		}
 	}
 	w.ResponseWriter.WriteHeader(code)
 }
@@ -471,6 +483,7 @@ func (w *responseWriter) WriteHeader(code int) {
 func (w *responseWriter) Write(p []byte) (int, error) {
 	if w.status == 0 {
 		w.status = http.StatusOK
+		w.headerBytes = accesslog.HeaderBytes(http.StatusOK, "", w.Header())
 	}
 	n, err := w.ResponseWriter.Write(p)
 	w.bytes += int64(n)

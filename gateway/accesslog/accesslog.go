@@ -67,9 +67,13 @@ type Entry struct {
 
 	Frontend, Backend, Server    string
 	Method, Host, Path, Query    string
+	URI                          string // the request target as sent, for %r
 	Protocol                     string
 	Status                       int
-	BytesIn, BytesOut            int64
+	BytesIn, BytesOut            int64 // body bytes
+	HeaderBytes                  int64 // the response's headers, counted as HAProxy's %B does
+	BadRequest                   bool  // refused by the HTTP parser: HAProxy's <BADREQ>
+	ConnectFailed                bool  // the server chosen last could not be connected to
 	Read, WAF, Connect, Response time.Duration
 	Total                        time.Duration
 	TLS                          *tls.ConnectionState
@@ -131,6 +135,9 @@ func NewText(w io.Writer, f *Format) *Logger {
 	return &Logger{z: zerolog.Nop(), text: &textLogger{w: w, f: f}}
 }
 
+// timeFormat is RFC 3339 with milliseconds, always three digits.
+const timeFormat = "2006-01-02T15:04:05.000Z07:00"
+
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // Write logs e as one line.
@@ -143,7 +150,8 @@ func (l *Logger) Write(e *Entry) {
 	if ev == nil {
 		return
 	}
-	ev.Time(zerolog.TimestampFieldName, e.Time).
+	// Milliseconds at least, so that pipelines can order and join lines.
+	ev.Str(zerolog.TimestampFieldName, e.Time.Format(timeFormat)).
 		Str(FieldRequestID, e.RequestID).
 		Str(FieldClientIP, e.ClientIP).
 		Int(FieldClientPort, e.ClientPort).

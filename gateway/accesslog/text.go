@@ -1,7 +1,6 @@
 package accesslog
 
 import (
-	"crypto/tls"
 	"fmt"
 	"io"
 	"strconv"
@@ -20,6 +19,7 @@ type Format struct{ parts []part }
 type part struct {
 	lit string
 	v   string // the variable's name, "" for literal text
+	sep bool   // a run of spaces: one space, unless one was just written
 }
 
 // variables are the HAProxy log variables sekisho fills.
@@ -36,15 +36,15 @@ func ParseFormat(s string) (*Format, error) {
 	for i := 0; i < len(s); {
 		j := strings.IndexByte(s[i:], '%')
 		if j < 0 {
-			f.parts = append(f.parts, part{lit: s[i:]})
+			f.literal(s[i:])
 			break
 		}
 		if j > 0 {
-			f.parts = append(f.parts, part{lit: s[i : i+j]})
+			f.literal(s[i : i+j])
 		}
 		i += j + 1
 		if i < len(s) && s[i] == '%' {
-			f.parts = append(f.parts, part{lit: "%"})
+			f.literal("%")
 			i++
 			continue
 		}
@@ -69,6 +69,26 @@ func ParseFormat(s string) (*Format, error) {
 	return f, nil
 }
 
+// literal adds text, its runs of spaces as separators: HAProxy writes a
+// separator only when the last thing written was not one, so a field that
+// writes nothing (%hr without captures) leaves no double space.
+func (f *Format) literal(s string) {
+	for s != "" {
+		n := len(s) - len(strings.TrimLeft(s, " "))
+		if n > 0 {
+			f.parts = append(f.parts, part{sep: true})
+			s = s[n:]
+			continue
+		}
+		n = strings.IndexByte(s, ' ')
+		if n < 0 {
+			n = len(s)
+		}
+		f.parts = append(f.parts, part{lit: s[:n]})
+		s = s[n:]
+	}
+}
+
 // msOr is a duration in milliseconds, or -1 when the step did not happen
 // (HAProxy's convention).
 func msOr(d time.Duration, happened bool) string {
@@ -85,35 +105,68 @@ func dash(s string) string {
 	return s
 }
 
-// braces is a capture block as HAProxy writes it: {a|b}, nothing without captures.
+// braces is a capture block as HAProxy writes it, each value escaped:
+// {a|b}, nothing without captures.
 func braces(vals []string) string {
 	if vals == nil {
 		return ""
 	}
-	return "{" + strings.Join(vals, "|") + "}"
+	var b strings.Builder
+	b.WriteByte('{')
+	for i, v := range vals {
+		if i > 0 {
+			b.WriteByte('|')
+		}
+		headerEscapes.escape(&b, v)
+	}
+	b.WriteByte('}')
+	return b.String()
 }
 
 // Line renders e.
 func (f *Format) Line(e *Entry) string {
 	var b strings.Builder
+	lastSpace := true // as HAProxy: no separator at the start either
 	for _, p := range f.parts {
-		if p.v == "" {
+		switch {
+		case p.sep:
+			if !lastSpace {
+				b.WriteByte(' ')
+				lastSpace = true
+			}
+		case p.v == "":
 			b.WriteString(p.lit)
-			continue
+			lastSpace = false
+		default:
+			if v := f.value(p.v, e); v != "" {
+				b.WriteString(v)
+				lastSpace = false
+			}
 		}
-		b.WriteString(f.value(p.v, e))
 	}
-	// Captures that are absent leave a double space in HAProxy's layout; so
-	// do they here, as pipelines expect.
 	return b.String()
 }
 
-func (f *Format) value(v string, e *Entry) string {
-	reqLine := e.Method + " " + e.Path
-	if e.Query != "" {
-		reqLine += "?" + e.Query
+// uri is the request target as the client sent it.
+func (e *Entry) uri() string {
+	if e.URI != "" {
+		return e.URI
 	}
-	reqLine += " " + e.Protocol
+	if e.Query != "" {
+		return e.Path + "?" + e.Query
+	}
+	return e.Path
+}
+
+// requestLine is %r: HAProxy's <BADREQ> for a request that did not parse.
+func (e *Entry) requestLine() string {
+	if e.BadRequest {
+		return "<BADREQ>"
+	}
+	return urlEscapes.String(e.Method + " " + e.uri() + " " + e.Protocol)
+}
+
+func (f *Format) value(v string, e *Entry) string {
 	switch v {
 	case "ci":
 		return dash(e.ClientIP)
@@ -129,6 +182,9 @@ func (f *Format) value(v string, e *Entry) string {
 	case "f":
 		return e.Frontend
 	case "b":
+		if e.BadRequest {
+			return e.Frontend // as HAProxy: no backend was chosen
+		}
 		return dash(e.Backend)
 	case "s":
 		if e.Server == "" {
@@ -136,13 +192,13 @@ func (f *Format) value(v string, e *Entry) string {
 		}
 		return e.Server
 	case "TR":
-		return strconv.FormatInt(e.Read.Milliseconds(), 10)
+		return msOr(e.Read, !e.BadRequest)
 	case "Tw":
 		return msOr(e.Queue, e.Server != "")
 	case "Tc":
-		return msOr(e.Connect, e.Server != "")
+		return msOr(e.Connect, e.Server != "" && !e.ConnectFailed)
 	case "Tr":
-		return msOr(e.Response, e.Server != "" && e.Response > 0)
+		return msOr(e.Response, e.Server != "" && !e.ConnectFailed && e.Response > 0)
 	case "Ta", "Tt":
 		return strconv.FormatInt(e.Total.Milliseconds(), 10)
 	case "Tq":
@@ -150,7 +206,7 @@ func (f *Format) value(v string, e *Entry) string {
 	case "ST":
 		return strconv.Itoa(e.Status)
 	case "B":
-		return strconv.FormatInt(e.BytesOut, 10)
+		return strconv.FormatInt(e.HeaderBytes+e.BytesOut, 10)
 	case "U":
 		return strconv.FormatInt(e.BytesIn, 10)
 	case "CC":
@@ -181,15 +237,15 @@ func (f *Format) value(v string, e *Entry) string {
 	case "hs":
 		return braces(e.CapturedResponseHeaders)
 	case "r":
-		return reqLine
+		return e.requestLine()
 	case "{+Q}r":
-		return strconv.Quote(reqLine)
+		return `"` + e.requestLine() + `"`
 	case "HM":
-		return e.Method
+		return dash(urlEscapes.String(e.Method))
 	case "HU":
-		return e.Path
+		return dash(urlEscapes.String(e.uri()))
 	case "HV":
-		return e.Protocol
+		return dash(urlEscapes.String(e.Protocol))
 	case "sslv":
 		if e.TLS == nil {
 			return "-"
@@ -199,7 +255,7 @@ func (f *Format) value(v string, e *Entry) string {
 		if e.TLS == nil {
 			return "-"
 		}
-		return tls.CipherSuiteName(e.TLS.CipherSuite)
+		return OpenSSLCipher(e.TLS.CipherSuite)
 	case "ID":
 		return dash(e.RequestID)
 	}

@@ -84,6 +84,7 @@ type Exchange struct {
 	connectNs  atomic.Int64
 	responseNs atomic.Int64
 	queueNs    atomic.Int64
+	dialFailed atomic.Bool // the last attempt's dial failed
 }
 
 // QueueTime is the time spent waiting for a server below its maxconn.
@@ -91,6 +92,10 @@ func (x *Exchange) QueueTime() time.Duration { return time.Duration(x.queueNs.Lo
 
 // ConnectTime is the time spent opening a new connection (0 when one from the pool was used).
 func (x *Exchange) ConnectTime() time.Duration { return time.Duration(x.connectNs.Load()) }
+
+// ConnectFailed tells whether the last attempt could not connect to its
+// server (HAProxy's %Tc is then -1).
+func (x *Exchange) ConnectFailed() bool { return x.dialFailed.Load() }
 
 // ResponseTime is the time from sending the request to the response headers, connect excluded.
 func (x *Exchange) ResponseTime() time.Duration { return time.Duration(x.responseNs.Load()) }
@@ -180,6 +185,7 @@ func New(pool *balancer.Pool, o Options) *Backend {
 		}
 		c, err := d.DialContext(ctx, "tcp", addr)
 		x.connectNs.Store(int64(time.Since(start)))
+		x.dialFailed.Store(err != nil)
 		if err != nil {
 			return nil, &dialError{err}
 		}
@@ -431,6 +437,7 @@ func (rt roundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		start := time.Now()
 		x.connectNs.Store(0)
+		x.dialFailed.Store(false)
 		resp, err := rt.b.transport.roundTrip(req, s.Address, rt.b.poolKey(s.Address, x))
 		more := attempt < rt.b.retries
 		if err == nil {
