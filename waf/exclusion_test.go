@@ -17,7 +17,7 @@ var exclusionID = regexp.MustCompile(`"id:(\d+),`)
 func TestExclusion_IDsDoNotCollide(t *testing.T) {
 	seen := map[int64]string{}
 	for i := range 50_000 {
-		ex := exclusion(942100+i%7, fmt.Sprintf("ARGS:f%d", i/70), fmt.Sprintf("/p%d", i%10))
+		ex := exclusion(942100+i%7, []string{fmt.Sprintf("ARGS:f%d", i/70)}, fmt.Sprintf("/p%d", i%10))
 		m := exclusionID.FindStringSubmatch(ex)
 		if m == nil {
 			t.Fatalf("no id in %s", ex)
@@ -31,7 +31,7 @@ func TestExclusion_IDsDoNotCollide(t *testing.T) {
 		}
 		seen[id] = ex
 	}
-	if a, b := exclusion(942100, "ARGS:q", "/s"), exclusion(942100, "ARGS:q", "/s"); a != b {
+	if a, b := exclusion(942100, []string{"ARGS:q", "ARGS:r"}, "/s"), exclusion(942100, []string{"ARGS:r", "ARGS:q", "ARGS:r"}, "/s"); a != b {
 		t.Fatalf("the same exclusion twice:\n%s\n%s", a, b)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 
@@ -35,8 +36,9 @@ func browserLike(r *http.Request) *http.Request {
 	return r
 }
 
-// itemsJSON is {"items":[{"html":...},...]} with the attack in element at.
-func itemsJSON(n, at int) string {
+// itemsJSON is {"items":[{"html":...},...]} with an attack in the
+// elements at.
+func itemsJSON(n int, at ...int) string {
 	var b strings.Builder
 	b.WriteString(`{"title":"t","items":[`)
 	for i := range n {
@@ -44,7 +46,7 @@ func itemsJSON(n, at int) string {
 			b.WriteByte(',')
 		}
 		v := "hello"
-		if i == at {
+		if slices.Contains(at, i) {
 			v = "<script>alert(1)</script>"
 		}
 		b.WriteString(`{"html":"` + v + `"}`)
@@ -68,8 +70,8 @@ func TestExplain_SuggestionsWorkWhenPasted(t *testing.T) {
 	form := func(name string) request {
 		return func() *http.Request { return formRequest("/blog/comment", name, pastedSQLi) }
 	}
-	items := func(n, at int) request {
-		return func() *http.Request { return jsonRequest("/api/items", itemsJSON(n, at)) }
+	items := func(n int, at ...int) request {
+		return func() *http.Request { return jsonRequest("/api/items", itemsJSON(n, at...)) }
 	}
 	for _, tc := range []struct {
 		name     string
@@ -84,6 +86,12 @@ func TestExplain_SuggestionsWorkWhenPasted(t *testing.T) {
 		{"backslash and space", form(`a\ b c`), nil, []request{form("a")}},
 		{"upper case", form("Comment,Body"), nil, []request{form("comment")}},
 		{"non-ASCII", form("名前,x"), nil, []request{form("名前")}},
+		{"two fields", func() *http.Request {
+			r := httptest.NewRequest("POST", "/blog/comment", strings.NewReader(url.Values{"a": {pastedSQLi}, "b": {pastedSQLi}}.Encode()))
+			r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			return browserLike(r)
+		}, nil, []request{form("c")}},
+		{"JSON array, attack in two elements", items(4, 1, 3), []request{items(3, 0)}, nil},
 		{"JSON array, element 2 of 3", items(3, 2), []request{items(3, 0), items(6, 5)},
 			[]request{func() *http.Request {
 				return jsonRequest("/api/items", `{"title":"<script>alert(1)</script>","items":[{"html":"hello"}]}`)
