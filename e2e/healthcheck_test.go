@@ -86,11 +86,12 @@ backend plain_httpchk
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	want := map[string]string{"sekisho": "UP", "plain_httpchk": "DOWN"}
+	// A server is UP before its first check: the check's own result
+	// (L7OK: the expected status; L7STS: another one) says it ran.
+	want := map[string]string{"sekisho": "UP L7OK", "plain_httpchk": "DOWN L7STS"}
 	var got map[string]string
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		got = serverStates(stats)
-		if got["sekisho"] == "UP" && got["plain_httpchk"] == "DOWN" {
+		if got = serverStates(stats); fmt.Sprint(got) == fmt.Sprint(want) {
 			break
 		}
 	}
@@ -115,8 +116,8 @@ backend plain_httpchk
 	}
 }
 
-// serverStates reads HAProxy's stats CSV: each backend's server "gw" and
-// its state (UP, DOWN, ...; "INI" words before the first check).
+// serverStates reads HAProxy's stats CSV: for each backend, its server
+// "gw"'s state and the result of its last check ("UP L7OK").
 func serverStates(addr string) map[string]string {
 	resp, err := http.Get("http://" + addr + "/stats;csv")
 	if err != nil {
@@ -136,8 +137,8 @@ func serverStates(addr string) map[string]string {
 	}
 	out := map[string]string{}
 	for _, row := range rows[1:] {
-		if len(row) > col["status"] && row[col["svname"]] == "gw" {
-			out[row[col["pxname"]]] = strings.Fields(row[col["status"]] + " ?")[0]
+		if len(row) > max(col["status"], col["check_status"]) && row[col["svname"]] == "gw" {
+			out[row[col["pxname"]]] = strings.Fields(row[col["status"]] + " ?")[0] + " " + strings.TrimPrefix(row[col["check_status"]], "* ")
 		}
 	}
 	return out

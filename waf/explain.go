@@ -78,9 +78,9 @@ const exclusionIDBase = 10_000_000_000
 // key becomes an anchored regular expression (case-insensitive, as Coraza
 // compares keys) whose every other character is a \x{...} escape, so that
 // no ',' ends the action, no quote opens a string and no ';', ':' or '/'
-// is read as syntax. A key of a JSON body
-// (json.items.2.html) matches every element of its arrays (\d+), since
-// the same field in another element is the same false positive.
+// is read as syntax. A key of a JSON body (json.items.2.html) matches
+// every element of its arrays (\d+), since the same field in another
+// element is the same false positive.
 func exclusionTarget(variable string) string {
 	coll, key, ok := strings.Cut(variable, ":")
 	if !ok || key == "" {
