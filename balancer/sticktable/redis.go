@@ -92,6 +92,8 @@ type RedisOptions struct {
 //	                                rc, rp, p (rate counters and period), n
 //	Prefix+"st:{"+name+"}:lru"     sorted set: key → last use, Unix ms
 //	Prefix+"st:{"+name+"}:gen"     counter for tracked entries' n
+//	Prefix+"st:{"+name+"}:epoch"   random, set by the first replica to sync
+//	Prefix+"st:{"+name+"}:ch"      channel (not a key): changes of servers
 //
 // An entry holds only its non-zero fields (a stuck-only one holds s) and
 // lives by PEXPIRE, refreshed on every use, on Redis's clock.
@@ -128,7 +130,8 @@ type RedisOptions struct {
 // route by an answer up to NearCacheTTL old, so for at most NearCacheTTL
 // after another replica changed the entry (the balancer already
 // redispatches away from a server that is down); it sees its own changes
-// at once. Counters in a near-cache answer are as old. Keys answered from
+// at once, and another replica's change of a server as soon as the
+// mirror's message (redis_mirror.go) drops the answer. Counters in a near-cache answer are as old. Keys answered from
 // the near-cache are refreshed in Redis on its misses, so at least once
 // per NearCacheTTL while in use: Redis keeps them at least 0.9 × Expire
 // after their last use. The near-cache is bounded (NearCacheSize answers
@@ -155,10 +158,15 @@ type RedisOptions struct {
 // than the one expected, and the local table adopts it; writing back a
 // Stick keeps Redis's entry when another replica used it after the local
 // change (its LRU score is later), as the fleet has been routing by it.
-// OnStateChange is called once per transition. The local table mirrors
-// every Redis answer and Stick, so it routes the sessions this replica
-// saw; its counters start from zero at an outage and count this replica
-// only. A release that cannot reach Redis is dropped: ConnCur stays one
+// A Swap is tried even with the breaker open, once: it is what the other
+// replicas need on the client's next request. OnStateChange is called
+// once per transition. The local table mirrors every Redis answer, Stick
+// and Swap, and every change of a server that another replica made (the
+// mirror, redis_mirror.go), so it routes the fleet's sessions; its
+// counters start from zero at an outage and count this replica only.
+// Redis that comes back without the table (restarted without
+// persistence) is told by the table's epoch, and every replica
+// republishes what its local table holds (redis_epoch.go). A release that cannot reach Redis is dropped: ConnCur stays one
 // too high until the entry expires.
 //
 // Memory. BenchmarkRedisMemory1M measured 335 bytes per entry in Redis
@@ -176,6 +184,8 @@ type Redis struct {
 	entryPrefix string // entryPrefix + key is a key's hash
 	lruKey      string // sorted set of keys by last use, in ms
 	genKey      string // counter naming tracked entries' generations
+	epochKey    string // the table's epoch, which an empty Redis lacks
+	channel     string // where the scripts tell changes of servers
 	// Constant script arguments, boxed once so a call does not box them.
 	argExpire, argSize, argPrefix, argPeriod any
 	periodMS                                 int64
@@ -187,6 +197,13 @@ type Redis struct {
 	// every call is served by local without waiting on Redis.
 	down  atomic.Bool
 	fails atomic.Int32 // consecutive failures while up
+	// epoch is the table's epoch in Redis as this replica last synced
+	// with it, nil before the first sync; lost is set while Redis holds
+	// another (it lost the table), when calls are served by local, and
+	// resync while a sync is due. See redis_epoch.go.
+	epoch  atomic.Pointer[string]
+	lost   atomic.Bool
+	resync atomic.Bool
 	// failSince is when the first of them started, Unix ns by time.Now.
 	failSince atomic.Int64
 	// stateMu orders breaker transitions and their OnStateChange calls,
@@ -197,6 +214,7 @@ type Redis struct {
 	pending   map[string]pendingOp // keys changed locally, not yet in Redis
 	npending  atomic.Int32         // len(pending), read without mu
 	repairing bool                 // the repair goroutine runs
+	mirroring bool                 // the mirror's subscription runs
 	closed    atomic.Bool
 	base      context.Context // canceled by Close, for the repair goroutine
 	cancel    context.CancelFunc
@@ -276,6 +294,8 @@ func NewRedis(client redis.UniversalClient, c Config, o RedisOptions) (*Redis, e
 		entryPrefix: tag + "e:",
 		lruKey:      tag + "lru",
 		genKey:      tag + "gen",
+		epochKey:    tag + "epoch",
+		channel:     tag + "ch",
 		argExpire:   strconv.FormatInt(max(c.Expire.Milliseconds(), 1), 10),
 		argSize:     strconv.Itoa(c.Size),
 		argPrefix:   tag + "e:",
@@ -299,7 +319,7 @@ func (r *Redis) Lookup(ctx context.Context, key string) (Entry, bool, error) {
 	if err := r.check(key); err != nil {
 		return Entry{}, false, err
 	}
-	if r.down.Load() || r.isPending(key) {
+	if r.down.Load() || r.lost.Load() || r.isPending(key) {
 		return r.local.Lookup(ctx, key)
 	}
 	t := r.now()
@@ -311,7 +331,8 @@ func (r *Redis) Lookup(ctx context.Context, key string) (Entry, bool, error) {
 		}
 		ver = v
 	}
-	v, err := r.eval(ctx, lookupScript, r.keys2(key), key, t.UnixMilli(), r.argExpire, r.argSize, r.argPrefix)
+	ep := r.epochArg()
+	v, err := r.eval(ctx, lookupScript, r.keysE(key), key, t.UnixMilli(), r.argExpire, r.argSize, r.argPrefix, ep)
 	if err != nil {
 		e, found, lerr := r.local.Lookup(ctx, key)
 		if found || lerr != nil {
@@ -320,9 +341,12 @@ func (r *Redis) Lookup(ctx context.Context, key string) (Entry, bool, error) {
 		// Unknown here, and Redis was slow rather than gone: one more
 		// Timeout is cheaper than a server picked blind, which loses the
 		// session's state for this request.
-		if v, err = r.retry(ctx, err, lookupScript, r.keys2(key), key, t.UnixMilli(), r.argExpire, r.argSize, r.argPrefix); err != nil {
+		if v, err = r.retry(ctx, err, lookupScript, r.keysE(key), key, t.UnixMilli(), r.argExpire, r.argSize, r.argPrefix, ep); err != nil {
 			return Entry{}, false, nil
 		}
+	}
+	if r.epochLost(v) {
+		return r.local.Lookup(ctx, key)
 	}
 	e, found := r.entry(v, t.UnixMilli())
 	// The local table mirrors what Redis answers, so that it can route
@@ -373,18 +397,25 @@ func (r *Redis) Swap(ctx context.Context, key, old, server string) (string, erro
 	if err := r.check(key); err != nil {
 		return "", err
 	}
-	if r.down.Load() {
+	if r.lost.Load() {
 		return r.swapLocal(ctx, key, old, server)
 	}
+	// Tried even with the breaker open, once: a swap is a new session or
+	// a redispatch, rare next to lookups, and it is what the other
+	// replicas need on the client's next request, before any write-back;
+	// a breaker opened by this host's stall, with Redis well, must not
+	// keep the fleet from knowing the sessions made here.
+	down := r.down.Load()
 	t := r.now()
-	v, err := r.eval(ctx, swapScript, r.keys2(key), key, t.UnixMilli(), r.argExpire, r.argSize, r.argPrefix, old, server)
-	if err != nil {
+	ep := r.epochArg()
+	v, err := r.eval(ctx, swapScript, r.keysE(key), key, t.UnixMilli(), r.argExpire, r.argSize, r.argPrefix, old, server, ep)
+	if err != nil && !down {
 		// A swap left in the local table reaches Redis only when written
 		// back, after the client may have asked another replica, which
 		// would then pick a server of its own: worth one more Timeout.
-		v, err = r.retry(ctx, err, swapScript, r.keys2(key), key, t.UnixMilli(), r.argExpire, r.argSize, r.argPrefix, old, server)
+		v, err = r.retry(ctx, err, swapScript, r.keysE(key), key, t.UnixMilli(), r.argExpire, r.argSize, r.argPrefix, old, server, ep)
 	}
-	if err != nil {
+	if err != nil || r.epochLost(v) {
 		return r.swapLocal(ctx, key, old, server)
 	}
 	if isFull(v) {
@@ -543,7 +574,7 @@ func (r *Redis) Delete(ctx context.Context, key string) error {
 		return err
 	}
 	if !r.down.Load() {
-		if _, err := r.eval(ctx, deleteScript, r.keys2(key), key); err == nil {
+		if _, err := r.eval(ctx, deleteScript, r.keys2(key), key, r.now().UnixMilli(), r.argExpire, r.argSize, r.argPrefix); err == nil {
 			_ = r.local.Delete(ctx, key)
 			r.unpend(key)
 			if r.near != nil {
@@ -646,6 +677,11 @@ func (r *Redis) check(key string) error {
 
 func (r *Redis) keys2(key string) []string {
 	return []string{r.entryPrefix + key, r.lruKey}
+}
+
+// keysE are the keys of the scripts that check the table's epoch.
+func (r *Redis) keysE(key string) []string {
+	return []string{r.entryPrefix + key, r.lruKey, r.epochKey}
 }
 
 func (r *Redis) keys3(key string) []string {
@@ -865,11 +901,21 @@ func (r *Redis) repair() {
 			}
 			probed = true
 		}
+		if r.resync.Load() {
+			if err := r.republish(); err != nil {
+				if r.base.Err() != nil {
+					r.stopRepair()
+					return
+				}
+				continue
+			}
+		}
 		if err := r.writeBack(); err != nil {
 			if r.base.Err() != nil {
 				r.stopRepair()
 				return
 			}
+			wait = err != errLost
 			continue
 		}
 		if r.settle(probed) {
@@ -898,7 +944,7 @@ func (r *Redis) settle(probed bool) bool {
 		r.down.Store(false)
 		up = true
 	}
-	done := r.closed.Load() || len(r.pending) == 0 && !r.down.Load()
+	done := r.closed.Load() || len(r.pending) == 0 && !r.down.Load() && !r.resync.Load()
 	if done {
 		r.repairing = false
 	}
@@ -973,7 +1019,7 @@ func (r *Redis) writeBack() error {
 				server, del = e.Server, "0"
 			}
 			if it.op.swap && !it.op.del {
-				it.cmd = swapScript.EvalSha(ctx, pipe, r.keys2(it.key), it.key, now, r.argExpire, r.argSize, r.argPrefix, it.op.old, server)
+				it.cmd = swapScript.EvalSha(ctx, pipe, r.keysE(it.key), it.key, now, r.argExpire, r.argSize, r.argPrefix, it.op.old, server, r.epochArg())
 				continue
 			}
 			it.cmd = writeBackScript.EvalSha(ctx, pipe, r.keys2(it.key), it.key, now, r.argExpire, r.argSize, r.argPrefix, it.op.at, server, del)
@@ -986,6 +1032,10 @@ func (r *Redis) writeBack() error {
 			if it.cmd != nil {
 				if err := it.cmd.Err(); err != nil && !errors.Is(err, redis.Nil) && !refused(err) {
 					failed = err
+					continue
+				}
+				if isLost(it.cmd.Val()) {
+					failed = errLost // pending until the table is republished
 					continue
 				}
 			}
@@ -1003,6 +1053,9 @@ func (r *Redis) writeBack() error {
 		}
 		r.npending.Store(int32(len(r.pending)))
 		r.mu.Unlock()
+		if failed == errLost {
+			r.requestResync(true)
+		}
 		if failed != nil {
 			return failed
 		}
@@ -1221,6 +1274,26 @@ local function open(create)
   return -1
 end
 
+-- lost tells that Redis no longer holds the table as the replica knew it:
+-- the epoch in KEYS[3] is not ep, the replica's (it is gone when Redis
+-- came back empty). An ep of '' (the replica has not synced yet) passes.
+local function lost(ep)
+  return ep ~= '' and redis.call('GET', KEYS[3]) ~= ep
+end
+
+-- tell publishes a change of the key's server to every replica's local
+-- table (see redis_mirror.go), on the table's channel: KEYS[2] with ch
+-- for its lru. A server s is told as 's' .. #s .. ':' .. s .. key, a
+-- delete (srv nil) as 'd' .. key.
+local function tell(srv)
+  local ch = string.sub(lru, 1, -4) .. 'ch'
+  if srv then
+    redis.call('PUBLISH', ch, 's' .. #srv .. ':' .. srv .. k)
+  else
+    redis.call('PUBLISH', ch, 'd' .. k)
+  end
+end
+
 local function reply()
   local v = redis.call('HMGET', e, 's', 'c', 'g', 'rc', 'rp', 'p')
   return {v[1] or '', tonumber(v[2] or 0), tonumber(v[3] or 0), tonumber(v[4] or 0), tonumber(v[5] or 0), tonumber(v[6] or 0)}
@@ -1228,29 +1301,37 @@ end
 `
 
 var (
+	// ARGV[6] is the replica's epoch of the table; KEYS[3] the epoch.
 	lookupScript = redis.NewScript(scriptPrelude + `
+if lost(ARGV[6]) then return -2 end
 if open(false) == 0 then return false end
 return reply()
 `)
 
 	// ARGV[6] is the server, "" for none.
 	stickScript = redis.NewScript(scriptPrelude + `
+local cur = redis.call('HGET', e, 's') or ''
 local o = open(true)
 if o < 0 then return -1 end
 redis.call('HSET', e, 's', ARGV[6])
 if o == 2 then redis.call('PEXPIRE', e, exp) end
+if cur ~= ARGV[6] then tell(ARGV[6]) end
 return reply()
 `)
 
 	// ARGV[6] is the server expected, ARGV[7] the new one: it is set only
 	// over the one expected or none, else the entry stays as it is (used
-	// all the same) and the reply names the server that won.
+	// all the same) and the reply names the server that won. ARGV[8] is
+	// the replica's epoch of the table; KEYS[3] the epoch.
 	swapScript = redis.NewScript(scriptPrelude + `
+if lost(ARGV[8]) then return -2 end
 local cur = redis.call('HGET', e, 's') or ''
 local o = open(true)
 if o < 0 then return -1 end
-if cur == '' or cur == ARGV[6] then redis.call('HSET', e, 's', ARGV[7]) end
+local set = cur == '' or cur == ARGV[6]
+if set then redis.call('HSET', e, 's', ARGV[7]) end
 if o == 2 then redis.call('PEXPIRE', e, exp) end
+if set and cur ~= ARGV[7] then tell(ARGV[7]) end
 return reply()
 `)
 
@@ -1298,9 +1379,9 @@ if o == 2 then redis.call('PEXPIRE', e, exp) end
 return reply()
 `)
 
-	deleteScript = redis.NewScript(`
-redis.call('DEL', KEYS[1])
-redis.call('ZREM', KEYS[2], ARGV[1])
+	deleteScript = redis.NewScript(scriptPrelude + `
+if redis.call('DEL', e) == 1 then tell(nil) end
+redis.call('ZREM', lru, k)
 return 1
 `)
 
@@ -1338,14 +1419,16 @@ return redis.call('ZCARD', lru)
 local used = redis.call('ZSCORE', lru, k)
 if used and tonumber(used) > tonumber(ARGV[6]) and redis.call('EXISTS', e) == 1 then return 0 end
 if ARGV[8] == '1' then
-  redis.call('DEL', e)
+  if redis.call('DEL', e) == 1 then tell(nil) end
   redis.call('ZREM', lru, k)
   return 1
 end
+local cur = redis.call('HGET', e, 's') or ''
 local o = open(true)
 if o < 0 then return -1 end
 redis.call('HSET', e, 's', ARGV[7])
 if o == 2 then redis.call('PEXPIRE', e, exp) end
+if cur ~= ARGV[7] then tell(ARGV[7]) end
 return 1
 `)
 )
