@@ -35,9 +35,16 @@ func countingServer(t *testing.T) (addr string, hits *atomic.Int64) {
 	return ln.Addr().String(), hits
 }
 
-// rawExchange writes req on a fresh connection, half-closes it, and reads
-// one response.
+// rawExchange writes req on a fresh connection, half-closes it (so that a
+// body cut short ends there), and reads one response.
 func rawExchange(t *testing.T, addr, req string) (*http.Response, string) {
+	t.Helper()
+	return rawRoundTrip(t, addr, req, true)
+}
+
+// rawRoundTrip writes req on a fresh connection, half-closing it after if
+// asked, and reads one response.
+func rawRoundTrip(t *testing.T, addr, req string, halfClose bool) (*http.Response, string) {
 	t.Helper()
 	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
@@ -48,7 +55,9 @@ func rawExchange(t *testing.T, addr, req string) (*http.Response, string) {
 	if _, err := io.WriteString(c, req); err != nil {
 		t.Fatal(err)
 	}
-	c.(*net.TCPConn).CloseWrite()
+	if halfClose {
+		c.(*net.TCPConn).CloseWrite()
+	}
 	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
 	if err != nil {
 		t.Fatalf("no response to %q: %v", req, err)
