@@ -658,6 +658,9 @@ func (g *Gateway) Listen() error {
 				_, h.httpsPort, _ = net.SplitHostPort(sock.Addr().String()) // the bound port, for :0 too
 			}
 		}
+		if f.tcp == nil {
+			o.OnRefused = f.handler.refused // the requests net/http refuses itself are logged too
+		}
 		if q := x.quic; q != nil {
 			if f.handler.altSvc == "" {
 				_, port, _ := net.SplitHostPort(q.pc.LocalAddr().String())

@@ -141,8 +141,8 @@ func goldenNormalize(line string) string {
 // The same requests through HAProxy's option httplog and through sekisho's
 // format: httplog give the same lines, timers, dates and ports aside:
 // escaping of what a client sends (a User-Agent that tries to forge a
-// second request, quotes and # in the URI), %B (headers and body, chunked
-// or not), the captures, the counters.
+// second request), %B (headers and body, chunked or not), the captures,
+// the counters, and the <BADREQ> line of a request that does not parse.
 func TestHTTPLog_GoldenAgainstHAProxy(t *testing.T) {
 	backend := goldenBackend(t)
 	hap, hapLines := goldenHAProxy(t, backend, "")
@@ -182,6 +182,10 @@ log:
 		// A client that tries to write its own request into the log.
 		"GET /search?q=%22x%22 HTTP/1.1\r\nHost: shop.example.com\r\nUser-Agent: x\"} {y|#} \"GET /admin HTTP/1.1\"\r\n" + id + "Connection: close\r\n\r\n",
 		"GET / HTTP/1.0\r\nHost: shop.example.com\r\nUser-Agent: tab\there, \xc3\xa9t\xc3\xa9\r\n" + id + "Connection: close\r\n\r\n",
+		// Requests the HTTP parsers refuse: <BADREQ>, PR--, no captures.
+		"GET / HTTP/1.1\r\nHost: shop.example.com\r\nHost: other.example.com\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: shop.example.com\r\nBad Name: b\r\n\r\n",
+		"GET /\x01 HTTP/1.1\r\nHost: shop.example.com\r\n\r\n",
 	} {
 		want := sendAndLogHAProxy(t, hap, req, hapLines)
 		n := strings.Count(access.String(), "\n")

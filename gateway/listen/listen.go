@@ -28,12 +28,14 @@ type Conn struct {
 	proxyPeer net.Addr           // the socket peer when proxy named another client
 	scan      framingScan
 	ambiguous atomic.Int32
+	refused   refusals
 }
 
 // Read implements net.Conn, scanning what the HTTP server reads.
 func (c *Conn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
 	if n > 0 {
+		c.refused.read()
 		if a := c.scan.feed(p[:n]); a > 0 {
 			c.ambiguous.Add(int32(a))
 		}
@@ -116,6 +118,9 @@ type Options struct {
 	// OnHandshake sees every completed handshake, OnHandshakeError every failed one.
 	OnHandshake      func(st *tls.ConnectionState, remote net.Addr)
 	OnHandshakeError func(err error, remote net.Addr)
+	// OnRefused sees each HTTP/1 request that net/http refused itself,
+	// without calling a handler: its status, and when its bytes began.
+	OnRefused func(c *Conn, status int, start time.Time)
 }
 
 // New wraps ln; with o.TLS set, its connections are TLS.
@@ -137,7 +142,7 @@ func (l *Listener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &Conn{Conn: rawio.Wrap(c)}, nil
+		return l.conn(rawio.Wrap(c)), nil
 	}
 	select {
 	case c := <-l.conns:
@@ -189,7 +194,7 @@ func (l *Listener) acceptAsync() {
 // configured, then hands the connection to the server.
 func (l *Listener) prepare(raw net.Conn) {
 	raw = rawio.Wrap(raw)
-	c := &Conn{Conn: raw}
+	c := l.conn(raw)
 	if l.o.Proxy != nil {
 		pc, h, err := l.o.Proxy.readProxy(raw)
 		if err != nil {
@@ -209,6 +214,13 @@ func (l *Listener) prepare(raw net.Conn) {
 		return
 	}
 	l.deliver(c)
+}
+
+// conn wraps an accepted connection.
+func (l *Listener) conn(raw net.Conn) *Conn {
+	c := &Conn{Conn: raw}
+	c.refused.on = l.o.OnRefused
+	return c
 }
 
 func (l *Listener) deliver(c net.Conn) {
