@@ -205,8 +205,22 @@ func (t *Tx) InspectRequest(r *http.Request, uri string, c Conn) *Verdict {
 }
 
 // Body returns the request body to forward, the bytes that were inspected,
-// and its length (-1 if unknown).
-func (t *Tx) Body() (io.Reader, int64) { return t.body, t.bodyLen }
+// and its length (-1 if unknown). After a refusal there is none: a reader
+// that fails, so that a caller that forwards anyway sends no body rather
+// than crashing the process on a nil reader.
+func (t *Tx) Body() (io.Reader, int64) {
+	if t.body == nil {
+		return failedBody{t.err}, -1
+	}
+	return t.body, t.bodyLen
+}
+
+// failedBody is the body of a request whose inspection did not pass.
+type failedBody struct{ err error }
+
+func (b failedBody) Read([]byte) (int, error) {
+	return 0, fmt.Errorf("waf: no body to forward: the request was not passed (%v)", b.err)
+}
 
 // InspectResponseHeaders runs the response headers phase. A nil verdict means pass.
 func (t *Tx) InspectResponseHeaders(status int, proto string, h http.Header) *Verdict {
