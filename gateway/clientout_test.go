@@ -144,6 +144,27 @@ backends:
 	if src := h.SourceAddr.(*net.TCPAddr); src.IP.String() != "127.0.0.2" {
 		t.Fatalf("PROXY source %v", h.SourceAddr)
 	}
+
+	// Over TLS 1.2 the cipher is OpenSSL's name, as HAProxy's
+	// send-proxy-v2-ssl writes it (a new server connection: another client).
+	tls12 := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true, MaxVersion: tls.VersionTLS12}}}
+	resp, err = tls12.Get("https://" + g.Addrs("web")[1].String() + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	hs = headers()
+	if tlvs, err = hs[len(hs)-1].TLVs(); err != nil {
+		t.Fatal(err)
+	}
+	ssl, _ = tlvparse.FindSSL(tlvs)
+	v, _ = ssl.SSLVersion()
+	c, _ = ssl.SSLCipher()
+	if v != "TLSv1.2" || c != "ECDHE-ECDSA-AES128-GCM-SHA256" {
+		t.Fatalf("SSL TLV over TLS 1.2: version %q cipher %q, want TLSv1.2 and OpenSSL's ECDHE-ECDSA-AES128-GCM-SHA256", v, c)
+	}
 }
 
 // xff mode's optional headers, and none: nothing about the client.

@@ -75,7 +75,8 @@ func sslTLV(st *tls.ConnectionState) tlvparse.PP2SSL {
 		Verify: 1,
 		TLV: []proxyproto.TLV{
 			{Type: proxyproto.PP2_SUBTYPE_SSL_VERSION, Value: []byte(version(st.Version))},
-			{Type: proxyproto.PP2_SUBTYPE_SSL_CIPHER, Value: []byte(tls.CipherSuiteName(st.CipherSuite))},
+			// OpenSSL's name, as HAProxy sends it ("ECDHE-RSA-AES128-GCM-SHA256").
+			{Type: proxyproto.PP2_SUBTYPE_SSL_CIPHER, Value: []byte(accesslog.OpenSSLCipher(st.CipherSuite))},
 		},
 	}
 	if len(st.PeerCertificates) > 0 {
