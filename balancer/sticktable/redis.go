@@ -150,17 +150,20 @@ type RedisOptions struct {
 // blind. FailuresToOpen failed calls in a row open the breaker, timeouts
 // only when the failed calls started at least 2 × Timeout apart (a stall
 // fails every call in flight at once): every call then serves from the
-// local table without waiting on Redis, and a goroutine probes Redis once
-// per RetryAfter. Once a probe succeeds it writes back the keys stuck,
-// swapped or deleted locally meanwhile (up to MaxPending or Size), then
-// closes the breaker; a key not yet written back is answered locally.
+// local table without waiting on Redis, but for a Lookup of a key the
+// local table does not know and a Swap, which are tried once, and a
+// goroutine probes Redis once per RetryAfter. Once a probe succeeds it
+// writes back the keys stuck, swapped or deleted locally meanwhile (up to
+// MaxPending or Size), then closes the breaker; a key not yet written
+// back is answered locally.
 // Writing back a swap keeps Redis's entry when it holds another server
 // than the one expected, and the local table adopts it; writing back a
 // Stick keeps Redis's entry when another replica used it after the local
 // change (its LRU score is later), as the fleet has been routing by it.
 // A Swap is tried even with the breaker open, once: it is what the other
-// replicas need on the client's next request. OnStateChange is called
-// once per transition. The local table mirrors every Redis answer, Stick
+// replicas need on the client's next request; so is a Lookup of a key the
+// local table does not know, lest a server be picked blind. OnStateChange
+// is called once per transition. The local table mirrors every Redis answer, Stick
 // and Swap, and every change of a server that another replica made (the
 // mirror, redis_mirror.go), so it routes the fleet's sessions; its
 // counters start from zero at an outage and count this replica only.
@@ -312,15 +315,25 @@ func NewRedis(client redis.UniversalClient, c Config, o RedisOptions) (*Redis, e
 }
 
 // Lookup implements Store. It answers from the near-cache when it can,
-// else from Redis; from the local table while Redis is down, for a key
-// changed locally and not yet written back, and when this call to Redis
-// fails.
+// else from Redis; from the local table while Redis is down (but for a
+// key the local table does not know), for a key changed locally and not
+// yet written back, and when this call to Redis fails.
 func (r *Redis) Lookup(ctx context.Context, key string) (Entry, bool, error) {
 	if err := r.check(key); err != nil {
 		return Entry{}, false, err
 	}
-	if r.down.Load() || r.lost.Load() || r.isPending(key) {
+	if r.lost.Load() || r.isPending(key) {
 		return r.local.Lookup(ctx, key)
+	}
+	if r.down.Load() {
+		// The breaker is open: the local table, which hears the fleet's
+		// changes, answers what it knows without waiting. A key it does
+		// not know is asked of Redis once, as a server picked blind
+		// would lose the session: a breaker opened by this host's stall
+		// with Redis well, or a message not heard yet, must not cost it.
+		if e, found, err := r.local.Lookup(ctx, key); found || err != nil {
+			return e, found, err
+		}
 	}
 	t := r.now()
 	var ver uint32

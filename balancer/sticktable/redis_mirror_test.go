@@ -199,3 +199,41 @@ func FuzzParseTold(f *testing.F) {
 		}
 	})
 }
+
+// With the breaker open, a key the local table knows is answered without
+// waiting on Redis, and one it does not know (a change it was not told
+// of) is asked of Redis, rather than answered absent.
+func TestRedis_LookupWithBreakerOpen(t *testing.T) {
+	srv := startRedis(t)
+	a := newRedisStore(t, srv.client(), Config{}, noNear)
+	client := srv.client()
+	hook := &failHook{}
+	client.AddHook(hook)
+	b := newRedisStore(t, client, Config{}, RedisOptions{NearCacheTTL: -1, FailuresToOpen: 3, RetryAfter: time.Hour})
+	if err := a.Stick(ctx, "known", "app-1"); err != nil {
+		t.Fatal(err)
+	}
+	lookup(t, b, "known")
+	hook.n.Store(3)
+	for range 3 {
+		lookup(t, b, "x")
+	}
+	if !b.down.Load() {
+		t.Fatal("three failures did not open the breaker")
+	}
+	// Stored without the mirror's message, as if it had been lost.
+	if err := srv.client().HSet(ctx, a.entryPrefix+"untold", "s", "app-2").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if e, ok := lookup(t, b, "untold"); !ok || e.Server != "app-2" {
+		t.Errorf("with the breaker open, b finds a key its local table does not know on %+v, %v; want app-2 from Redis", e, ok)
+	}
+	hook.n.Store(1000) // Redis failing: b must not ask it for what it knows
+	if e, ok := lookup(t, b, "known"); !ok || e.Server != "app-1" {
+		t.Errorf("with the breaker open, b finds known on %+v, %v; want app-1 from its local table", e, ok)
+	}
+	if n := hook.n.Load(); n != 1000 {
+		t.Errorf("b asked Redis %d times for a key its local table knows", 1000-n)
+	}
+	hook.n.Store(0)
+}
