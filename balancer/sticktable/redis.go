@@ -1297,13 +1297,14 @@ end
 -- tell publishes a change of the key's server to every replica's local
 -- table (see redis_mirror.go), on the table's channel: KEYS[2] with ch
 -- for its lru. A server s is told as 's' .. #s .. ':' .. s .. key, a
--- delete (srv nil) as 'd' .. key.
+-- delete (srv nil) as 'd' .. key. pcall: an ACL user without the
+-- channel loses the mirror, not the change.
 local function tell(srv)
   local ch = string.sub(lru, 1, -4) .. 'ch'
   if srv then
-    redis.call('PUBLISH', ch, 's' .. #srv .. ':' .. srv .. k)
+    redis.pcall('PUBLISH', ch, 's' .. #srv .. ':' .. srv .. k)
   else
-    redis.call('PUBLISH', ch, 'd' .. k)
+    redis.pcall('PUBLISH', ch, 'd' .. k)
   end
 end
 

@@ -21,7 +21,10 @@ import (
 // the fallback; Redis stays the truth. The cost: one message per change
 // of a server (a new session, a redispatch), delivered to every replica,
 // and a local table that fills up to Size with the fleet's sessions
-// (98 bytes an entry; see Memory) rather than with this replica's.
+// (98 bytes an entry; see Memory) rather than with this replica's. A
+// Redis ACL user needs the channel (&Prefix+"st:*", as Redis 7 denies
+// every channel by default); without it the changes still reach Redis,
+// and only the mirror is lost.
 
 // startMirror starts the subscription unless it runs; r.mu is held.
 func (r *Redis) startMirror() {

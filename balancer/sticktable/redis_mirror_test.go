@@ -4,6 +4,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // Every replica's local table learns the servers another replica stores
@@ -236,4 +238,36 @@ func TestRedis_LookupWithBreakerOpen(t *testing.T) {
 		t.Errorf("b asked Redis %d times for a key its local table knows", 1000-n)
 	}
 	hook.n.Store(0)
+}
+
+// A Redis ACL user allowed the table's keys but no channel (Redis 7's
+// default) still stores and swaps: only the mirror is lost.
+func TestRedis_ACLUserWithoutChannel(t *testing.T) {
+	srv := startRedis(t)
+	admin := srv.client()
+	if err := admin.Do(ctx, "ACL", "SETUSER", "st", "on", ">pw", "~sekisho:*", "+@all", "resetchannels").Err(); err != nil {
+		t.Fatal(err)
+	}
+	limited := redis.NewClient(&redis.Options{Addr: srv.addr, Username: "st", Password: "pw", ContextTimeoutEnabled: true, MaxRetries: 1})
+	t.Cleanup(func() { limited.Close() })
+	r := newRedisStore(t, limited, Config{}, noNear)
+	other := newRedisStore(t, srv.client(), Config{}, noNear)
+	if err := r.Stick(ctx, "k", "app-1"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := r.Swap(ctx, "k2", "", "app-2"); err != nil || got != "app-2" {
+		t.Fatalf("Swap = %q, %v", got, err)
+	}
+	if err := r.Delete(ctx, "k"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := lookup(t, other, "k"); ok {
+		t.Error("the delete did not reach Redis")
+	}
+	if e, _ := lookup(t, other, "k2"); e.Server != "app-2" {
+		t.Errorf("Redis holds k2 on %q; want app-2, swapped by a user without the channel", e.Server)
+	}
+	if r.npending.Load() != 0 {
+		t.Errorf("%d changes left pending: the scripts failed", r.npending.Load())
+	}
 }
