@@ -131,11 +131,12 @@ type RedisOptions struct {
 // after another replica changed the entry (the balancer already
 // redispatches away from a server that is down); it sees its own changes
 // at once, and another replica's change of a server as soon as the
-// mirror's message (redis_mirror.go) drops the answer. Counters in a near-cache answer are as old. Keys answered from
-// the near-cache are refreshed in Redis on its misses, so at least once
-// per NearCacheTTL while in use: Redis keeps them at least 0.9 × Expire
-// after their last use. The near-cache is bounded (NearCacheSize answers
-// in 4-way buckets) and a hit allocates nothing.
+// mirror's message (redis_mirror.go) drops the answer. Counters in a
+// near-cache answer are as old. Keys answered from the near-cache are
+// refreshed in Redis on its misses, so at least once per NearCacheTTL
+// while in use: Redis keeps them at least 0.9 × Expire after their last
+// use. The near-cache is bounded (NearCacheSize answers in 4-way buckets)
+// and a hit allocates nothing.
 //
 // Failures. A call that fails or outlasts Timeout is answered from the
 // local table, without an error: errors are for ErrClosed, ErrFull and
@@ -143,34 +144,35 @@ type RedisOptions struct {
 // may not know a key that Redis holds, so a response learnt after it is a
 // Swap from none, which keeps Redis's server (the balancer's Learn swaps
 // from the server the request was routed by). A Lookup of a key the local
-// table does not know, and a Swap, that time out are tried once more while
-// the breaker is closed: Redis or this host stalled for a moment answers
-// the second call, and either wrong answer would route the session's
-// request, or the next one through another replica, to a server picked
-// blind. FailuresToOpen failed calls in a row open the breaker, timeouts
-// only when the failed calls started at least 2 × Timeout apart (a stall
-// fails every call in flight at once): every call then serves from the
-// local table without waiting on Redis, but for a Lookup of a key the
-// local table does not know and a Swap, which are tried once, and a
-// goroutine probes Redis once per RetryAfter. Once a probe succeeds it
-// writes back the keys stuck, swapped or deleted locally meanwhile (up to
-// MaxPending or Size), then closes the breaker; a key not yet written
-// back is answered locally.
-// Writing back a swap keeps Redis's entry when it holds another server
-// than the one expected, and the local table adopts it; writing back a
-// Stick keeps Redis's entry when another replica used it after the local
-// change (its LRU score is later), as the fleet has been routing by it.
-// A Swap is tried even with the breaker open, once: it is what the other
-// replicas need on the client's next request; so is a Lookup of a key the
-// local table does not know, lest a server be picked blind. OnStateChange
-// is called once per transition. The local table mirrors every Redis answer, Stick
-// and Swap, and every change of a server that another replica made (the
-// mirror, redis_mirror.go), so it routes the fleet's sessions; its
-// counters start from zero at an outage and count this replica only.
-// Redis that comes back without the table (restarted without
-// persistence) is told by the table's epoch, and every replica
-// republishes what its local table holds (redis_epoch.go). A release that cannot reach Redis is dropped: ConnCur stays one
-// too high until the entry expires.
+// table does not know, and a Swap, that time out are tried once more
+// while the breaker is closed: Redis or this host stalled for a moment
+// answers the second call, and either wrong answer would send the
+// session's request, or its next one through another replica, to a
+// server picked blind.
+//
+// FailuresToOpen failed calls in a row open the breaker, timeouts only
+// when the failed calls started at least 2 × Timeout apart (a stall fails
+// every call in flight at once): calls then serve from the local table
+// without waiting on Redis, but for a Lookup of a key the local table
+// does not know and a Swap, which are tried once (a Swap is what the
+// other replicas need on the client's next request), and a goroutine
+// probes Redis once per RetryAfter. Once a probe succeeds it writes back
+// the keys stuck, swapped or deleted locally meanwhile (up to MaxPending
+// or Size), then closes the breaker; a key not yet written back is
+// answered locally. Writing back a swap keeps Redis's entry when it holds
+// another server than the one expected, and the local table adopts it;
+// writing back a Stick keeps Redis's entry when another replica used it
+// after the local change (its LRU score is later), as the fleet has been
+// routing by it. OnStateChange is called once per transition.
+//
+// The local table mirrors every Redis answer, Stick and Swap, and every
+// change of a server another replica makes (the mirror, redis_mirror.go),
+// so it routes the fleet's sessions; its counters start from zero at an
+// outage and count this replica only. Redis that comes back without the
+// table (restarted without persistence) is told by the table's epoch, and
+// every replica republishes what its local table holds (redis_epoch.go).
+// A release that cannot reach Redis is dropped: ConnCur stays one too
+// high until the entry expires.
 //
 // Memory. BenchmarkRedisMemory1M measured 335 bytes per entry in Redis
 // (used_memory) for a million 32-byte session IDs stuck to servers, with
@@ -737,10 +739,10 @@ func (r *Redis) retry(ctx context.Context, err error, s *redis.Script, keys []st
 // breaker at FailuresToOpen in a row. Timeouts open it only once the calls
 // that failed started at least stallSpan × Timeout apart: a stall of Redis
 // or of this host fails every call in flight at once, and the next calls
-// find Redis again, so routing by the local table, which does not know
-// the sessions other replicas made, would cost more than the wait. Only
-// one caller makes the transition; the others, finding it under way, go
-// on without waiting for OnStateChange.
+// find Redis again, so routing by the local table, which may not know a
+// session another replica has just made, would cost more than the wait.
+// Only one caller makes the transition; the others, finding it under way,
+// go on without waiting for OnStateChange.
 func (r *Redis) failed(err error, start time.Time) {
 	n := r.fails.Add(1)
 	if n == 1 {
