@@ -206,7 +206,7 @@ type Redis struct {
 	// with it, nil before the first sync; lost is set while Redis holds
 	// another (it lost the table), when calls are served by local, and
 	// resync while a sync is due. See redis_epoch.go.
-	epoch  atomic.Pointer[string]
+	epoch  atomic.Pointer[epochID]
 	lost   atomic.Bool
 	resync atomic.Bool
 	// failSince is when the first of them started, Unix ns by time.Now.

@@ -37,10 +37,16 @@ func isLost(v any) bool {
 	return ok && n == replyLost
 }
 
+// epochID is an epoch, with its script argument boxed once.
+type epochID struct {
+	id  string
+	arg any
+}
+
 // epochArg is the replica's epoch for the scripts, "" before the first sync.
-func (r *Redis) epochArg() string {
+func (r *Redis) epochArg() any {
 	if p := r.epoch.Load(); p != nil {
-		return *p
+		return p.arg
 	}
 	return ""
 }
@@ -92,7 +98,7 @@ func (r *Redis) republish() error {
 	// A replica's first sync republishes nothing: its local table holds
 	// what Redis answered, and what it learnt on its own is pending.
 	prev := r.epoch.Load()
-	changed := prev != nil && *prev != ep
+	changed := prev != nil && prev.id != ep
 	if err == nil && changed {
 		err = loadScripts(ctx, r.client, swapScript)
 	}
@@ -113,7 +119,7 @@ func (r *Redis) republish() error {
 			entries = entries[n:]
 		}
 	}
-	r.epoch.Store(&ep)
+	r.epoch.Store(&epochID{id: ep, arg: ep})
 	r.resync.Store(false)
 	if r.lost.Swap(false) && r.near != nil {
 		r.near.clear() // answers cached from the table before it was lost
