@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/sekisho/sekisho/balancer/sticktable"
 )
@@ -153,7 +154,7 @@ func (p *Pool) Learn(ctx context.Context, key string, was, s *Server, h http.Hea
 				continue
 			}
 			c, err := http.ParseSetCookie(line)
-			if err != nil || c.Value == "" || c.MaxAge < 0 {
+			if err != nil || c.Value == "" || deleted(c) {
 				continue // a deleted session teaches nothing
 			}
 			if k, err := st.cfg.Table.Key(c.Value); err == nil && k != key {
@@ -163,4 +164,11 @@ func (p *Pool) Learn(ctx context.Context, key string, was, s *Server, h http.Hea
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// deleted says whether a Set-Cookie removes its cookie: Max-Age 0 or less,
+// or, without Max-Age (which wins when both are set, RFC 6265 5.3), an
+// Expires in the past, as frameworks that predate Max-Age delete cookies.
+func deleted(c *http.Cookie) bool {
+	return c.MaxAge < 0 || c.MaxAge == 0 && !c.Expires.IsZero() && !c.Expires.After(time.Now())
 }

@@ -7,7 +7,7 @@ import (
 )
 
 // A response that deletes the application cookie (Max-Age=0, Max-Age<0,
-// or an empty value) teaches the stick table nothing; one that sets it
+// Expires in the past without Max-Age, or an empty value) teaches the stick table nothing; one that sets it
 // sticks the session to the server that answered.
 func TestLearn_DeletedCookieNotLearnt(t *testing.T) {
 	w := 1
@@ -30,6 +30,9 @@ func TestLearn_DeletedCookieNotLearnt(t *testing.T) {
 		"JSESSIONID=gone0; Path=/; Max-Age=0",
 		"JSESSIONID=goneneg; Path=/; Max-Age=-1",
 		"JSESSIONID=goneboth; Path=/; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT",
+		"JSESSIONID=goneexpired; Path=/; Expires=Thu, 01 Jan 1970 00:00:00 GMT",
+		"JSESSIONID=future; Path=/; Expires=Fri, 01 Jan 2100 00:00:00 GMT",
+		"JSESSIONID=maxagewins; Path=/; Max-Age=3600; Expires=Thu, 01 Jan 1970 00:00:00 GMT",
 		"JSESSIONID=; Path=/; Max-Age=0",
 		"OTHER=notours; Path=/",
 	}}
@@ -39,7 +42,12 @@ func TestLearn_DeletedCookieNotLearnt(t *testing.T) {
 	if s := stuck("live"); s != p.Server("a") {
 		t.Fatalf("the session the response set is stuck to %v, want a", s)
 	}
-	for _, v := range []string{"gone0", "goneneg", "goneboth", "notours"} {
+	for _, v := range []string{"future", "maxagewins"} { // Max-Age wins over Expires (RFC 6265, 5.3)
+		if s := stuck(v); s != p.Server("a") {
+			t.Errorf("%s, a cookie that lives on, is stuck to %v, want a", v, s)
+		}
+	}
+	for _, v := range []string{"gone0", "goneneg", "goneboth", "goneexpired", "notours"} {
 		if s := stuck(v); s != nil {
 			t.Errorf("%s, deleted or not the application cookie, was learnt: stuck to %s", v, s.Name)
 		}
