@@ -71,3 +71,33 @@ func TestInspectRequest_ClientBodyErrorFailsClosed(t *testing.T) {
 		}
 	}
 }
+
+// A request passed without a body (nil, as http.NewRequest makes it, or
+// http.NoBody) has an empty body to forward, with the WAF off as on: only
+// a refusal leaves a body that fails.
+func TestInspectRequest_PassedWithoutBodyForwardsEmpty(t *testing.T) {
+	for _, mode := range []Mode{ModeOff, ModeBlock} {
+		c := Config{Name: "nobody-" + string(mode), Mode: mode}
+		c.SetDefaults()
+		e, err := New(c, rules.FS())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, body := range []io.ReadCloser{nil, http.NoBody} {
+			r, _ := http.NewRequest("GET", "http://shop.example.com/search?q=shoes", nil)
+			r.Header.Set("User-Agent", "test/1.0")
+			r.Header.Set("Accept", "text/html")
+			r.Body = body
+			tx := e.NewTx(context.Background(), "nobody")
+			v := tx.InspectRequest(r, r.URL.RequestURI(), conn)
+			if v.Blocked() {
+				t.Fatalf("%s, body %v: verdict %s %d", mode, body, v.Action, v.Status)
+			}
+			rd, n := tx.Body()
+			if b, err := io.ReadAll(rd); err != nil || len(b) != 0 || n > 0 {
+				t.Errorf("%s, body %v: Body() read %q, %v (length %d), want empty", mode, body, b, err, n)
+			}
+			tx.Close()
+		}
+	}
+}

@@ -98,6 +98,9 @@ func (e *Engine) NewTx(ctx context.Context, id string) *Tx {
 func (t *Tx) InspectRequest(r *http.Request, uri string, c Conn) *Verdict {
 	if t.tx == nil {
 		t.body, t.bodyLen = r.Body, r.ContentLength
+		if r.Body == nil { // a client request's, as http.NewRequest leaves it
+			t.body, t.bodyLen = http.NoBody, 0
+		}
 		return &Verdict{Action: ActionOff}
 	}
 	start := time.Now()
