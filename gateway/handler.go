@@ -278,7 +278,8 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Proto:   "http",
 		OnError: func(w http.ResponseWriter, r *http.Request, status int) { writeErrorPage(w, r, status, e.RequestID) },
 		OnResponse: func(resp *http.Response) error {
-			hdrBytes := accesslog.HeaderBytes(resp.StatusCode, strings.TrimPrefix(resp.Status, strconv.Itoa(resp.StatusCode)+" "), resp.Header)
+			_, reason, _ := strings.Cut(resp.Status, " ") // "200 OK"
+			hdrBytes := accesslog.HeaderBytes(resp.StatusCode, reason, resp.Header)
 			if h.hsts != "" {
 				// The gateway's policy stands: its header over TLS, none over plain HTTP.
 				resp.Header.Del("Strict-Transport-Security")

@@ -151,7 +151,8 @@ func (l *Logger) Write(e *Entry) {
 		return
 	}
 	// Milliseconds at least, so that pipelines can order and join lines.
-	ev.Str(zerolog.TimestampFieldName, e.Time.Format(timeFormat)).
+	var tbuf [len(timeFormat) + 8]byte
+	ev.Bytes(zerolog.TimestampFieldName, e.Time.AppendFormat(tbuf[:0], timeFormat)).
 		Str(FieldRequestID, e.RequestID).
 		Str(FieldClientIP, e.ClientIP).
 		Int(FieldClientPort, e.ClientPort).
