@@ -122,7 +122,8 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if !fromServer {
 			e.HeaderBytes = rw.headerBytes // the gateway's own response
 		}
-		if e.Status == 0 {
+		answered := rw.status >= 200 || rw.status == http.StatusSwitchingProtocols
+		if !answered {
 			e.Status = 499 // the handler ended without a response: the client left
 		}
 		if body != nil {
@@ -131,6 +132,12 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		e.Total = time.Since(e.Time)
 		h.access.Write(e)
 		h.metrics.observe(e)
+		if !answered {
+			// A client that only half-closed still reads: net/http would
+			// send it a 200 with no body, for a request no server answered.
+			// It gets no response, as the log says.
+			panic(http.ErrAbortHandler)
+		}
 	}()
 	if h.capture != nil {
 		captureRequest(e, h.capture, r)
