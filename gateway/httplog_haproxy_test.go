@@ -47,16 +47,26 @@ func goldenBackend(t *testing.T) string {
 	return ln.Addr().String()
 }
 
+// goldenPeer is a running HAProxy: where it listens, its log lines, and
+// its stats socket.
+type goldenPeer struct {
+	addr  string
+	lines <-chan string
+	sock  string
+}
+
 // goldenHAProxy runs Debian's HAProxy with option httplog in front of
 // backend (its backend section ends with backendExtra), capturing what the
-// sekisho side captures; its log lines come on lines.
-func goldenHAProxy(t *testing.T, backend, backendExtra string) (addr string, lines <-chan string) {
+// sekisho side captures.
+func goldenHAProxy(t *testing.T, backend, backendExtra string) *goldenPeer {
 	t.Helper()
 	bin := debpkg.Need(t, "haproxy", "haproxy")
-	addr = freeport.Addr(t)
-	cfg := filepath.Join(t.TempDir(), "haproxy.cfg")
+	addr := freeport.Addr(t)
+	dir := t.TempDir()
+	cfg, sock := filepath.Join(dir, "haproxy.cfg"), filepath.Join(dir, "stats.sock")
 	os.WriteFile(cfg, []byte(`global
   log stdout format raw local0
+  stats socket `+sock+`
 defaults
   mode http
   log global
@@ -96,10 +106,31 @@ backend app
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		if c, err := net.Dial("tcp", addr); err == nil {
 			c.Close()
-			return addr, ch
+			return &goldenPeer{addr: addr, lines: ch, sock: sock}
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("haproxy did not listen on %s", addr)
+		}
+	}
+}
+
+// waitIdle waits until HAProxy holds no client connection (show info's
+// CurrConns, on its stats socket).
+func (h *goldenPeer) waitIdle(t *testing.T) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(2 * time.Millisecond) {
+		c, err := net.Dial("unix", h.sock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(c, "show info\n")
+		info, _ := io.ReadAll(c)
+		c.Close()
+		if strings.Contains(string(info), "\nCurrConns: 0\n") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("haproxy still holds connections after 5 s:\n%s", info)
 		}
 	}
 }
@@ -145,7 +176,7 @@ func goldenNormalize(line string) string {
 // the counters, and the <BADREQ> line of a request that does not parse.
 func TestHTTPLog_GoldenAgainstHAProxy(t *testing.T) {
 	backend := goldenBackend(t)
-	hap, hapLines := goldenHAProxy(t, backend, "")
+	hap := goldenHAProxy(t, backend, "")
 	var access syncBuffer
 	g, _, _, _ := runGatewayWith(t, fmt.Sprintf(`
 frontends:
@@ -169,7 +200,7 @@ log:
 	// One request first, its lines dropped: HAProxy counts the connection
 	// that found it listening until it has seen it close.
 	warm := "GET / HTTP/1.1\r\nHost: shop.example.com\r\nConnection: close\r\n\r\n"
-	sendAndLogHAProxy(t, hap, warm, hapLines)
+	sendAndLogHAProxy(t, hap, warm)
 	sendRaw(t, sek, warm)
 	waitLine(t, &access, 0)
 
@@ -187,7 +218,7 @@ log:
 		"GET / HTTP/1.1\r\nHost: shop.example.com\r\nBad Name: b\r\n\r\n",
 		"GET /\x01 HTTP/1.1\r\nHost: shop.example.com\r\n\r\n",
 	} {
-		want := sendAndLogHAProxy(t, hap, req, hapLines)
+		want := sendAndLogHAProxy(t, hap, req)
 		n := strings.Count(access.String(), "\n")
 		sendRaw(t, sek, req)
 		got := waitLine(t, &access, n)
@@ -198,11 +229,15 @@ log:
 }
 
 // sendAndLogHAProxy sends req through HAProxy and returns its log line.
-func sendAndLogHAProxy(t *testing.T, addr, req string, lines <-chan string) string {
+// It waits first for HAProxy to have released the connections before:
+// it logs a request before it counts its connection closed, and the next
+// line's %ac and %fc would count it.
+func sendAndLogHAProxy(t *testing.T, hap *goldenPeer, req string) string {
 	t.Helper()
-	sendRaw(t, addr, req)
+	hap.waitIdle(t)
+	sendRaw(t, hap.addr, req)
 	select {
-	case l := <-lines:
+	case l := <-hap.lines:
 		return l
 	case <-time.After(5 * time.Second):
 		t.Fatalf("haproxy logged nothing for %q", req)
@@ -226,7 +261,7 @@ func waitLine(t *testing.T, access *syncBuffer, n int) string {
 // ended SC--, with %Tc and %Tr at -1 (nothing was connected); %Tw ran.
 func TestHTTPLog_FailedConnectAgainstHAProxy(t *testing.T) {
 	dead := freeport.Addr(t)                                 // nothing listens there
-	hap, hapLines := goldenHAProxy(t, dead, "  retries 0\n") // HAProxy waits 1 s before a retry
+	hap := goldenHAProxy(t, dead, "  retries 0\n") // HAProxy waits 1 s before a retry
 	var access syncBuffer
 	g, _, _, _ := runGatewayWith(t, fmt.Sprintf(`
 frontends:
@@ -243,7 +278,7 @@ log:
   format: httplog
 `, dead), Options{Log: zerolog.Nop(), Access: &access})
 	req := "GET / HTTP/1.1\r\nHost: shop.example.com\r\nConnection: close\r\n\r\n"
-	want := sendAndLogHAProxy(t, hap, req, hapLines)
+	want := sendAndLogHAProxy(t, hap, req)
 	sendRaw(t, g.Addrs("web")[0].String(), req)
 	got := waitLine(t, &access, 0)
 	pick := regexp.MustCompile(`\] web app/s1 (-?\d+/-?\d+/-?\d+/-?\d+/-?\d+) (\d+) \d+ - - (\S+) `)
