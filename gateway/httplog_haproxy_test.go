@@ -260,7 +260,7 @@ func waitLine(t *testing.T, access *syncBuffer, n int) string {
 // A server that refuses connections: HAProxy and sekisho both log a 503
 // ended SC--, with %Tc and %Tr at -1 (nothing was connected); %Tw ran.
 func TestHTTPLog_FailedConnectAgainstHAProxy(t *testing.T) {
-	dead := freeport.Addr(t)                                 // nothing listens there
+	dead := freeport.Addr(t)                       // nothing listens there
 	hap := goldenHAProxy(t, dead, "  retries 0\n") // HAProxy waits 1 s before a retry
 	var access syncBuffer
 	g, _, _, _ := runGatewayWith(t, fmt.Sprintf(`
