@@ -56,6 +56,18 @@ type Config struct {
 	// InspectResponse runs the response headers through CRS's response
 	// rules (default true); false skips them for this policy.
 	InspectResponse *bool `yaml:"inspect_response"`
+	// InspectResponseBody runs the first ResponseBodyLimit bytes of a text
+	// response through CRS's response body rules (default true; needs
+	// InspectResponse). False keeps responses streaming untouched.
+	InspectResponseBody *bool `yaml:"inspect_response_body"`
+	// ResponseBodyLimit is how much of a response body, in bytes, is held
+	// and inspected (decoded, for a gzip or deflate body); the rest streams
+	// on uninspected. Memory per response is about twice this.
+	ResponseBodyLimit int64 `yaml:"response_body_limit"`
+	// ResponseBodyTypes are the media types whose bodies are inspected:
+	// "type/subtype", "type/*" or a structured syntax suffix "+json".
+	// text/event-stream is never held, whatever this says.
+	ResponseBodyTypes []string `yaml:"response_body_types"`
 }
 
 // Defaults for a policy; they match CRS's own defaults and nginx's 1 MiB body limit.
@@ -65,6 +77,9 @@ const (
 	DefaultOutboundAnomalyThreshold = 4
 	DefaultRequestBodyLimit         = 1 << 20
 	DefaultRequestBodyNoFilesLimit  = 128 << 10
+	DefaultResponseBodyLimit        = 64 << 10
+	// MaxResponseBodyLimit bounds what one response may make the gateway hold.
+	MaxResponseBodyLimit = 16 << 20
 	// MaxRequestBodyLimit bounds what one request may make the gateway hold in memory.
 	MaxRequestBodyLimit = 1 << 30
 )
@@ -74,6 +89,16 @@ func (c *Config) SetDefaults() {
 	if c.InspectResponse == nil {
 		yes := true
 		c.InspectResponse = &yes
+	}
+	if c.InspectResponseBody == nil {
+		yes := true
+		c.InspectResponseBody = &yes
+	}
+	if c.ResponseBodyLimit == 0 {
+		c.ResponseBodyLimit = DefaultResponseBodyLimit
+	}
+	if c.ResponseBodyTypes == nil {
+		c.ResponseBodyTypes = DefaultResponseBodyTypes()
 	}
 	if c.Mode == "" {
 		c.Mode = ModeBlock
@@ -128,6 +153,14 @@ func (c *Config) Validate() error {
 	case LimitReject, LimitProcessPartial:
 	default:
 		errs = append(errs, fmt.Errorf("request_body_limit_action: %q is not one of %s, %s", c.RequestBodyLimitAction, LimitReject, LimitProcessPartial))
+	}
+	if c.ResponseBodyLimit < 1 || c.ResponseBodyLimit > MaxResponseBodyLimit {
+		errs = append(errs, fmt.Errorf("response_body_limit: %d is outside 1..%d bytes", c.ResponseBodyLimit, MaxResponseBodyLimit))
+	}
+	for i, t := range c.ResponseBodyTypes {
+		if !validMediaPattern(t) {
+			errs = append(errs, fmt.Errorf("response_body_types[%d]: %q is not type/subtype, type/* or +suffix", i, t))
+		}
 	}
 	return errors.Join(errs...)
 }

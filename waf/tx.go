@@ -241,6 +241,44 @@ func (t *Tx) InspectResponseHeaders(status int, proto string, h http.Header) *Ve
 	return nil
 }
 
+// InspectResponseBody runs the response body phase (CRS's RESPONSE-95x
+// data leakage rules and the outbound anomaly evaluation) on body, the
+// decoded first part of the response (nil when it was not held: a binary
+// type or a stream, whose headers the phase still weighs). Call it after
+// InspectResponseHeaders passed. A nil verdict means the policy does not
+// inspect response bodies.
+func (t *Tx) InspectResponseBody(body []byte) *Verdict {
+	if !t.InspectsResponseBody() {
+		return nil
+	}
+	start := time.Now()
+	defer func() {
+		t.InspectTime += time.Since(start)
+		forgetValues(t.tx)
+	}()
+	if len(body) > 0 {
+		if _, _, err := t.tx.WriteResponseBody(body); err != nil {
+			return t.failed(http.StatusBadGateway, fmt.Errorf("buffering response body: %w", err))
+		}
+	}
+	var it *types.Interruption
+	var err error
+	if slotErr := t.inSlot(func() { it, err = t.tx.ProcessResponseBody() }); slotErr != nil {
+		return t.failed(http.StatusServiceUnavailable, slotErr)
+	}
+	if err != nil {
+		return t.failed(http.StatusInternalServerError, fmt.Errorf("processing response body: %w", err))
+	}
+	if it != nil {
+		return t.interrupted(it)
+	}
+	v := t.verdict(ActionPass)
+	if t.e.cfg.Mode == ModeDetect && len(v.Rules) > 0 {
+		v.Action = ActionDetect
+	}
+	return v
+}
+
 // Close runs the logging phase and frees the transaction's buffers.
 func (t *Tx) Close() error {
 	if t.tx == nil {

@@ -117,11 +117,11 @@ SecRequestBodyLimit %d
 SecRequestBodyInMemoryLimit %d
 SecRequestBodyLimitAction %s
 SecRule ARGS_COMBINED_SIZE "@gt %d" "id:10001,phase:2,t:none,log,deny,status:413,msg:'Arguments larger than the inspection budget (request_body_no_files_limit)'"
-Include @crs-setup.conf.example
+%sInclude @crs-setup.conf.example
 SecAction "id:900000,phase:1,pass,t:none,nolog,setvar:tx.blocking_paranoia_level=%d"
 SecAction "id:900110,phase:1,pass,t:none,nolog,setvar:tx.inbound_anomaly_score_threshold=%d,setvar:tx.outbound_anomaly_score_threshold=%d"
 %sInclude @owasp_crs/*.conf
-%s`, engine, coraLimit, coraLimit, action, c.RequestBodyNoFilesLimit, c.ParanoiaLevel, c.InboundAnomalyThreshold, c.OutboundAnomalyThreshold,
+%s`, engine, coraLimit, coraLimit, action, c.RequestBodyNoFilesLimit, responseBodyDirectives(c), c.ParanoiaLevel, c.InboundAnomalyThreshold, c.OutboundAnomalyThreshold,
 		includes(slices.Concat(local.setup, local.pluginConfig, local.before, local.pluginBefore)),
 		includes(slices.Concat(local.pluginAfter, local.after, local.custom)))
 	if c.Directives != "" {
@@ -129,4 +129,21 @@ SecAction "id:900110,phase:1,pass,t:none,nolog,setvar:tx.inbound_anomaly_score_t
 		b.WriteByte('\n')
 	}
 	return b.String()
+}
+
+// responseBodyDirectives turn on Coraza's response body phase for a policy
+// that inspects bodies. The gateway picks the bodies (by the policy's
+// media types, which may be wildcards Coraza's exact list cannot say) and
+// hands over at most ResponseBodyLimit decoded bytes; rule 10002 has
+// Coraza inspect whatever it was handed. One byte over the limit, as for
+// requests, since Coraza stops at the limit rather than after it.
+func responseBodyDirectives(c Config) string {
+	if c.InspectResponse == nil || c.InspectResponseBody == nil || !*c.InspectResponse || !*c.InspectResponseBody {
+		return ""
+	}
+	return fmt.Sprintf(`SecResponseBodyAccess On
+SecResponseBodyLimit %d
+SecResponseBodyLimitAction ProcessPartial
+SecAction "id:10002,phase:3,pass,t:none,nolog,ctl:forceResponseBodyVariable=On"
+`, c.ResponseBodyLimit+1)
 }
