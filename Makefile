@@ -30,6 +30,7 @@ fuzz: ## a short run of every fuzz target
 	$(GO) test -run '^$$' -fuzz FuzzReadRequests -fuzztime 20s ./waf/
 	$(GO) test -run '^$$' -fuzz FuzzExclusionTarget -fuzztime 20s ./waf/
 	$(GO) test -run '^$$' -fuzz FuzzParseTold -fuzztime 20s ./balancer/sticktable/
+	$(GO) test -run '^$$' -fuzz FuzzHoldBody -fuzztime 20s ./gateway/forward/
 
 bench-load: ## side-by-side load benchmark vs HAProxy, nginx(+ModSecurity), Go(+Coraza) on loopback; e2e/bench/README.md (~15 min; e2e/bench/setup.sh first)
 	RUNS=$(or $(RUNS),3) DURATION=$(or $(DURATION),5) bash e2e/bench/run.sh
