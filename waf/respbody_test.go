@@ -144,3 +144,20 @@ func TestResponseBodyConfig_Validate(t *testing.T) {
 		t.Errorf("valid: %v", err)
 	}
 }
+
+// A compressed response's leak is found in the text the gateway decoded:
+// CRS's own skip of compressed bodies (it would see them compressed) is off.
+func TestInspectResponseBody_DecodedCompressed(t *testing.T) {
+	e := engine(t, waf.Config{Name: "default"})
+	for _, enc := range []string{"gzip", "deflate"} {
+		tx := e.NewTx(context.Background(), "t")
+		tx.InspectRequest(httptest.NewRequest("GET", "/", nil), "/", waf.Conn{ClientIP: "192.0.2.1"})
+		h := http.Header{"Content-Type": {"text/html"}, "Content-Encoding": {enc}}
+		tx.InspectResponseHeaders(200, "HTTP/1.1", h)
+		v := tx.InspectResponseBody([]byte(responseLeaks[0].body))
+		tx.Close()
+		if v == nil || !v.Blocked() || !slices.Contains(v.Rules, responseLeaks[0].rule) {
+			t.Errorf("%s: verdict %+v, want a block naming %d", enc, v, responseLeaks[0].rule)
+		}
+	}
+}

@@ -121,8 +121,9 @@ SecRule ARGS_COMBINED_SIZE "@gt %d" "id:10001,phase:2,t:none,log,deny,status:413
 SecAction "id:900000,phase:1,pass,t:none,nolog,setvar:tx.blocking_paranoia_level=%d"
 SecAction "id:900110,phase:1,pass,t:none,nolog,setvar:tx.inbound_anomaly_score_threshold=%d,setvar:tx.outbound_anomaly_score_threshold=%d"
 %sInclude @owasp_crs/*.conf
-%s`, engine, coraLimit, coraLimit, action, c.RequestBodyNoFilesLimit, responseBodyDirectives(c), c.ParanoiaLevel, c.InboundAnomalyThreshold, c.OutboundAnomalyThreshold,
+%s%s`, engine, coraLimit, coraLimit, action, c.RequestBodyNoFilesLimit, responseBodyDirectives(c), c.ParanoiaLevel, c.InboundAnomalyThreshold, c.OutboundAnomalyThreshold,
 		includes(slices.Concat(local.setup, local.pluginConfig, local.before, local.pluginBefore)),
+		responseBodyAfterCRS(c),
 		includes(slices.Concat(local.pluginAfter, local.after, local.custom)))
 	if c.Directives != "" {
 		b.WriteString(c.Directives)
@@ -146,4 +147,16 @@ SecResponseBodyLimit %d
 SecResponseBodyLimitAction ProcessPartial
 SecAction "id:10002,phase:3,pass,t:none,nolog,ctl:forceResponseBodyVariable=On"
 `, c.ResponseBodyLimit+1)
+}
+
+// responseBodyAfterCRS drops CRS's skip of compressed responses (one rule
+// at the top of each RESPONSE-95x file): ModSecurity sees a gzip body as
+// it travels, sekisho hands the rules the decoded text, and a body in an
+// encoding it does not decode is not handed over at all. Kept, the skip
+// would let any server that compresses leak unseen.
+func responseBodyAfterCRS(c Config) string {
+	if responseBodyDirectives(c) == "" {
+		return ""
+	}
+	return "SecRuleRemoveById 950010 951010 952010 953010 954010 955010 956010\n"
 }
