@@ -3,6 +3,7 @@ package gateway
 import (
 	"bufio"
 	"crypto/tls"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -35,6 +36,8 @@ type matrix struct {
 	classes  []string
 	payloads map[string][]string
 	status   map[string][][]int
+	ids      map[string][][]string // the response's X-Request-Id, HTTP/1.1 only
+	rules    map[string][]int      // request ID -> waf_rules of its access-log line
 }
 
 // stopped says whether the gateway refused a request itself (the backend
@@ -56,7 +59,8 @@ func TestAttackMatrix(t *testing.T) {
 		io.WriteString(w, "ok")
 	}))
 	defer backend.Close()
-	g, _, _, _ := runGatewayWith(t, h3GatewayYAML(backend.URL), Options{Log: zerolog.Nop(), Access: io.Discard})
+	access := &syncBuffer{}
+	g, _, _, _ := runGatewayWith(t, h3GatewayYAML(backend.URL), Options{Log: zerolog.Nop(), Access: access})
 	base := "https://" + g.Addrs("web")[0].String()
 	tlsConf := &tls.Config{InsecureSkipVerify: true}
 	h1 := &http.Transport{TLSClientConfig: tlsConf, TLSNextProto: map[string]func(string, *tls.Conn) http.RoundTripper{}, MaxIdleConnsPerHost: 4}
@@ -81,6 +85,7 @@ func TestAttackMatrix(t *testing.T) {
 		t.Logf("%d cells over %s: the same verdicts as over HTTP/1.1", sample.sent(), p.name)
 	}
 
+	m.rules = wafRules(t, access.String())
 	checkBenign(t, m)
 	if *updateAttacks {
 		writeFile(t, filepath.Join(attacksDir, "floor.txt"), m.floor())
@@ -88,6 +93,52 @@ func TestAttackMatrix(t *testing.T) {
 		return
 	}
 	checkFloor(t, m)
+}
+
+// wafRules maps each request ID of the access log to the rules it matched.
+func wafRules(t *testing.T, log string) map[string][]int {
+	out := map[string][]int{}
+	for l := range strings.SplitSeq(strings.TrimSpace(log), "\n") {
+		var e struct {
+			RequestID string `json:"request_id"`
+			Rules     []int  `json:"waf_rules"`
+		}
+		if err := json.Unmarshal([]byte(l), &e); err != nil {
+			t.Fatalf("access log line %q: %v", l, err)
+		}
+		out[e.RequestID] = e.Rules
+	}
+	return out
+}
+
+// topRules lists the rules (but the anomaly verdicts 949110 and 980170)
+// that matched in a class's stopped cells, the most frequent first.
+func (m *matrix) topRules(class string, n int) string {
+	count := map[int]int{}
+	for ch, row := range m.status[class] {
+		for i, st := range row {
+			if st != http.StatusForbidden {
+				continue
+			}
+			for _, r := range m.rules[m.ids[class][ch][i]] {
+				if r != 949110 && r != 980170 {
+					count[r]++
+				}
+			}
+		}
+	}
+	ids := make([]int, 0, len(count))
+	for r := range count {
+		ids = append(ids, r)
+	}
+	sort.Slice(ids, func(i, j int) bool {
+		return count[ids[i]] > count[ids[j]] || count[ids[i]] == count[ids[j]] && ids[i] < ids[j]
+	})
+	var parts []string
+	for _, r := range ids[:min(n, len(ids))] {
+		parts = append(parts, fmt.Sprintf("%d (%d)", r, count[r]))
+	}
+	return strings.Join(parts, ", ")
 }
 
 func loadMatrix(t *testing.T) *matrix {
@@ -213,6 +264,9 @@ func sendMatrix(t *testing.T, rt http.RoundTripper, base string, m *matrix, prot
 				}
 				mu.Lock()
 				m.status[c.class][c.ch][c.i] = st
+				if want == nil && resp != nil {
+					m.ids[c.class][c.ch][c.i] = resp.Header.Get("X-Request-Id")
+				}
 				mu.Unlock()
 				if want != nil && st != want.status[c.class][c.ch][c.i] {
 					t.Errorf("%s %s #%d (%q): %d over %s, %d over HTTP/1.1", c.class, waftest.Channels[c.ch].Name, c.i+1,
@@ -221,11 +275,16 @@ func sendMatrix(t *testing.T, rt http.RoundTripper, base string, m *matrix, prot
 			}
 		}()
 	}
+	if want == nil {
+		m.ids = map[string][][]string{}
+	}
 	for _, class := range m.classes {
 		if m.status[class] == nil {
 			m.status[class] = make([][]int, len(waftest.Channels))
+			m.ids[class] = make([][]string, len(waftest.Channels))
 			for ch := range m.status[class] {
 				m.status[class][ch] = make([]int, len(m.payloads[class]))
+				m.ids[class][ch] = make([]string, len(m.payloads[class]))
 			}
 		}
 		for ch := range waftest.Channels {
@@ -424,7 +483,7 @@ func (m *matrix) results() string {
 		if class == "benign" {
 			continue
 		}
-		fmt.Fprintf(&b, "### %s\n\n", class)
+		fmt.Fprintf(&b, "### %s\n\nRules in its 403s (cells): %s.\n\nPassing:\n\n", class, m.topRules(class, 8))
 		for ch, chn := range waftest.Channels {
 			var passed []string
 			for i, st := range m.status[class][ch] {
