@@ -116,7 +116,13 @@ func (g *gen) textPlain() {
 		case 3:
 			body = pick(g, chats) + "\n" + pick(g, chats)
 		}
-		ct := pick(g, []string{"text/plain", "text/plain;charset=UTF-8", "text/plain; charset=utf-8"})
-		g.add("api.text", pick(g, []string{"POST", "PUT"}), apiHost, pick(g, []string{"/beacon", "/api/v1/notes/" + g.num(1, 999), "/api/v1/paste", "/collect?v=2&tid=G-" + strings.ToUpper(g.alnum(10))}), g.apiHeaders(ct), []byte(body))
+		// navigator.sendBeacon() POSTs text/plain;charset=UTF-8; notes and paste APIs also PUT.
+		method, ct := "POST", "text/plain;charset=UTF-8"
+		target := pick(g, []string{"/beacon", "/collect?v=2&tid=G-" + strings.ToUpper(g.alnum(10))})
+		if i%4 != 0 {
+			method, ct = pick(g, []string{"POST", "PUT"}), pick(g, []string{"text/plain", "text/plain; charset=utf-8"})
+			target = pick(g, []string{"/api/v1/notes/" + g.num(1, 999), "/api/v1/paste"})
+		}
+		g.add("api.text", method, apiHost, target, g.apiHeaders(ct), []byte(body))
 	}
 }

@@ -1,6 +1,7 @@
 package benign
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
@@ -124,13 +125,16 @@ func (g *gen) apiHeaders(contentType string) http.Header {
 	return h
 }
 
-// jsonBody marshals v; the corpus's values always marshal.
+// jsonBody marshals v as JSON.stringify does: &, < and > as they are, not
+// as Go's \u0026, \u003c and \u003e. The corpus's values always marshal.
 func jsonBody(v any) []byte {
-	b, err := json.Marshal(v)
-	if err != nil {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
 		panic(err)
 	}
-	return b
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n"))
 }
 
 func join(s ...string) string { return strings.Join(s, "") }

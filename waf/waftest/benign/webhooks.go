@@ -103,7 +103,11 @@ func (g *gen) slack(interactive bool) {
 	h := http.Header{"Content-Type": {"application/x-www-form-urlencoded"}, "User-Agent": {"Slackbot 1.0 (+https://api.slack.com/robots)"}, "Accept": {"application/json,*/*"}}
 	h.Set("X-Slack-Request-Timestamp", t)
 	h.Set("X-Slack-Signature", "v0="+hmacHex(g.alnum(32), "v0:"+t+":"+body))
-	g.add("webhook.slack", "POST", apiHost, "/slack/"+pick(g, []string{"commands", "interactive"}), h, []byte(body))
+	target := "/slack/commands"
+	if interactive {
+		target = "/slack/interactive"
+	}
+	g.add("webhook.slack", "POST", apiHost, target, h, []byte(body))
 }
 
 func (g *gen) shopify() {
