@@ -91,6 +91,7 @@ func (b *Backend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	handle := b.Handle
 	b.mu.Unlock()
 	if handle != nil {
+		r.Body = io.NopCloser(bytes.NewReader(body)) // read again by the handler
 		handle(w, r)
 		return
 	}
