@@ -62,7 +62,8 @@ type Config struct {
 	InspectResponseBody *bool `yaml:"inspect_response_body"`
 	// ResponseBodyLimit is how much of a response body, in bytes, is held
 	// and inspected (decoded, for a gzip or deflate body); the rest streams
-	// on uninspected. Memory per response is about twice this.
+	// on uninspected. An inspected response holds a few times this (the
+	// bytes as sent, the decoded text, the WAF's copy), pooled.
 	ResponseBodyLimit int64 `yaml:"response_body_limit"`
 	// ResponseBodyTypes are the media types whose bodies are inspected:
 	// "type/subtype", "type/*" or a structured syntax suffix "+json".
