@@ -296,7 +296,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				e.TermState = "WH--" // the WAF refused the response headers
 				return &forward.StatusError{Status: v.Status, Err: errors.New("response refused by the WAF")}
 			}
-			if err := h.inspectResponseBody(tx, e, rt, r.Method, resp); err != nil {
+			if err := h.inspectResponseBody(tx, e, rt, r, resp); err != nil {
 				return err
 			}
 			e.HeaderBytes, fromServer = hdrBytes, true

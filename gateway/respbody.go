@@ -19,12 +19,12 @@ var errResponseRefused = errors.New("response body refused by the WAF")
 // types and streams are not held, and the phase weighs their headers
 // only. An error refuses the response: the client gets the gateway's error
 // page, neither the server's headers nor any of its body.
-func (h *handler) inspectResponseBody(tx *waf.Tx, e *accesslog.Entry, rt *route, method string, resp *http.Response) error {
+func (h *handler) inspectResponseBody(tx *waf.Tx, e *accesslog.Entry, rt *route, r *http.Request, resp *http.Response) error {
 	if !tx.InspectsResponseBody() {
 		return nil
 	}
 	var body []byte
-	if tx.WantsResponseBody(method, resp.StatusCode, resp.Header) {
+	if tx.WantsResponseBody(r.Method, resp.StatusCode, resp.Header) {
 		held, done := forward.HoldBody(resp, tx.ResponseBodyLimit())
 		defer done()
 		body = held
@@ -32,6 +32,9 @@ func (h *handler) inspectResponseBody(tx *waf.Tx, e *accesslog.Entry, rt *route,
 	before := len(e.WAFRules)
 	v := tx.InspectResponseBody(body)
 	e.WAF = tx.InspectTime
+	if (v.Action == waf.ActionBlock || v.Action == waf.ActionDetect) && len(v.Rules) > before && h.audit.Wants(string(v.Action)) {
+		h.audit.Write(auditRecord(e, r, rt, v))
+	}
 	switch {
 	case v.Blocked():
 		setVerdict(e, v)

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"runtime"
 	"slices"
 	"strings"
@@ -305,5 +306,33 @@ func TestResponseBody_GzipBombBounded(t *testing.T) {
 	t.Logf("a %d-byte gzip body of 64 MiB: %.1f MiB allocated by the request", len(bomb), float64(alloc)/(1<<20))
 	if alloc > 16<<20 {
 		t.Errorf("the request allocated %.1f MiB: the decoding is not bounded", float64(alloc)/(1<<20))
+	}
+}
+
+// A refused response is audited as a refused request is: its request,
+// the action and the response rule that matched.
+func TestResponseBody_Audited(t *testing.T) {
+	path := t.TempDir() + "/audit.log"
+	g, cancel, done, _ := runGatewayWith(t, fmt.Sprintf(`
+frontends:
+  - name: web
+    bind: [{address: "127.0.0.1:0"}]
+    default_backend: app
+backends:
+  - name: app
+    servers: [{address: "%s"}]
+audit_log: {path: "%s"}
+`, leakBackend(t), path), Options{Log: zerolog.Nop()})
+	resp, _ := getRaw(t, "http://"+g.Addrs("web")[0].String()+"/leak/sql")
+	cancel()
+	<-done // the audit log is flushed and closed
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec map[string]any
+	json.Unmarshal(bytes.TrimSpace(data), &rec)
+	if resp.StatusCode != 403 || rec["uri"] != "/leak/sql" || rec["action"] != "block" || !strings.Contains(fmt.Sprint(rec["matches"]), "951230") {
+		t.Fatalf("status %d, audit log %s", resp.StatusCode, data)
 	}
 }
