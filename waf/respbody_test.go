@@ -161,3 +161,19 @@ func TestInspectResponseBody_DecodedCompressed(t *testing.T) {
 		}
 	}
 }
+
+// The exclusion a response block suggests, pasted into the policy, lets
+// that response through.
+func TestInspectResponseBody_ExclusionWorks(t *testing.T) {
+	v := respond(t, engine(t, waf.Config{Name: "default"}), "text/html", responseLeaks[0].body)
+	if v == nil || !v.Blocked() || len(v.Matches) == 0 || v.Matches[0].Exclusion == "" {
+		t.Fatalf("verdict %+v, want a block with an exclusion", v)
+	}
+	e, err := waf.New(waf.Config{Name: "excluded", Directives: v.Matches[0].Exclusion}, rules.FS())
+	if err != nil {
+		t.Fatalf("%s: %v", v.Matches[0].Exclusion, err)
+	}
+	if v := respond(t, e, "text/html", responseLeaks[0].body); v == nil || v.Blocked() {
+		t.Errorf("with %s: verdict %+v, want a pass", v.Matches[0].Exclusion, v)
+	}
+}
