@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"compress/gzip"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quic-go/quic-go/http3"
 	"github.com/rs/zerolog"
 )
 
@@ -334,5 +336,44 @@ audit_log: {path: "%s"}
 	json.Unmarshal(bytes.TrimSpace(data), &rec)
 	if resp.StatusCode != 403 || rec["uri"] != "/leak/sql" || rec["action"] != "block" || !strings.Contains(fmt.Sprint(rec["matches"]), "951230") {
 		t.Fatalf("status %d, audit log %s", resp.StatusCode, data)
+	}
+}
+
+// Over HTTP/2 and HTTP/3 a leaking response is refused as over HTTP/1.1,
+// and a clean one passes whole.
+func TestResponseBody_LeaksRefusedOverH2AndH3(t *testing.T) {
+	g, _, _, _ := runGateway(t, h3GatewayYAML("http://"+leakBackend(t)), zerolog.Nop())
+	site := "https://" + g.Addrs("web")[0].String()
+	insecure := &tls.Config{InsecureSkipVerify: true}
+	h3 := &http3.Transport{TLSClientConfig: insecure, DisableCompression: true}
+	defer h3.Close()
+	for _, c := range []struct {
+		proto string
+		rt    http.RoundTripper
+	}{
+		{"HTTP/2.0", &http.Transport{TLSClientConfig: insecure, ForceAttemptHTTP2: true, DisableCompression: true}},
+		{"HTTP/3.0", h3},
+	} {
+		client := &http.Client{Transport: c.rt, Timeout: 10 * time.Second}
+		for _, path := range []string{"/leak/sql", "/gzip/php", "/clean/java"} {
+			resp, err := client.Get(site + path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.Proto != c.proto {
+				t.Fatalf("%s: got %s", c.proto, resp.Proto)
+			}
+			if strings.HasPrefix(path, "/clean/") {
+				if resp.StatusCode != 200 || string(body) != leakPage("<p>All fine.</p>") {
+					t.Errorf("%s %s: status %d, %d bytes; want 200 and the page", c.proto, path, resp.StatusCode, len(body))
+				}
+				continue
+			}
+			if resp.StatusCode != 403 || resp.Header.Get("X-Backend-Secret") != "" || bytes.Contains(body, []byte("Orders")) {
+				t.Errorf("%s %s: status %d, headers %v, body %q; want the gateway's 403 alone", c.proto, path, resp.StatusCode, resp.Header, body)
+			}
+		}
 	}
 }
