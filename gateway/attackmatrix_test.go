@@ -238,6 +238,29 @@ func sendMatrix(t *testing.T, rt http.RoundTripper, base string, m *matrix, prot
 		ch, i   int
 		payload string
 	}
+	// The cells to send are listed, and the tables made, before any
+	// worker runs: the workers write into them.
+	if want == nil {
+		m.ids = map[string][][]string{}
+	}
+	var cells []cell
+	for _, class := range m.classes {
+		if m.status[class] == nil {
+			m.status[class] = make([][]int, len(waftest.Channels))
+			m.ids[class] = make([][]string, len(waftest.Channels))
+			for ch := range m.status[class] {
+				m.status[class][ch] = make([]int, len(m.payloads[class]))
+				m.ids[class][ch] = make([]string, len(m.payloads[class]))
+			}
+		}
+		for ch := range waftest.Channels {
+			for i, p := range m.payloads[class] {
+				if m.status[class][ch][i] == 0 {
+					cells = append(cells, cell{class, ch, i, p})
+				}
+			}
+		}
+	}
 	work := make(chan cell)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -275,25 +298,8 @@ func sendMatrix(t *testing.T, rt http.RoundTripper, base string, m *matrix, prot
 			}
 		}()
 	}
-	if want == nil {
-		m.ids = map[string][][]string{}
-	}
-	for _, class := range m.classes {
-		if m.status[class] == nil {
-			m.status[class] = make([][]int, len(waftest.Channels))
-			m.ids[class] = make([][]string, len(waftest.Channels))
-			for ch := range m.status[class] {
-				m.status[class][ch] = make([]int, len(m.payloads[class]))
-				m.ids[class][ch] = make([]string, len(m.payloads[class]))
-			}
-		}
-		for ch := range waftest.Channels {
-			for i, p := range m.payloads[class] {
-				if m.status[class][ch][i] == 0 {
-					work <- cell{class, ch, i, p}
-				}
-			}
-		}
+	for _, c := range cells {
+		work <- c
 	}
 	close(work)
 	wg.Wait()
