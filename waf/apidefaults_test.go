@@ -34,7 +34,7 @@ var apiBodies = []apiBody{
 	{"text/plain; charset=utf-8", func(v string) string { return v }, "ARGS:body"},
 	{"application/xml", func(v string) string {
 		return "<note><text>" + strings.NewReplacer("<", "&lt;", "&", "&amp;").Replace(v) + "</text></note>"
-	}, "REQUEST_XML"},
+	}, "XML:/*"},
 	{"application/graphql", func(v string) string { return "mutation { addNote(text: " + jsonStr(v) + ") { id } }" }, "ARGS:body"},
 	{"application/x-www-form-urlencoded", func(v string) string {
 		return "title=note&text=" + strings.ReplaceAll(strings.ReplaceAll(v, "%", "%25"), "&", "%26")

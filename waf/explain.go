@@ -30,6 +30,11 @@ func matchOf(mr types.MatchedRule, path string) Match {
 	var targets []string
 	for _, md := range mr.MatchedDatas() {
 		name := md.Variable().Name()
+		if name == "REQUEST_XML" {
+			// Coraza's internal name for XML: SecLang and ctl actions
+			// know it as XML only (a REQUEST_XML exclusion excludes nothing).
+			name = "XML"
+		}
 		if name == "TX" {
 			continue // the anomaly evaluation: scoring, not a request's part
 		}

@@ -63,6 +63,7 @@ func New(cfg Config, root fs.FS) (*Engine, error) {
 		}
 		root = o
 	}
+	root = channelsFS{root}
 	registerPlugins()
 	f := &fuser{}
 	w, err := build(cfg, local, root, f)
@@ -121,6 +122,7 @@ SecRule ARGS_COMBINED_SIZE "@gt %d" "id:10001,phase:2,t:none,log,deny,status:413
 SecAction "id:900000,phase:1,pass,t:none,nolog,setvar:tx.blocking_paranoia_level=%d"
 SecAction "id:900110,phase:1,pass,t:none,nolog,setvar:tx.inbound_anomaly_score_threshold=%d,setvar:tx.outbound_anomaly_score_threshold=%d"
 %sInclude @owasp_crs/*.conf
+Include `+channelsFile+`
 %s%s`, engine, coraLimit, coraLimit, action, c.RequestBodyNoFilesLimit, responseBodyDirectives(c), c.ParanoiaLevel, c.InboundAnomalyThreshold, c.OutboundAnomalyThreshold,
 		includes(slices.Concat(local.setup, local.pluginConfig, local.before, local.pluginBefore)),
 		responseBodyAfterCRS(c),

@@ -1,0 +1,86 @@
+package waf
+
+import (
+	"bufio"
+	"bytes"
+	"io"
+	"io/fs"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// channelsFile extends CRS's attack rules to the request channels CRS
+// leaves out for them (rules/sekisho/channels.conf), loaded right after CRS.
+const channelsFile = "sekisho/channels.conf"
+
+// channelsFS serves channelsFile without the lines whose rule the CRS in
+// use lacks: a crs_dir may hold another CRS version, or one with rules
+// taken out, and Coraza refuses SecRuleUpdateTargetById for a missing id.
+type channelsFS struct{ fs.FS }
+
+var (
+	ruleIDRe   = regexp.MustCompile(`\bid:(\d+)`)
+	updateIDRe = regexp.MustCompile(`^\s*SecRuleUpdateTargetById\s+(\d+)\s`)
+)
+
+func (c channelsFS) Open(name string) (fs.File, error) {
+	if name != channelsFile {
+		return c.FS.Open(name)
+	}
+	data, err := fs.ReadFile(c.FS, name)
+	if err != nil {
+		return nil, err
+	}
+	ids, err := crsRuleIDs(c.FS)
+	if err != nil {
+		return nil, err
+	}
+	info, err := fs.Stat(c.FS, name)
+	if err != nil {
+		return nil, err
+	}
+	data = keepKnownRules(data, ids)
+	return &memFile{Reader: bytes.NewReader(data), info: sizedInfo{info, int64(len(data))}}, nil
+}
+
+// crsRuleIDs lists the ids of the rules in the CRS files of root.
+func crsRuleIDs(root fs.FS) (map[int]bool, error) {
+	files, err := fs.Glob(root, "@owasp_crs/*.conf")
+	if err != nil {
+		return nil, err
+	}
+	ids := map[int]bool{}
+	for _, f := range files {
+		data, err := fs.ReadFile(root, f)
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range ruleIDRe.FindAllSubmatch(data, -1) {
+			if id, err := strconv.Atoi(string(m[1])); err == nil {
+				ids[id] = true
+			}
+		}
+	}
+	return ids, nil
+}
+
+// keepKnownRules blanks each SecRuleUpdateTargetById line of conf whose
+// rule is not in ids (blank, not dropped, so that Coraza's line numbers
+// in an error still point into the file).
+func keepKnownRules(conf []byte, ids map[int]bool) []byte {
+	var out bytes.Buffer
+	r := bufio.NewReader(bytes.NewReader(conf))
+	for {
+		line, err := r.ReadString('\n')
+		if m := updateIDRe.FindStringSubmatch(line); m != nil {
+			if id, _ := strconv.Atoi(m[1]); !ids[id] {
+				line = "# (not in this CRS) " + strings.TrimLeft(line, " \t")
+			}
+		}
+		out.WriteString(line)
+		if err == io.EOF {
+			return out.Bytes()
+		}
+	}
+}
