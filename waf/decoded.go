@@ -1,0 +1,141 @@
+package waf
+
+import (
+	"strings"
+	"unicode/utf8"
+)
+
+// addDecodedQueryArgs presents the query arguments that still hold an
+// encoding after the one percent-decoding a server applies a second time
+// to the rules, decoded: percent escapes (a double URL encoding) and HTML
+// numeric character references (&#60;, &#x3c;). Named references (&lt;,
+// &amp;) stay: they are what escaping text for display produces, and such
+// text is inert (CRS's own test 933100-33 forbids flagging "&lt;?"), while
+// writing characters as numbers is how payloads hide. Each decoded form is one
+// more value of the same argument (ARGS:q), so that every CRS rule
+// inspects it, waf_matches names the argument, and an exclusion of the
+// argument covers its decoded forms too. CRS's rules decode some of this
+// themselves (t:urlDecodeUni, t:htmlEntityDecode), but most of its SQL
+// and shell rules do not. Decoding is one step, linear in the query's
+// length; the added values count toward Coraza's argument limit, past
+// which the request is refused (rule 200004), never passed uninspected.
+func addDecodedQueryArgs(rawQuery string, add func(key, value string)) {
+	for pair := range strings.SplitSeq(rawQuery, "&") {
+		if pair == "" {
+			continue
+		}
+		k, v, _ := strings.Cut(pair, "=")
+		key, value := percentDecode(k), percentDecode(v)
+		if hasPercentEscape(value) {
+			add(key, percentDecode(value))
+		}
+		if strings.Contains(value, "&#") {
+			if d := numericRefDecode(value); d != value {
+				add(key, d)
+			}
+		}
+	}
+}
+
+// percentDecode decodes %XX escapes and '+' as a form does, leaving an
+// invalid escape as it is (as Coraza's urlDecodeUni does), so that a stray
+// '%' cannot make a value undecodable.
+func percentDecode(s string) string {
+	if !strings.ContainsAny(s, "%+") {
+		return s
+	}
+	b := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '+':
+			b = append(b, ' ')
+		case c == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]):
+			b = append(b, unhex(s[i+1])<<4|unhex(s[i+2]))
+			i += 2
+		default:
+			b = append(b, c)
+		}
+	}
+	return string(b)
+}
+
+// hasPercentEscape reports whether s holds a valid %XX escape.
+func hasPercentEscape(s string) bool {
+	for i := strings.IndexByte(s, '%'); i >= 0 && i+2 < len(s); {
+		if isHex(s[i+1]) && isHex(s[i+2]) {
+			return true
+		}
+		j := strings.IndexByte(s[i+1:], '%')
+		if j < 0 {
+			return false
+		}
+		i += 1 + j
+	}
+	return false
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+func unhex(c byte) byte {
+	switch {
+	case c >= 'a':
+		return c - 'a' + 10
+	case c >= 'A':
+		return c - 'A' + 10
+	}
+	return c - '0'
+}
+
+// numericRefDecode decodes HTML numeric character references, &#DDD; and
+// &#xHHH; (the ';' optional, as browsers read them), as an HTML parser
+// does: a code point that is not a character becomes U+FFFD. Anything
+// else, named references included, stays as it is.
+func numericRefDecode(s string) string {
+	var b strings.Builder
+	b.Grow(len(s))
+	for i := 0; i < len(s); {
+		j := strings.Index(s[i:], "&#")
+		if j < 0 {
+			b.WriteString(s[i:])
+			break
+		}
+		b.WriteString(s[i : i+j])
+		i += j
+		k, base := i+2, 10
+		if k < len(s) && (s[k] == 'x' || s[k] == 'X') {
+			k, base = k+1, 16
+		}
+		start, cp := k, 0
+		for k < len(s) && k-start < 8 && digitOf(s[k], base) >= 0 {
+			cp = cp*base + digitOf(s[k], base)
+			k++
+		}
+		if k == start {
+			b.WriteString("&#") // not a reference
+			i += 2
+			continue
+		}
+		if k < len(s) && s[k] == ';' {
+			k++
+		}
+		if cp == 0 || cp > utf8.MaxRune || (cp >= 0xD800 && cp <= 0xDFFF) {
+			cp = utf8.RuneError
+		}
+		b.WriteRune(rune(cp))
+		i = k
+	}
+	return b.String()
+}
+
+// digitOf is c's value as a digit in base 10 or 16, or -1.
+func digitOf(c byte, base int) int {
+	switch {
+	case '0' <= c && c <= '9':
+		return int(c - '0')
+	case base == 16 && isHex(c):
+		return int(unhex(c))
+	}
+	return -1
+}

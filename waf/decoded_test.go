@@ -1,0 +1,61 @@
+package waf
+
+import (
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestAddDecodedQueryArgs(t *testing.T) {
+	for _, tc := range []struct {
+		query string
+		want  []string // key=value of the added values
+	}{
+		{"q=running+shoes&page=2", nil},
+		{"q=" + url.QueryEscape(url.QueryEscape("' OR 1=1--")), []string{"q=' OR 1=1--"}},
+		{"q=%253Cscript%253E", []string{"q=<script>"}},
+		{"q=" + url.QueryEscape("&lt;script&gt;"), nil}, // named: escaped text, inert
+		{"q=" + url.QueryEscape("&#60;script&#x3E;&#X3c;&#0;&#99999999;&#;&#x;"), []string{"q=<script><\uFFFD\uFFFD&#;&#x;"}},
+		{"q=" + url.QueryEscape("&#39; OR &#x31;=1"), []string{"q=' OR 1=1"}},
+		{"q=Tom+%26+Jerry", nil},             // a bare & is no reference
+		{"q=50%25+off", nil},                 // "50% off": no escape left
+		{"q=%25zz%252F", []string{"q=%zz/"}}, // an invalid escape stays, the valid one decodes
+		{"a%2541=1&&=x&k", nil},
+		{"n%2541me=%2541", []string{"n%41me=A"}},
+	} {
+		var got []string
+		addDecodedQueryArgs(tc.query, func(k, v string) { got = append(got, k+"="+v) })
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("%q: added %q, want %q", tc.query, got, tc.want)
+		}
+	}
+}
+
+// percentDecode agrees with net/url wherever net/url can decode; neither
+// decoder grows a value.
+func FuzzPercentDecode(f *testing.F) {
+	for _, s := range []string{"", "a+b", "%41", "%4", "%zz%41", "%%41", "100%", "%C3%A9", "&lt;%26amp;", "q=%26%2360%3B&r=&#x41", "&#&#x&#1234567890;"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		d := percentDecode(s)
+		if len(d) > len(s) {
+			t.Fatalf("%q decoded to a longer %q", s, d)
+		}
+		if want, err := url.QueryUnescape(s); err == nil && d != want {
+			t.Fatalf("%q: %q, net/url %q", s, d, want)
+		}
+		if hasPercentEscape(s) == (d == strings.ReplaceAll(s, "+", " ")) {
+			t.Fatalf("%q: hasPercentEscape %v, decoded %q", s, hasPercentEscape(s), d)
+		}
+		if r := numericRefDecode(s); len(r) > len(s) {
+			t.Fatalf("%q: references decoded to a longer %q", s, r)
+		}
+		n := 0
+		addDecodedQueryArgs(s, func(k, v string) { n++ })
+		if n > 2*(strings.Count(s, "&")+1) {
+			t.Fatalf("%q: %d values added", s, n)
+		}
+	})
+}
