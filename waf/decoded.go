@@ -1,7 +1,9 @@
 package waf
 
 import (
+	"encoding/base64"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -28,6 +30,9 @@ func addDecodedQueryArgs(rawQuery string, add func(key, value string)) {
 		key, value := percentDecode(k), percentDecode(v)
 		if hasPercentEscape(value) {
 			add(key, percentDecode(value))
+		}
+		if d, ok := base64Text(value); ok {
+			add(key, d)
 		}
 		if strings.Contains(value, "&#") {
 			if d := numericRefDecode(value); d != value {
@@ -138,4 +143,41 @@ func digitOf(c byte, base int) int {
 		return int(unhex(c))
 	}
 	return -1
+}
+
+// minBase64 is the shortest value tried as base64: shorter ones are words
+// and numbers as often as encodings, and too short to carry an attack.
+const minBase64 = 12
+
+// base64Text decodes s when it is base64 (standard or URL alphabet, padded
+// or not) of text: valid UTF-8 without control characters other than tab
+// and line breaks. Random tokens, hashes and binary data decode to bytes
+// that are not such text and are left alone.
+func base64Text(s string) (string, bool) {
+	if len(s) < minBase64 {
+		return "", false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '+' || c == '/' || c == '-' || c == '_' || c == '=') {
+			return "", false
+		}
+	}
+	raw := strings.TrimRight(s, "=")
+	var d []byte
+	var err error
+	if strings.ContainsAny(raw, "-_") {
+		d, err = base64.RawURLEncoding.DecodeString(raw)
+	} else {
+		d, err = base64.RawStdEncoding.DecodeString(raw)
+	}
+	if err != nil || !utf8.Valid(d) {
+		return "", false
+	}
+	for _, r := range string(d) {
+		if unicode.IsControl(r) && r != '\t' && r != '\n' && r != '\r' {
+			return "", false
+		}
+	}
+	return string(d), true
 }

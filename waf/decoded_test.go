@@ -1,6 +1,7 @@
 package waf
 
 import (
+	"encoding/base64"
 	"net/url"
 	"slices"
 	"strings"
@@ -22,6 +23,11 @@ func TestAddDecodedQueryArgs(t *testing.T) {
 		{"q=50%25+off", nil},                 // "50% off": no escape left
 		{"q=%25zz%252F", []string{"q=%zz/"}}, // an invalid escape stays, the valid one decodes
 		{"a%2541=1&&=x&k", nil},
+		{"d=" + url.QueryEscape(base64.StdEncoding.EncodeToString([]byte("; cat /etc/passwd"))), []string{"d=; cat /etc/passwd"}},
+		{"d=" + base64.RawURLEncoding.EncodeToString([]byte("<svg/onload=alert(1)>?")), []string{"d=<svg/onload=alert(1)>?"}},
+		{"d=c2hvcnQ=", nil}, // "short": under minBase64
+		{"state=" + base64.RawURLEncoding.EncodeToString([]byte{0x8f, 0x01, 0xfe, 0x33, 0x90, 0x00, 0x12, 0x7f, 0xc4, 0x55, 0x21, 0xee}), nil}, // random bytes
+		{"q=HelloWorldFromParis", nil}, // decodes to bytes that are not text
 		{"n%2541me=%2541", []string{"n%41me=A"}},
 	} {
 		var got []string
@@ -52,9 +58,12 @@ func FuzzPercentDecode(f *testing.F) {
 		if r := numericRefDecode(s); len(r) > len(s) {
 			t.Fatalf("%q: references decoded to a longer %q", s, r)
 		}
+		if d, ok := base64Text(s); ok && len(d) > len(s) {
+			t.Fatalf("%q: base64 decoded to a longer %q", s, d)
+		}
 		n := 0
 		addDecodedQueryArgs(s, func(k, v string) { n++ })
-		if n > 2*(strings.Count(s, "&")+1) {
+		if n > 3*(strings.Count(s, "&")+1) {
 			t.Fatalf("%q: %d values added", s, n)
 		}
 	})
