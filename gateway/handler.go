@@ -108,7 +108,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Path: r.URL.Path, Query: r.URL.RawQuery, Protocol: r.Proto, UserAgent: r.UserAgent(),
 	}
 	rw := &responseWriter{ResponseWriter: w}
-	fromServer := false // the response is the server's: %B counts its headers as they came
+	countHeaders := h.access.CountsHeaderBytes()
 	e.ActiveConns, e.FrontendConns = h.active.Add(1), h.inflight.Add(1)
 	defer h.active.Add(-1)
 	defer h.inflight.Add(-1)
@@ -119,8 +119,8 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	defer func() {
 		e.Status, e.BytesOut = rw.status, rw.bytes
-		if !fromServer {
-			e.HeaderBytes = rw.headerBytes // the gateway's own response
+		if countHeaders && e.HeaderBytes == 0 && rw.status >= 200 {
+			e.HeaderBytes = accesslog.HeaderBytes(rw.status, "", rw.Header()) // the gateway's own response
 		}
 		answered := rw.status >= 200 || rw.status == http.StatusSwitchingProtocols
 		if !answered {
@@ -285,8 +285,11 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Proto:   "http",
 		OnError: func(w http.ResponseWriter, r *http.Request, status int) { writeErrorPage(w, r, status, e.RequestID) },
 		OnResponse: func(resp *http.Response) error {
-			_, reason, _ := strings.Cut(resp.Status, " ") // "200 OK"
-			hdrBytes := accesslog.HeaderBytes(resp.StatusCode, reason, resp.Header)
+			var hdrBytes int64 // %B counts the server's headers as they came
+			if countHeaders {
+				_, reason, _ := strings.Cut(resp.Status, " ") // "200 OK"
+				hdrBytes = accesslog.HeaderBytes(resp.StatusCode, reason, resp.Header)
+			}
 			if h.hsts != "" {
 				// The gateway's policy stands: its header over TLS, none over plain HTTP.
 				resp.Header.Del("Strict-Transport-Security")
@@ -299,7 +302,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			if err := h.inspectResponseBody(tx, e, rt, r, resp); err != nil {
 				return err
 			}
-			e.HeaderBytes, fromServer = hdrBytes, true
+			e.HeaderBytes = hdrBytes
 			return nil
 		},
 	}
@@ -471,22 +474,17 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// responseWriter records the status and body bytes sent, and counts the
-// headers as HAProxy's %B does. Unwrap lets http.ResponseController reach
-// Flush and Hijack (WebSocket upgrades).
+// responseWriter records the status and body bytes sent. Unwrap lets
+// http.ResponseController reach Flush and Hijack (WebSocket upgrades).
 type responseWriter struct {
 	http.ResponseWriter
-	status      int
-	bytes       int64
-	headerBytes int64
+	status int
+	bytes  int64
 }
 
 func (w *responseWriter) WriteHeader(code int) {
 	if w.status == 0 || w.status < 200 {
 		w.status = code
-		if code >= 200 {
-			w.headerBytes = accesslog.HeaderBytes(code, "", w.Header())
-		}
 	}
 	w.ResponseWriter.WriteHeader(code)
 }
@@ -494,7 +492,6 @@ func (w *responseWriter) WriteHeader(code int) {
 func (w *responseWriter) Write(p []byte) (int, error) {
 	if w.status == 0 {
 		w.status = http.StatusOK
-		w.headerBytes = accesslog.HeaderBytes(http.StatusOK, "", w.Header())
 	}
 	n, err := w.ResponseWriter.Write(p)
 	w.bytes += int64(n)

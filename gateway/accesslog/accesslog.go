@@ -117,7 +117,13 @@ type Capture struct {
 type Logger struct {
 	z    zerolog.Logger
 	text *textLogger // nil: JSON
+	// headerBytes is set when lines show %B, the only reader of
+	// Entry.HeaderBytes: counting headers is work for that format alone.
+	headerBytes bool
 }
+
+// CountsHeaderBytes tells whether lines need Entry.HeaderBytes.
+func (l *Logger) CountsHeaderBytes() bool { return l.headerBytes }
 
 // New writes entries to w as JSON lines; a nil w disables the access log.
 func New(w io.Writer) *Logger {
@@ -132,7 +138,7 @@ func NewText(w io.Writer, f *Format) *Logger {
 	if w == nil {
 		return New(nil)
 	}
-	return &Logger{z: zerolog.Nop(), text: &textLogger{w: w, f: f}}
+	return &Logger{z: zerolog.Nop(), text: &textLogger{w: w, f: f}, headerBytes: f.uses("B")}
 }
 
 // timeFormat is RFC 3339 with milliseconds, always three digits.

@@ -262,6 +262,16 @@ func (f *Format) value(v string, e *Entry) string {
 	return "-"
 }
 
+// uses tells whether the format shows variable v.
+func (f *Format) uses(v string) bool {
+	for _, p := range f.parts {
+		if p.v == v {
+			return true
+		}
+	}
+	return false
+}
+
 // textLogger writes entries as lines of a Format.
 type textLogger struct {
 	mu sync.Mutex
