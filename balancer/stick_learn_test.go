@@ -10,15 +10,7 @@ import (
 // Expires in the past without Max-Age, or an empty value) teaches the stick table nothing; one that sets it
 // sticks the session to the server that answered.
 func TestLearn_DeletedCookieNotLearnt(t *testing.T) {
-	w := 1
-	c := Config{Name: "app", Stick: &StickConfig{On: "cookie", Cookie: "JSESSIONID"}, Servers: []ServerConfig{
-		{Name: "a", Address: "10.0.0.1:80", Weight: &w}, {Name: "b", Address: "10.0.0.2:80", Weight: &w},
-	}}
-	c.SetDefaults()
-	p, err := New(c)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := cookieStickPool(t)
 	ctx := context.Background()
 	stuck := func(value string) *Server {
 		r, _ := http.NewRequest("GET", "/", nil)
@@ -52,4 +44,20 @@ func TestLearn_DeletedCookieNotLearnt(t *testing.T) {
 			t.Errorf("%s, deleted or not the application cookie, was learnt: stuck to %s", v, s.Name)
 		}
 	}
+}
+
+// cookieStickPool is servers a and b sticking on the JSESSIONID cookie, in
+// a table of the pool's own.
+func cookieStickPool(t *testing.T) *Pool {
+	t.Helper()
+	w := 1
+	c := Config{Name: "app", Stick: &StickConfig{On: "cookie", Cookie: "JSESSIONID"}, Servers: []ServerConfig{
+		{Name: "a", Address: "10.0.0.1:80", Weight: &w}, {Name: "b", Address: "10.0.0.2:80", Weight: &w},
+	}}
+	c.SetDefaults()
+	p, err := New(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

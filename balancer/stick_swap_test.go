@@ -10,15 +10,7 @@ import (
 // table timed out) keeps the server the table holds, and a key
 // redispatched from its server moves.
 func TestLearn_SwapsFromWhatTheRequestWasRoutedBy(t *testing.T) {
-	w := 1
-	c := Config{Name: "app", Stick: &StickConfig{On: "cookie", Cookie: "JSESSIONID"}, Servers: []ServerConfig{
-		{Name: "a", Address: "10.0.0.1:80", Weight: &w}, {Name: "b", Address: "10.0.0.2:80", Weight: &w},
-	}}
-	c.SetDefaults()
-	p, err := New(c)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := cookieStickPool(t)
 	ctx := context.Background()
 	a, b := p.Server("a"), p.Server("b")
 	if err := p.StickStore().Stick(ctx, "held", "a"); err != nil {

@@ -161,10 +161,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	fwdPeer := e.PeerIP // the X-Forwarded-For chain names the header's proxy only
 	if conn != nil {
 		e.VPCEndpointID = conn.VPCEndpointID()
-		if lb := conn.ProxyPeer(); lb != nil {
-			// The log names the load balancer that sent the PROXY header.
-			e.PeerIP, _ = splitHostPort(lb.String())
-		}
+		logProxyPeer(e, conn)
 	}
 	e.TLS = r.TLS
 	if e.TLS == nil && conn != nil {

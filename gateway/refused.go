@@ -22,11 +22,17 @@ func (h *handler) refused(c *listen.Conn, status int, start time.Time) {
 		ActiveConns: h.active.Load() + 1, FrontendConns: h.inflight.Load() + 1,
 	}
 	e.ClientIP, e.ClientPort = splitHostPort(c.RemoteAddr().String())
-	if lb := c.ProxyPeer(); lb != nil {
-		e.PeerIP, _ = splitHostPort(lb.String())
-	}
+	logProxyPeer(e, c)
 	e.TLS = c.TLS()
 	e.Total = time.Since(start)
 	h.access.Write(e)
 	h.metrics.observe(e)
+}
+
+// logProxyPeer names in e's peer_ip the load balancer that sent c's PROXY
+// header, when it sent one.
+func logProxyPeer(e *accesslog.Entry, c *listen.Conn) {
+	if lb := c.ProxyPeer(); lb != nil {
+		e.PeerIP, _ = splitHostPort(lb.String())
+	}
 }
