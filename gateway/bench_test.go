@@ -46,6 +46,12 @@ func benchGateway(b testing.TB, mode string) *Gateway {
 		w.Write(make([]byte, 1024))
 	}))
 	b.Cleanup(backend.Close)
+	return benchGatewayFor(b, backend.URL, "mode: "+mode)
+}
+
+// benchGatewayFor is one frontend in front of backendURL, whose default
+// policy has the settings policy (YAML, as in {name: default, <policy>}).
+func benchGatewayFor(b testing.TB, backendURL, policy string) *Gateway {
 	yaml := `
 frontends:
   - name: web
@@ -53,9 +59,9 @@ frontends:
     default_backend: app
 backends:
   - name: app
-    servers: [{address: "` + strings.TrimPrefix(backend.URL, "http://") + `"}]
+    servers: [{address: "` + strings.TrimPrefix(backendURL, "http://") + `"}]
 waf:
-  policies: [{name: default, mode: ` + mode + `}]
+  policies: [{name: default, ` + policy + `}]
 `
 	c, err := config.Parse("bench.yaml", []byte(yaml))
 	if err != nil {

@@ -7,9 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/rs/zerolog"
-
-	"github.com/sekisho/sekisho/gateway/config"
 	"github.com/sekisho/sekisho/waf/waftest"
 )
 
@@ -39,24 +36,7 @@ func BenchmarkGateway_ResponseInspection(b *testing.B) {
 	b.Cleanup(backend.Close)
 	for _, body := range []string{"on", "off"} {
 		b.Run("body="+body, func(b *testing.B) {
-			c, err := config.Parse("bench.yaml", []byte(`
-frontends:
-  - name: web
-    bind: [{address: "127.0.0.1:0"}]
-    default_backend: app
-backends:
-  - name: app
-    servers: [{address: "`+strings.TrimPrefix(backend.URL, "http://")+`"}]
-waf:
-  policies: [{name: default, inspect_response_body: `+map[string]string{"on": "true", "off": "false"}[body]+`}]
-`))
-			if err != nil {
-				b.Fatal(err)
-			}
-			g, err := New(c, Options{Log: zerolog.Nop(), Access: io.Discard})
-			if err != nil {
-				b.Fatal(err)
-			}
+			g := benchGatewayFor(b, backend.URL, "inspect_response_body: "+map[string]string{"on": "true", "off": "false"}[body])
 			h := g.frontends[0].handler
 			start := processCPU()
 			benchServe(b, h, waftest.BrowserGET)
