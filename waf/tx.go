@@ -192,20 +192,9 @@ func (t *Tx) InspectRequest(r *http.Request, uri string, c Conn) *Verdict {
 	} else {
 		t.body, t.bodyLen = http.NoBody, 0
 	}
-	var err error
-	if slotErr := t.inSlot(func() { it, err = tx.ProcessRequestBody() }); slotErr != nil {
-		return t.failed(http.StatusServiceUnavailable, slotErr)
-	}
-	if err != nil {
-		return t.failed(http.StatusInternalServerError, fmt.Errorf("processing request body: %w", err))
-	}
-	if it != nil {
-		return t.interrupted(it)
-	}
-	v := t.verdict(ActionPass)
-	v.Truncated = truncated
-	if t.e.cfg.Mode == ModeDetect && len(v.Rules) > 0 {
-		v.Action = ActionDetect
+	v := t.bodyPhase("request", tx.ProcessRequestBody)
+	if !v.Blocked() {
+		v.Truncated = truncated
 	}
 	return v
 }
@@ -264,13 +253,20 @@ func (t *Tx) InspectResponseBody(body []byte) *Verdict {
 			return t.failed(http.StatusBadGateway, fmt.Errorf("buffering response body: %w", err))
 		}
 	}
+	return t.bodyPhase("response", t.tx.ProcessResponseBody)
+}
+
+// bodyPhase runs a body phase (Coraza's ProcessRequestBody or
+// ProcessResponseBody) in an inspection slot: its interruption, a refusal
+// when it fails, else a pass (detect when rules matched in detect mode).
+func (t *Tx) bodyPhase(what string, phase func() (*types.Interruption, error)) *Verdict {
 	var it *types.Interruption
 	var err error
-	if slotErr := t.inSlot(func() { it, err = t.tx.ProcessResponseBody() }); slotErr != nil {
+	if slotErr := t.inSlot(func() { it, err = phase() }); slotErr != nil {
 		return t.failed(http.StatusServiceUnavailable, slotErr)
 	}
 	if err != nil {
-		return t.failed(http.StatusInternalServerError, fmt.Errorf("processing response body: %w", err))
+		return t.failed(http.StatusInternalServerError, fmt.Errorf("processing %s body: %w", what, err))
 	}
 	if it != nil {
 		return t.interrupted(it)
