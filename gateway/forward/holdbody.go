@@ -21,7 +21,7 @@ import (
 // called once the inspection is over. A read error of the server's is
 // kept and returned to the reader of resp.Body after the held bytes.
 func HoldBody(resp *http.Response, limit int64) (decoded []byte, done func()) {
-	hb := &heldBody{orig: resp.Body, raw: heldPool.Get().(*bytes.Buffer)}
+	hb := &heldBody{orig: resp.Body, raw: heldBuffers.Get().(*bytes.Buffer)}
 	n := limit
 	if resp.ContentLength >= 0 && resp.ContentLength < n {
 		n = resp.ContentLength
@@ -35,13 +35,13 @@ func HoldBody(resp *http.Response, limit int64) (decoded []byte, done func()) {
 	if enc == "" || enc == "identity" || hb.raw.Len() == 0 {
 		return hb.raw.Bytes(), func() {}
 	}
-	dec := decodedPool.Get().(*bytes.Buffer)
+	dec := heldBuffers.Get().(*bytes.Buffer)
 	if !inflate(dec, enc, hb.raw.Bytes(), limit) && dec.Len() == 0 {
 		// Not the encoding it claims: inspected as it is.
-		decodedPool.Put(dec)
+		recycle(dec)
 		return hb.raw.Bytes(), func() {}
 	}
-	return dec.Bytes(), func() { recycle(&decodedPool, dec) }
+	return dec.Bytes(), func() { recycle(dec) }
 }
 
 // inflate decodes raw, an encoded body's first part, into dst up to limit
@@ -106,7 +106,7 @@ func (b *heldBody) Close() error {
 	err := b.orig.Close()
 	b.done = true
 	b.held.Reset(nil)
-	recycle(&heldPool, b.raw)
+	recycle(b.raw)
 	b.raw = nil
 	return err
 }
@@ -117,14 +117,14 @@ func (b *heldBody) Close() error {
 const maxPooled = 256 << 10
 
 var (
-	heldPool    = sync.Pool{New: func() any { return new(bytes.Buffer) }}
-	decodedPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+	// heldBuffers hold a response's first part, as sent and decoded.
+	heldBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 	gzipPool    = sync.Pool{New: func() any { return new(gzip.Reader) }}
 )
 
-func recycle(p *sync.Pool, b *bytes.Buffer) {
+func recycle(b *bytes.Buffer) {
 	if b.Cap() <= maxPooled {
 		b.Reset()
-		p.Put(b)
+		heldBuffers.Put(b)
 	}
 }
