@@ -249,10 +249,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		e.TermState = "WR--" // sekisho's own code: the WAF refused the request
 		if v.Action == waf.ActionError {
 			e.TermState = "IR--" // an internal error in the inspection
-			e.Error = tx.Err().Error()
-			if !errors.Is(tx.Err(), waf.ErrClientBody) && !errors.Is(tx.Err(), waf.ErrClientGone) {
-				h.log.Error().Err(tx.Err()).Str(accesslog.FieldRequestID, e.RequestID).Msg("waf inspection failed; request refused")
-			}
+			h.inspectionFailed(e, tx, "waf inspection failed; request refused")
 		}
 		if v.Status == http.StatusRequestEntityTooLarge {
 			// The body was not read: close rather than drain it.

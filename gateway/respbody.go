@@ -40,10 +40,8 @@ func (h *handler) inspectResponseBody(tx *waf.Tx, e *accesslog.Entry, rt *route,
 		setVerdict(e, v)
 		e.TermState = "WD--" // the WAF refused the response body
 		if v.Action == waf.ActionError {
-			e.TermState, e.Error = "ID--", tx.Err().Error()
-			if !errors.Is(tx.Err(), waf.ErrClientGone) {
-				h.log.Error().Err(tx.Err()).Str(accesslog.FieldRequestID, e.RequestID).Msg("waf response inspection failed; response refused")
-			}
+			e.TermState = "ID--"
+			h.inspectionFailed(e, tx, "waf response inspection failed; response refused")
 		} else {
 			h.emitWAF(e, rt, v)
 		}
@@ -55,4 +53,13 @@ func (h *handler) inspectResponseBody(tx *waf.Tx, e *accesslog.Entry, rt *route,
 		}
 	}
 	return nil
+}
+
+// inspectionFailed logs why tx could not inspect, in e and, unless the
+// client caused it (a bad body, a client gone), in the error log with msg.
+func (h *handler) inspectionFailed(e *accesslog.Entry, tx *waf.Tx, msg string) {
+	e.Error = tx.Err().Error()
+	if !errors.Is(tx.Err(), waf.ErrClientBody) && !errors.Is(tx.Err(), waf.ErrClientGone) {
+		h.log.Error().Err(tx.Err()).Str(accesslog.FieldRequestID, e.RequestID).Msg(msg)
+	}
 }
