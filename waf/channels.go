@@ -22,6 +22,7 @@ type channelsFS struct{ fs.FS }
 var (
 	ruleIDRe   = regexp.MustCompile(`\bid:(\d+)`)
 	updateIDRe = regexp.MustCompile(`^\s*SecRuleUpdateTargetById\s+(\d+)\s`)
+	crsOpRe    = regexp.MustCompile(`"@` + crsOperator + ` ([0-9 ]*)"`)
 )
 
 func (c channelsFS) Open(name string) (fs.File, error) {
@@ -40,7 +41,11 @@ func (c channelsFS) Open(name string) (fs.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	data = keepKnownRules(data, ids)
+	checks, err := crsChecksIn(c.FS)
+	if err != nil {
+		return nil, err
+	}
+	data = resolveCRSChecks(keepKnownRules(data, ids), checks)
 	return &memFile{Reader: bytes.NewReader(data), info: sizedInfo{info, int64(len(data))}}, nil
 }
 
@@ -83,4 +88,26 @@ func keepKnownRules(conf []byte, ids map[int]bool) []byte {
 			return out.Bytes()
 		}
 	}
+}
+
+// resolveCRSChecks replaces the CRS rule ids of each @sekisho_crs operator
+// in conf with the keys of their checks in crsChecks. Ids the CRS in use
+// lacks (or whose rule is chained) are left out; an operator left with none
+// never matches.
+func resolveCRSChecks(conf []byte, checks map[int]crsCheck) []byte {
+	return crsOpRe.ReplaceAllFunc(conf, func(m []byte) []byte {
+		var keys []string
+		for _, f := range strings.Fields(string(crsOpRe.FindSubmatch(m)[1])) {
+			id, _ := strconv.Atoi(f)
+			if c, ok := checks[id]; ok {
+				k := c.key()
+				crsChecks.Store(k, c)
+				keys = append(keys, k)
+			}
+		}
+		if len(keys) == 0 {
+			return []byte(`"@noMatch"`)
+		}
+		return []byte(`"@` + crsOperator + " " + strings.Join(keys, " ") + `"`)
+	})
 }

@@ -103,7 +103,7 @@ func TestFuse_Updates(t *testing.T) {
 func TestFuse_CRS(t *testing.T) {
 	registerPlugins()
 	f := &fuser{}
-	if _, err := build(equivalencePolicy(), ruleFiles{}, rules.FS(), f); err != nil {
+	if _, err := build(equivalencePolicy(), ruleFiles{}, channelsFS{rules.FS()}, f); err != nil {
 		t.Fatal(err)
 	}
 	if f.retry() != nil {
@@ -125,7 +125,7 @@ func fusedWAFs(t testing.TB) [2]coraza.WAF {
 	fusedPairOnce.Do(func() {
 		registerPlugins()
 		for i, f := range []*fuser{{off: true}, {}} {
-			w, err := build(equivalencePolicy(), ruleFiles{}, rules.FS(), f)
+			w, err := build(equivalencePolicy(), ruleFiles{}, channelsFS{rules.FS()}, f)
 			if err != nil {
 				t.Fatal(err)
 			}

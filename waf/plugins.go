@@ -23,6 +23,7 @@ func registerPlugins() {
 		plugins.RegisterOperator("pmFromFile", newPMFromFile)
 		plugins.RegisterOperator("pmf", newPMFromFile)
 		plugins.RegisterOperator(fusedOperator, newFusedOp)
+		plugins.RegisterOperator(crsOperator, newCRSOp)
 		registerTransformations()
 		pluginsRegistered.Store(true)
 	})

@@ -1,0 +1,205 @@
+package waf
+
+import (
+	"fmt"
+	"hash/fnv"
+	"io/fs"
+	"path"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/corazawaf/coraza/v3/experimental/plugins/plugintypes"
+)
+
+// crsOperator runs the checks of several CRS rules, each with its own
+// transformations, as one operator: `SecRule REQUEST_HEADERS|... "@sekisho_crs
+// 942100 942140"` matches a value when any of the CRS rules named would. One
+// sekisho rule per attack class so extends CRS's checks to a channel at the
+// cost of one rule's evaluation rather than forty: Coraza gathers a rule's
+// variables and applies its key exclusions once per rule, and for request
+// headers that costs more than the checks themselves.
+//
+// The operator's arguments are the CRS rules' ids as written in the rule
+// file; channelsFS replaces them, when the file is read, with keys into
+// crsChecks, taken from the CRS in use (embedded or crs_dir).
+const crsOperator = "sekisho_crs"
+
+// crsCheck is the check of one CRS rule: its operator and transformations.
+type crsCheck struct {
+	id    int
+	dir   string // of the rule's file: where @pmFromFile finds its data
+	chain string // transformation names, comma-joined ("" for none)
+	op    string // operator name, without @
+	args  string // operator arguments, unescaped as Coraza does
+	multi bool   // multiMatch: the operator also runs before each transformation
+}
+
+// crsChecks holds every crsCheck read so far, by key. Keys name a check's
+// content, so WAF builds share them and a reload with changed rules adds
+// new keys: the map grows only with distinct CRS rule texts.
+var crsChecks sync.Map // string -> crsCheck
+
+// key names c by its id and content.
+func (c crsCheck) key() string {
+	h := fnv.New64a()
+	fmt.Fprintf(h, "%s\x00%s\x00%s\x00%s\x00%t", c.dir, c.chain, c.op, c.args, c.multi)
+	return strconv.Itoa(c.id) + "." + strconv.FormatUint(h.Sum64(), 36)
+}
+
+// crsChecksIn reads the rules of CRS's files in root and returns, by id,
+// the checks sekisho can run on its own: a rule whose match stands alone
+// (no chain) and whose operator is not negated.
+func crsChecksIn(root fs.FS) (map[int]crsCheck, error) {
+	files, err := fs.Glob(root, "@owasp_crs/*.conf")
+	if err != nil {
+		return nil, err
+	}
+	out := map[int]crsCheck{}
+	for _, f := range files {
+		data, err := fs.ReadFile(root, f)
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range logicalLines(strings.Split(string(data), "\n")) {
+			r, ok := parseSecRule(d.text)
+			if !ok {
+				continue
+			}
+			if c, ok := checkOf(r, path.Dir(f)); ok {
+				out[c.id] = c
+			}
+		}
+	}
+	return out, nil
+}
+
+// checkOf returns the check of rule r, or false when r's match does not
+// stand alone.
+func checkOf(r secRule, dir string) (crsCheck, bool) {
+	c := crsCheck{id: -1, dir: dir}
+	var chain []string
+	for _, a := range r.acts {
+		switch a.key {
+		case "chain":
+			return c, false
+		case "multimatch":
+			c.multi = true
+		case "id":
+			n, err := strconv.Atoi(a.val)
+			if err != nil {
+				return c, false
+			}
+			c.id = n
+		case "t":
+			if a.val == "none" {
+				chain = chain[:0]
+			} else {
+				chain = append(chain, a.val)
+			}
+		}
+	}
+	// As Coraza reads an operator (seclang's ParseOperator).
+	op := strings.ReplaceAll(r.op[1:len(r.op)-1], `\"`, `"`)
+	switch {
+	case op == "" || op[0] == '!':
+		return c, false
+	case op[0] != '@':
+		op = "@rx " + op
+	}
+	name, args, _ := strings.Cut(op[1:], " ")
+	c.op, c.args, c.chain = strings.TrimSpace(name), strings.TrimSpace(args), strings.Join(chain, ",")
+	return c, c.id >= 0
+}
+
+// crsOp is a crsOperator: the checks it runs, in order.
+type crsOp struct {
+	checks []crsSubOp
+}
+
+type crsSubOp struct {
+	id    string
+	chain *tchain // nil: no transformation
+	inner plugintypes.Operator
+	multi bool
+}
+
+// newCRSOp builds a crsOperator from its keys.
+func newCRSOp(o plugintypes.OperatorOptions) (plugintypes.Operator, error) {
+	op := &crsOp{}
+	for _, key := range strings.Fields(o.Arguments) {
+		v, ok := crsChecks.Load(key)
+		if !ok {
+			return nil, fmt.Errorf("@%s: no CRS rule %q (list CRS rule ids)", crsOperator, key)
+		}
+		c := v.(crsCheck)
+		sub := crsSubOp{id: strconv.Itoa(c.id), multi: c.multi}
+		if c.chain != "" {
+			chain, err := chainOf(c.chain)
+			if err != nil {
+				return nil, fmt.Errorf("@%s: CRS rule %d: %w", crsOperator, c.id, err)
+			}
+			sub.chain = chain
+		}
+		io := o
+		io.Arguments, io.Path = c.args, []string{c.dir}
+		inner, err := corazaOperator(c.op, io)
+		if err != nil {
+			return nil, fmt.Errorf("@%s: CRS rule %d: %w", crsOperator, c.id, err)
+		}
+		sub.inner = inner
+		op.checks = append(op.checks, sub)
+	}
+	if len(op.checks) == 0 {
+		return nil, fmt.Errorf("@%s: no CRS rule to run", crsOperator)
+	}
+	return op, nil
+}
+
+// crsRuleVar is the TX variable that names the CRS rule whose check matched
+// last, for a rule's msg or logdata (%{TX.sekisho_crs_rule}).
+const crsRuleVar = "sekisho_crs_rule"
+
+// Evaluate implements plugintypes.Operator.
+func (o *crsOp) Evaluate(tx plugintypes.TransactionState, value string) bool {
+	m := memoOf(tx)
+	for i := range o.checks {
+		if c := &o.checks[i]; c.matches(tx, m, value) {
+			tx.Variables().TX().Set(crsRuleVar, []string{c.id})
+			return true
+		}
+	}
+	return false
+}
+
+// matches runs one check as Coraza runs its rule: on the transformed value,
+// and for a multiMatch rule also on the value before each transformation.
+func (c *crsSubOp) matches(tx plugintypes.TransactionState, m *txMemo, value string) bool {
+	if c.chain == nil {
+		return c.eval(tx, m, value)
+	}
+	if !c.multi {
+		return c.eval(tx, m, c.chain.apply(m, value))
+	}
+	if c.eval(tx, m, value) {
+		return true
+	}
+	for _, s := range c.chain.steps {
+		out, changed, err := s.fn(value)
+		if err != nil || !changed {
+			continue
+		}
+		value = out
+		if c.eval(tx, m, value) {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *crsSubOp) eval(tx plugintypes.TransactionState, m *txMemo, value string) bool {
+	if r, ok := c.inner.(*rx); ok {
+		return r.evaluate(tx, m, value)
+	}
+	return c.inner.Evaluate(tx, value)
+}
