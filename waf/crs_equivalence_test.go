@@ -16,6 +16,8 @@ import (
 	"testing"
 
 	"github.com/corazawaf/coraza/v3"
+	"github.com/corazawaf/coraza/v3/experimental/plugins"
+	"github.com/corazawaf/coraza/v3/experimental/plugins/plugintypes"
 
 	"github.com/sekisho/sekisho/rules"
 	"github.com/sekisho/sekisho/waf/waftest"
@@ -164,6 +166,10 @@ func TestMain(m *testing.M) {
 }
 
 func writeStockReference(path string) error {
+	// sekisho's GraphQL view (base.conf, rule 200030) is an action stock
+	// Coraza lacks: here it does nothing, so that a CRS case holding a
+	// GraphQL document would show up as a difference.
+	plugins.RegisterAction(graphqlAction, func() plugintypes.Action { return stockNoop{} })
 	w, err := coraza.NewWAF(coraza.NewWAFConfig().WithRootFS(stockChannelsFS{rules.FS()}).WithDirectives(Directives(equivalencePolicy())))
 	if err != nil {
 		return err
@@ -237,3 +243,10 @@ func TestCRSEquivalence(t *testing.T) {
 	}
 	t.Logf("%d CRS ftw request cases compared; %d blocked by both", len(cases), blocked)
 }
+
+// stockNoop stands for a sekisho action in the stock reference.
+type stockNoop struct{}
+
+func (stockNoop) Init(plugintypes.RuleMetadata, string) error                     { return nil }
+func (stockNoop) Evaluate(plugintypes.RuleMetadata, plugintypes.TransactionState) {}
+func (stockNoop) Type() plugintypes.ActionType                                    { return plugintypes.ActionTypeNondisruptive }

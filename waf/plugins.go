@@ -24,6 +24,7 @@ func registerPlugins() {
 		plugins.RegisterOperator("pmf", newPMFromFile)
 		plugins.RegisterOperator(fusedOperator, newFusedOp)
 		plugins.RegisterOperator(crsOperator, newCRSOp)
+		plugins.RegisterAction(graphqlAction, newGraphQLAction)
 		registerTransformations()
 		pluginsRegistered.Store(true)
 	})
