@@ -69,6 +69,10 @@ type Config struct {
 	// "type/subtype", "type/*" or a structured syntax suffix "+json".
 	// text/event-stream is never held, whatever this says.
 	ResponseBodyTypes []string `yaml:"response_body_types"`
+	// SemanticChecks confirms the matches of CRS's word-based rules with a
+	// semantic check before they score (semantic.go; default true); false
+	// scores every CRS match as stock CRS does.
+	SemanticChecks *bool `yaml:"semantic_checks"`
 }
 
 // Defaults for a policy; they match CRS's own defaults and nginx's 1 MiB body limit.
@@ -94,6 +98,10 @@ func (c *Config) SetDefaults() {
 	if c.InspectResponseBody == nil {
 		yes := true
 		c.InspectResponseBody = &yes
+	}
+	if c.SemanticChecks == nil {
+		yes := true
+		c.SemanticChecks = &yes
 	}
 	if c.ResponseBodyLimit == 0 {
 		c.ResponseBodyLimit = DefaultResponseBodyLimit

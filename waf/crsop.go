@@ -112,16 +112,11 @@ func checkOf(r secRule, dir string) (crsCheck, bool) {
 	return c, c.id >= 0
 }
 
-// crsOp is a crsOperator: the checks it runs, in order.
+// crsOp is a crsOperator: the checks it runs, in order, and the CRS
+// rule of each.
 type crsOp struct {
-	checks []crsSubOp
-}
-
-type crsSubOp struct {
-	id    string
-	chain *tchain // nil: no transformation
-	inner plugintypes.Operator
-	multi bool
+	checks []*fusedOp
+	ids    []string
 }
 
 // newCRSOp builds a crsOperator from its keys.
@@ -133,7 +128,7 @@ func newCRSOp(o plugintypes.OperatorOptions) (plugintypes.Operator, error) {
 			return nil, fmt.Errorf("@%s: no CRS rule %q (list CRS rule ids)", crsOperator, key)
 		}
 		c := v.(crsCheck)
-		sub := crsSubOp{id: strconv.Itoa(c.id), multi: c.multi}
+		sub := &fusedOp{multi: c.multi}
 		if c.chain != "" {
 			chain, err := chainOf(c.chain)
 			if err != nil {
@@ -149,6 +144,7 @@ func newCRSOp(o plugintypes.OperatorOptions) (plugintypes.Operator, error) {
 		}
 		sub.inner = inner
 		op.checks = append(op.checks, sub)
+		op.ids = append(op.ids, strconv.Itoa(c.id))
 	}
 	if len(op.checks) == 0 {
 		return nil, fmt.Errorf("@%s: no CRS rule to run", crsOperator)
@@ -163,43 +159,11 @@ const crsRuleVar = "sekisho_crs_rule"
 // Evaluate implements plugintypes.Operator.
 func (o *crsOp) Evaluate(tx plugintypes.TransactionState, value string) bool {
 	m := memoOf(tx)
-	for i := range o.checks {
-		if c := &o.checks[i]; c.matches(tx, m, value) {
-			tx.Variables().TX().Set(crsRuleVar, []string{c.id})
+	for i, c := range o.checks {
+		if c.matches(tx, m, value) {
+			tx.Variables().TX().Set(crsRuleVar, []string{o.ids[i]})
 			return true
 		}
 	}
 	return false
-}
-
-// matches runs one check as Coraza runs its rule: on the transformed value,
-// and for a multiMatch rule also on the value before each transformation.
-func (c *crsSubOp) matches(tx plugintypes.TransactionState, m *txMemo, value string) bool {
-	if c.chain == nil {
-		return c.eval(tx, m, value)
-	}
-	if !c.multi {
-		return c.eval(tx, m, c.chain.apply(m, value))
-	}
-	if c.eval(tx, m, value) {
-		return true
-	}
-	for _, s := range c.chain.steps {
-		out, changed, err := s.fn(value)
-		if err != nil || !changed {
-			continue
-		}
-		value = out
-		if c.eval(tx, m, value) {
-			return true
-		}
-	}
-	return false
-}
-
-func (c *crsSubOp) eval(tx plugintypes.TransactionState, m *txMemo, value string) bool {
-	if r, ok := c.inner.(*rx); ok {
-		return r.evaluate(tx, m, value)
-	}
-	return c.inner.Evaluate(tx, value)
 }

@@ -35,8 +35,9 @@ const fusedOperator = "sekisho_t"
 
 // fuser rewrites the rule files of one WAF build.
 type fuser struct {
-	off  bool     // rewrite nothing
-	keep idRanges // rules to leave as they are
+	off      bool     // move no transformations
+	keep     idRanges // rules whose transformations stay as they are
+	semantic bool     // give rules their semantic checks (semantic.go)
 
 	mu        sync.Mutex
 	rewritten int      // rules rewritten, chain links included
@@ -67,11 +68,11 @@ func (f *fuser) retry() *fuser {
 		if f.rewritten == 0 {
 			return nil
 		}
-		return &fuser{off: true}
+		return &fuser{off: true, semantic: f.semantic}
 	}
 	for _, id := range f.fused {
 		if f.touched.has(id) {
-			return &fuser{keep: append(slices.Clip(f.keep), f.touched...)}
+			return &fuser{keep: append(slices.Clip(f.keep), f.touched...), semantic: f.semantic}
 		}
 	}
 	return nil
@@ -280,8 +281,10 @@ func (f *fuser) rewrite(src string) string {
 			f.unfusing = true
 			f.mu.Unlock()
 		}
-		for k := i; k < j && !leave; k++ {
-			if text, ok := f.fuse(rules[k], k == i); ok {
+		for k := i; k < j && isRule[k]; k++ {
+			// A chain that reads MATCHED_VAR keeps its transformations;
+			// its rules may still get their semantic checks.
+			if text, ok := f.fuse(rules[k], k == i, !leave); ok {
 				d := dirs[k]
 				for l := d.first; l < d.last; l++ {
 					lines[l] = ""
@@ -323,22 +326,23 @@ func readsMatchedVarInActions(acts []action) bool {
 	return false
 }
 
-// fuse returns r rewritten, or false when r keeps its transformations.
-func (f *fuser) fuse(r secRule, head bool) (string, bool) {
-	if f.off {
-		return "", false
-	}
+// fuse returns r rewritten, or false when r is left as it is. A rule that
+// keeps its transformations may still get its semantic check.
+func (f *fuser) fuse(r secRule, head, move bool) (string, bool) {
 	var (
 		chain    []string
 		kept     []string
 		none     bool
+		multi    bool
+		movable  = move && !f.off
 		id       = -1
 		firstRaw = ""
 	)
 	for _, a := range r.acts {
 		switch a.key {
 		case "multimatch":
-			return "", false
+			multi = true
+			continue
 		case "id":
 			n, err := strconv.Atoi(a.val)
 			if err != nil {
@@ -350,10 +354,8 @@ func (f *fuser) fuse(r secRule, head bool) (string, bool) {
 				none, chain = true, chain[:0]
 				continue
 			}
-			if !none || !isName(a.val) {
-				// Transformations that add to inherited ones are left to Coraza.
-				return "", false
-			}
+			// Transformations that add to inherited ones are left to Coraza.
+			movable = movable && none && isName(a.val)
 			chain = append(chain, a.val)
 			continue
 		}
@@ -362,43 +364,81 @@ func (f *fuser) fuse(r secRule, head bool) (string, bool) {
 		}
 		kept = append(kept, a.raw)
 	}
+	neg, body := splitOperator(r.op)
+	check := ""
+	if f.semantic && head && neg == "" {
+		name, _, _ := strings.Cut(body, " ")
+		if c := semanticFor(id, name); c != "" {
+			check = c + "@" + strconv.Itoa(id)
+		}
+	}
+	// Coraza scores each form of the value a multiMatch rule matches; the
+	// fused operator matches once per value, so such a rule keeps its
+	// transformations, unless it has a semantic check: that needs the value
+	// as received, which only the fused operator has (it then scores once
+	// per value, enough to reach any threshold a single match reaches).
+	if multi && check == "" {
+		movable = false
+	}
 	// Coraza's action parser never looks at the first byte of the list:
 	// keep lists whose new first byte would have mattered.
-	if len(chain) == 0 || head && id < 0 || firstRaw != "" && strings.IndexByte(`':,\`, firstRaw[0]) >= 0 {
-		return "", false
-	}
-	if head && f.keep.has(id) {
-		return "", false
-	}
-	// The operator as written, quotes and escapes kept: Coraza unquotes the
-	// rewritten one the same way.
-	inner := r.op[1 : len(r.op)-1]
-	neg, body := "", ""
+	movable = movable && len(chain) > 0 && !(head && id < 0) &&
+		(firstRaw == "" || strings.IndexByte(`':,\`, firstRaw[0]) < 0) && !(head && f.keep.has(id))
+	var names string
 	switch {
-	case inner == "" || inner[0] != '@' && inner[0] != '!':
-		body = "rx " + inner
-	case inner == "!":
-		neg, body = "!", "rx"
-	case inner[0] == '!' && (len(inner) < 2 || inner[1] != '@'):
-		neg, body = "!", "rx "+inner[1:]
-	case inner[0] == '@':
-		body = inner[1:]
-	default: // "!@"
-		neg, body = "!", inner[2:]
+	case movable:
+		flags := check
+		if multi {
+			flags += ",multi"
+		}
+		names = strings.Join(chain, ",")
+		if flags != "" {
+			names = flags + "/" + names
+		}
+	case check != "":
+		// Coraza transforms the value (the check sees what it is given),
+		// the check confirms the match.
+		names, kept = check+"/", nil
+		for _, a := range r.acts {
+			kept = append(kept, a.raw)
+		}
+	default:
+		return "", false
 	}
-	text := "SecRule " + r.vars + ` "` + neg + "@" + fusedOperator + " " + strings.Join(chain, ",") + " " + body + `" "` + strings.Join(kept, ",") + `"`
+	text := "SecRule " + r.vars + ` "` + neg + "@" + fusedOperator + " " + names + " " + body + `" "` + strings.Join(kept, ",") + `"`
 	if len(text) >= 60<<10 {
 		// Coraza reads lines with bufio.Scanner, which stops (silently) at
 		// a line of 64 KiB: the joined rule must stay well below.
 		return "", false
 	}
-	f.mu.Lock()
-	f.rewritten++
-	if head {
-		f.fused = append(f.fused, id)
+	if movable {
+		f.mu.Lock()
+		f.rewritten++
+		if head {
+			f.fused = append(f.fused, id)
+		}
+		f.mu.Unlock()
 	}
-	f.mu.Unlock()
 	return text, true
+}
+
+// splitOperator returns a rule's operator as written (quotes and escapes
+// kept: Coraza unquotes the rewritten one the same way) as its negation and
+// "NAME ARGUMENTS".
+func splitOperator(op string) (neg, body string) {
+	inner := op[1 : len(op)-1]
+	switch {
+	case inner == "" || inner[0] != '@' && inner[0] != '!':
+		return "", "rx " + inner
+	case inner == "!":
+		return "!", "rx"
+	case inner[0] == '!' && (len(inner) < 2 || inner[1] != '@'):
+		return "!", "rx " + inner[1:]
+	case inner[0] == '@':
+		return "", inner[1:]
+	default: // "!@"
+		return "!", inner[2:]
+	}
 }
 
 func isName(s string) bool {

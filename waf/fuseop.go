@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"unicode/utf8"
 	_ "unsafe" // go:linkname, below
 
 	"github.com/corazawaf/coraza/v3/experimental/plugins/plugintypes"
@@ -22,17 +23,35 @@ func corazaOperator(name string, options plugintypes.OperatorOptions) (plugintyp
 
 // fusedOp is a rule's operator with the rule's transformations: see fuse.go.
 type fusedOp struct {
-	chain *tchain
-	inner plugintypes.Operator
+	chain   *tchain // nil: no transformation
+	inner   plugintypes.Operator
+	multi   bool      // multiMatch: also run before each transformation
+	confirm *semantic // nil: a match stands as it is (semantic.go)
 }
 
-// newFusedOp reads "NAMES OPERATOR ARGUMENTS", NAMES being the rule's
-// transformations joined by commas.
+// newFusedOp reads "[FLAGS/]NAMES OPERATOR ARGUMENTS", NAMES being the
+// rule's transformations joined by commas (possibly none), FLAGS "multi"
+// for a multiMatch rule and the name of the semantic check that confirms
+// its matches, joined by commas.
 func newFusedOp(o plugintypes.OperatorOptions) (plugintypes.Operator, error) {
 	names, rest, _ := strings.Cut(o.Arguments, " ")
-	chain, err := chainOf(names)
-	if err != nil {
-		return nil, err
+	op := &fusedOp{}
+	if flags, chain, ok := strings.Cut(names, "/"); ok {
+		names = chain
+		for _, f := range strings.Split(flags, ",") {
+			if f == "multi" {
+				op.multi = true
+			} else if op.confirm = semanticCheck(f); op.confirm == nil {
+				return nil, fmt.Errorf("@%s: unknown flag %q", fusedOperator, f)
+			}
+		}
+	}
+	if names != "" {
+		chain, err := chainOf(names)
+		if err != nil {
+			return nil, err
+		}
+		op.chain = chain
 	}
 	// As Coraza's rule parser cuts an operator from its arguments.
 	name, args, _ := strings.Cut(rest, " ")
@@ -41,17 +60,68 @@ func newFusedOp(o plugintypes.OperatorOptions) (plugintypes.Operator, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &fusedOp{chain: chain, inner: inner}, nil
+	op.inner = inner
+	return op, nil
 }
 
 // Evaluate implements plugintypes.Operator.
 func (o *fusedOp) Evaluate(tx plugintypes.TransactionState, value string) bool {
-	m := memoOf(tx)
-	value = o.chain.apply(m, value)
+	return o.matches(tx, memoOf(tx), value)
+}
+
+// matches runs the check as Coraza runs its rule: on the transformed value,
+// and for a multiMatch rule also on the value before each transformation
+// that changes it. A semantic check then confirms the match or not.
+func (o *fusedOp) matches(tx plugintypes.TransactionState, m *txMemo, value string) bool {
+	raw := value
+	if !o.multi || o.chain == nil {
+		if o.chain != nil {
+			value = o.chain.apply(m, value)
+		}
+		return o.eval(tx, m, value) && o.confirmed(tx, raw, value)
+	}
+	if o.eval(tx, m, value) && o.confirmed(tx, raw, value) {
+		return true
+	}
+	for _, s := range o.chain.steps {
+		out, changed, err := s.fn(value)
+		if err != nil || !changed {
+			continue
+		}
+		value = out
+		if o.eval(tx, m, value) && o.confirmed(tx, raw, value) {
+			return true
+		}
+	}
+	return false
+}
+
+func (o *fusedOp) eval(tx plugintypes.TransactionState, m *txMemo, value string) bool {
 	if r, ok := o.inner.(*rx); ok {
 		return r.evaluate(tx, m, value) // one memo lookup for both
 	}
 	return o.inner.Evaluate(tx, value)
+}
+
+// confirmed asks the rule's semantic check, if it has one, about a match
+// on value, which transformations made of raw. The check reads raw; it
+// knows where the match is when the pattern matches raw as well.
+func (o *fusedOp) confirmed(tx plugintypes.TransactionState, raw, value string) bool {
+	if o.confirm == nil {
+		return true
+	}
+	span := [2]int{-1, -1}
+	if r, ok := o.inner.(*rx); ok && utf8.ValidString(raw) {
+		// Where the pattern matches raw too, that is the match's place.
+		if loc := r.re.FindStringIndex(raw); loc != nil {
+			span = [2]int{loc[0], loc[1]}
+		}
+	}
+	if o.confirm.check(raw, span) {
+		return true
+	}
+	noteUnconfirmed(tx, o.confirm)
+	return false
 }
 
 // tchain is a list of transformations, as a rule's t: actions give them.

@@ -24,7 +24,7 @@ func registerPlugins() {
 		plugins.RegisterOperator("pmf", newPMFromFile)
 		plugins.RegisterOperator(fusedOperator, newFusedOp)
 		plugins.RegisterOperator(crsOperator, newCRSOp)
-		plugins.RegisterAction(graphqlAction, newGraphQLAction)
+		plugins.RegisterAction(viewsAction, newViewsAction)
 		registerTransformations()
 		pluginsRegistered.Store(true)
 	})

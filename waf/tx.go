@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -46,6 +47,9 @@ type Verdict struct {
 	Truncated bool
 	// RedirectURL is set when a rule's disruptive action is a redirect.
 	RedirectURL string
+	// Unconfirmed are the CRS matches that a semantic check rejected
+	// (semantic.go): they did not score.
+	Unconfirmed []Unconfirmed
 }
 
 // Blocked reports whether the request must not reach a backend.
@@ -324,6 +328,9 @@ func (t *Tx) verdict(a Action) *Verdict {
 		}
 		v.Rules = append(v.Rules, mr.Rule().ID())
 		v.Matches = append(v.Matches, matchOf(mr, t.path))
+	}
+	if m := memoOf(t.tx); m != nil && len(m.unconfirmed) > 0 {
+		v.Unconfirmed = slices.Clone(m.unconfirmed)
 	}
 	if st, ok := t.tx.(interface {
 		Variables() plugintypes.TransactionVariables

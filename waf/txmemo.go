@@ -18,6 +18,8 @@ type txMemo struct {
 	bits  []uint64          // scan's output, cleared after each use
 	seen  []uint64          // scan's scratch
 	views map[string]goView // values that are not UTF-8, as Go's regexp reads them
+
+	unconfirmed []Unconfirmed // matches the semantic checks rejected
 }
 
 // valueMemo is what a transaction learnt about one value.
@@ -62,6 +64,7 @@ func forgetValues(tx any) {
 }
 
 func (c *txMemo) forget() {
+	c.unconfirmed = c.unconfirmed[:0]
 	clear(c.views)
 	c.slab = c.slab[:0]
 	clear(c.vidx)

@@ -65,7 +65,7 @@ func New(cfg Config, root fs.FS) (*Engine, error) {
 	}
 	root = channelsFS{root}
 	registerPlugins()
-	f := &fuser{}
+	f := &fuser{semantic: *cfg.SemanticChecks}
 	w, err := build(cfg, local, root, f)
 	if again := f.retry(); err == nil && again != nil {
 		f = again

@@ -3,6 +3,7 @@ package waf
 import (
 	"mime"
 	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/corazawaf/coraza/v3/collection"
@@ -32,8 +33,9 @@ import (
 // document that parses holds nothing but names, numbers, punctuation,
 // literals and comments, so no other text escapes inspection.
 
-// graphqlAction is the action name of the rule that applies this (base.conf).
-const graphqlAction = "sekisho_graphql"
+// viewsAction is the action name of the rule that presents GraphQL
+// documents and text arrays as above and below (base.conf, rule 200030).
+const viewsAction = "sekisho_views"
 
 // graphqlKey matches the arguments that hold a GraphQL over HTTP query.
 var graphqlKey = regexp.MustCompile(`^(?:json\.(?:[0-9]+\.)?)?query$`)
@@ -45,24 +47,26 @@ const (
 	graphqlMaxTokens = 16 << 10
 )
 
-type graphqlView struct{}
+type views struct{}
 
-func newGraphQLAction() plugintypes.Action { return graphqlView{} }
+func newViewsAction() plugintypes.Action { return views{} }
 
 // Init implements plugintypes.Action.
-func (graphqlView) Init(plugintypes.RuleMetadata, string) error { return nil }
+func (views) Init(plugintypes.RuleMetadata, string) error { return nil }
 
 // Type implements plugintypes.Action.
-func (graphqlView) Type() plugintypes.ActionType { return plugintypes.ActionTypeNondisruptive }
+func (views) Type() plugintypes.ActionType { return plugintypes.ActionTypeNondisruptive }
 
 // Evaluate implements plugintypes.Action: it replaces each GraphQL document
-// among the request's arguments by its literals and comments.
-func (graphqlView) Evaluate(_ plugintypes.RuleMetadata, tx plugintypes.TransactionState) {
+// among the request's arguments by its literals and comments, and each
+// array of lines of text by the text.
+func (views) Evaluate(_ plugintypes.RuleMetadata, tx plugintypes.TransactionState) {
 	v := tx.Variables()
 	graphqlArgs(v.ArgsGet(), nil)
 	graphqlArgs(v.ArgsPost(), func(key string) bool {
 		return key == "body" && isGraphQLType(first(v.RequestHeaders().Get("content-type")))
 	})
+	textArrays(v.ArgsPost())
 }
 
 // graphqlArgs rewrites the GraphQL documents of one argument collection;
@@ -134,4 +138,67 @@ func nestingOver(s string, limit int) bool {
 		}
 	}
 	return false
+}
+
+// An array of strings that are the lines of one text (a notebook cell's
+// "source", an editor's buffer, a message split in lines) is a document its
+// application joins, and inspected one line at a time its lines read as
+// payloads: a line of code is a short, dense value. So an array of at least
+// textArrayMin strings, which joined by line breaks reads as text (isText),
+// is presented as the joined text, the first element's value (the others
+// are left empty): CRS's rules match it as before, and the semantic checks
+// (semantic.go) read it as the text it is. An array that does not read as
+// text (tags, ids, a payload split in parts) is inspected as it is.
+const (
+	textArrayMin = 3
+	textArrayMax = 1000 // elements; a larger array is inspected as it is
+)
+
+// textArrays rewrites the arrays of lines of text among args.
+func textArrays(args collection.Map) {
+	arrays := map[string]int{} // prefix -> number of leaf elements 0..n-1 seen
+	for _, md := range args.FindAll() {
+		if prefix, i, ok := arrayElement(md.Key()); ok && i < textArrayMax {
+			arrays[prefix]++
+		}
+	}
+	for prefix, n := range arrays {
+		if n < textArrayMin || n > textArrayMax {
+			continue
+		}
+		lines := make([]string, n)
+		ok := true
+		for i := range lines {
+			vs := args.Get(prefix + "." + strconv.Itoa(i))
+			if len(vs) != 1 {
+				ok = false
+				break
+			}
+			lines[i] = strings.TrimSuffix(vs[0], "\n")
+		}
+		if !ok {
+			continue
+		}
+		text := strings.Join(lines, "\n")
+		if len(text) > graphqlMaxLen || !isText(text) {
+			continue
+		}
+		args.Set(prefix+".0", []string{text})
+		for i := 1; i < n; i++ {
+			args.Set(prefix+"."+strconv.Itoa(i), []string{})
+		}
+	}
+}
+
+// arrayElement cuts a key "PREFIX.N" of a JSON body's array element.
+func arrayElement(key string) (prefix string, i int, ok bool) {
+	dot := strings.LastIndexByte(key, '.')
+	if dot < 0 || !strings.HasPrefix(key, "json.") {
+		return "", 0, false
+	}
+	i, err := strconv.Atoi(key[dot+1:])
+	if err != nil || i < 0 || key[dot+1] == '+' {
+		return "", 0, false
+	}
+	return key[:dot], i, true
 }

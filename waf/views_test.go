@@ -109,3 +109,71 @@ func FuzzGraphQLParts(f *testing.F) {
 		}
 	})
 }
+
+// A JSON array of lines that reads as text is inspected as the text: a
+// notebook cell's code passes, an attack in one of its lines is blocked and
+// named on the array's first element; an array that is not text is
+// inspected element by element.
+func TestTextArrays_Engine(t *testing.T) {
+	e, err := New(Config{Name: "default"}, rules.FS())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cell := func(lines ...string) *http.Request {
+		var q []string
+		for _, l := range lines {
+			q = append(q, strconv.Quote(l))
+		}
+		r := httptest.NewRequest("POST", "/api/notebooks/1/cells", strings.NewReader(`{"cell_type":"code","source":[`+strings.Join(q, ",")+`]}`))
+		r.Header.Set("Content-Type", "application/json")
+		return r
+	}
+	code := []string{"const res = await fetch('/api/v1/orders?limit=10');", "const { orders } = await res.json();", "console.log(orders.map(o => o.id).join(', '));"}
+	for _, c := range []struct {
+		name    string
+		req     *http.Request
+		blocked bool
+		varName string
+	}{
+		{"code cell", cell(code...), false, ""},
+		{"code cell, lines with line breaks", cell(code[0]+"\n", code[1]+"\n", code[2]), false, ""},
+		{"xss in a line", cell(append(slices.Clone(code), "document.body.innerHTML = '<img src=x onerror=alert(1)>';")...), true, "ARGS:json.source.0"},
+		{"not text: one line each", cell("console.log(document.cookie)", "x", "y"), true, "ARGS:json.source.0"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			v := e.Check(c.req)
+			if v.Blocked() != c.blocked {
+				t.Fatalf("blocked = %v, want %v (rules %v, unconfirmed %v)", v.Blocked(), c.blocked, v.Rules, v.Unconfirmed)
+			}
+			if c.varName != "" && !slices.ContainsFunc(v.Matches, func(m Match) bool { return strings.EqualFold(m.Variable, c.varName) }) {
+				t.Errorf("no match names %s: %+v", c.varName, v.Matches)
+			}
+		})
+	}
+}
+
+// An OAuth request whose only redirect_uri is a plain loopback URL (RFC
+// 8252) passes; any other loopback use is still an SSRF to CRS.
+func TestOAuthLoopbackRedirect(t *testing.T) {
+	e, err := New(Config{Name: "default"}, rules.FS())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		query   string
+		blocked bool
+	}{
+		{"response_type=code&client_id=cli&redirect_uri=http%3A%2F%2Flocalhost%3A3000%2Fcallback", false},
+		{"response_type=code&client_id=cli&redirect_uri=http%3A%2F%2F127.0.0.1%3A51004%2Foauth2redirect", false},
+		{"response_type=code&redirect_uri=http%3A%2F%2Flocalhost%3A3000%2Fcallback", true},                                            // no client_id
+		{"client_id=cli&redirect_uri=http%3A%2F%2Flocalhost%3A3000%2Fcb&redirect_uri=http%3A%2F%2F169.254.169.254%2Flatest%2F", true}, // two
+		{"client_id=cli&redirect_uri=http%3A%2F%2Flocalhost%3A3000%2Fcb%3Fx%3D1", true},                                               // a query
+		{"client_id=cli&redirect_uri=http%3A%2F%2F169.254.169.254%2Flatest%2Fmeta-data%2F", true},                                     // not loopback
+		{"client_id=cli&callback=http%3A%2F%2Flocalhost%3A3000%2Fcallback", true},                                                     // another parameter
+	} {
+		v := e.Check(httptest.NewRequest("GET", "/oauth2/v1/authorize?"+c.query, nil))
+		if v.Blocked() != c.blocked {
+			t.Errorf("%s: blocked = %v, want %v (rules %v)", c.query, v.Blocked(), c.blocked, v.Rules)
+		}
+	}
+}
