@@ -95,8 +95,8 @@ func unhex(c byte) byte {
 
 // numericRefDecode decodes HTML numeric character references, &#DDD; and
 // &#xHHH; (the ';' optional, as browsers read them), as an HTML parser
-// does: a code point that is not a character becomes U+FFFD. Anything
-// else, named references included, stays as it is.
+// does: every digit is read, and a code point that is not a character
+// becomes U+FFFD. Anything else, named references included, stays as it is.
 func numericRefDecode(s string) string {
 	var b strings.Builder
 	b.Grow(len(s))
@@ -112,9 +112,14 @@ func numericRefDecode(s string) string {
 		if k < len(s) && (s[k] == 'x' || s[k] == 'X') {
 			k, base = k+1, 16
 		}
+		// Every digit is read, as a browser does, leading zeros included;
+		// the value stops growing past the last code point, so that a run
+		// of any length is one pass and never overflows.
 		start, cp := k, 0
-		for k < len(s) && k-start < 8 && digitOf(s[k], base) >= 0 {
-			cp = cp*base + digitOf(s[k], base)
+		for k < len(s) && digitOf(s[k], base) >= 0 {
+			if cp <= utf8.MaxRune {
+				cp = cp*base + digitOf(s[k], base)
+			}
 			k++
 		}
 		if k == start {
@@ -150,18 +155,35 @@ func digitOf(c byte, base int) int {
 const minBase64 = 12
 
 // base64Text decodes s when it is base64 (standard or URL alphabet, padded
-// or not) of text: valid UTF-8 without control characters other than tab
+// or not, broken into lines by CR LF or LF as MIME and lenient decoders
+// allow) of text: valid UTF-8 without control characters other than tab
 // and line breaks. Random tokens, hashes and binary data decode to bytes
 // that are not such text and are left alone.
 func base64Text(s string) (string, bool) {
 	if len(s) < minBase64 {
 		return "", false
 	}
+	breaks := 0
 	for i := 0; i < len(s); i++ {
 		c := s[i]
+		if c == '\r' || c == '\n' {
+			breaks++
+			continue
+		}
 		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '+' || c == '/' || c == '-' || c == '_' || c == '=') {
 			return "", false
 		}
+	}
+	if breaks > 0 {
+		if len(s)-breaks < minBase64 {
+			return "", false
+		}
+		s = strings.Map(func(r rune) rune {
+			if r == '\r' || r == '\n' {
+				return -1
+			}
+			return r
+		}, s)
 	}
 	raw := strings.TrimRight(s, "=")
 	var d []byte

@@ -38,6 +38,39 @@ func TestAddDecodedQueryArgs(t *testing.T) {
 	}
 }
 
+// base64Text decodes base64 of text, padded or not, in either alphabet,
+// and, as lenient decoders (encoding/base64, browsers' atob aside, MIME)
+// do, base64 broken into lines by CR LF or LF.
+func TestBase64Text(t *testing.T) {
+	mime := func(s string, n int) string { // s's base64 in lines of n
+		e := base64.StdEncoding.EncodeToString([]byte(s))
+		var b strings.Builder
+		for len(e) > n {
+			b.WriteString(e[:n] + "\r\n")
+			e = e[n:]
+		}
+		return b.String() + e
+	}
+	for _, tc := range []struct {
+		in, want string // want "": refused
+	}{
+		{base64.StdEncoding.EncodeToString([]byte("' UNION SELECT password FROM users--")), "' UNION SELECT password FROM users--"},
+		{base64.RawURLEncoding.EncodeToString([]byte("<img src=x onerror=alert(1)>")), "<img src=x onerror=alert(1)>"},
+		{mime("<script>alert(document.cookie)</script>", 16), "<script>alert(document.cookie)</script>"},
+		{mime("; cat /etc/passwd; echo done", 8) + "\r\n", "; cat /etc/passwd; echo done"},
+		{strings.ReplaceAll(mime("<svg onload=alert(1)>", 12), "\r\n", "\n"), "<svg onload=alert(1)>"},
+		{"\r\n\r\n\r\n\r\nc2hvcnQ", ""}, // "short": line breaks do not count toward minBase64
+		{"PHN2Zz4K\tPHN2Zz4K", ""},      // a tab is no line break
+		{"PHN2Zz4K PHN2Zz4K", ""},       // nor is a space (see decodedForms)
+		{"HelloWorldFromParis", ""},
+	} {
+		got, ok := base64Text(tc.in)
+		if ok != (tc.want != "") || got != tc.want {
+			t.Errorf("base64Text(%q) = %q, %v; want %q", tc.in, got, ok, tc.want)
+		}
+	}
+}
+
 // percentDecode agrees with net/url wherever net/url can decode; neither
 // decoder grows a value.
 func FuzzPercentDecode(f *testing.F) {
