@@ -21,6 +21,10 @@ import (
 // and shell rules do not. Decoding is one step, linear in the query's
 // length; the added values count toward Coraza's argument limit, past
 // which the request is refused (rule 200004), never passed uninspected.
+//
+// The body's arguments (urlencoded and multipart form fields, JSON values)
+// get the same decoded forms from decodedPostArgs (views.go), once Coraza
+// has parsed them.
 func addDecodedQueryArgs(rawQuery string, add func(key, value string)) {
 	for pair := range strings.SplitSeq(rawQuery, "&") {
 		if pair == "" {
@@ -28,16 +32,28 @@ func addDecodedQueryArgs(rawQuery string, add func(key, value string)) {
 		}
 		k, v, _ := strings.Cut(pair, "=")
 		key, value := percentDecode(k), percentDecode(v)
-		if hasPercentEscape(value) {
-			add(key, percentDecode(value))
-		}
-		if d, ok := base64Text(value); ok {
-			add(key, d)
-		}
-		if strings.Contains(value, "&#") {
-			if d := numericRefDecode(value); d != value {
-				add(key, d)
-			}
+		decodedForms(value, func(d string) { add(key, d) })
+	}
+}
+
+// decodedForms calls add with each form of value that one more decoding
+// step gives, at most three, none longer than value: its percent escapes
+// decoded (a second URL encoding), the text it is base64 of, its numeric
+// character references decoded. Base64 is tried as it is and, when that
+// fails, with its spaces read back as '+': a client that puts standard
+// base64 in a query or a form unescaped has its '+' read as a space.
+func decodedForms(value string, add func(string)) {
+	if hasPercentEscape(value) {
+		add(percentDecode(value))
+	}
+	if d, ok := base64Text(value); ok {
+		add(d)
+	} else if d, ok := base64TextSpaced(value); ok {
+		add(d)
+	}
+	if strings.Contains(value, "&#") {
+		if d := numericRefDecode(value); d != value {
+			add(d)
 		}
 	}
 }
@@ -170,7 +186,7 @@ func base64Text(s string) (string, bool) {
 			breaks++
 			continue
 		}
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '+' || c == '/' || c == '-' || c == '_' || c == '=') {
+		if !isBase64Char(c) {
 			return "", false
 		}
 	}
@@ -202,4 +218,24 @@ func base64Text(s string) (string, bool) {
 		}
 	}
 	return string(d), true
+}
+
+// base64TextSpaced is base64Text of s with its spaces read back as '+',
+// for s that holds spaces and nothing else outside base64's alphabet and
+// line breaks (checked before anything is copied).
+func base64TextSpaced(s string) (string, bool) {
+	if len(s) < minBase64 || strings.IndexByte(s, ' ') < 0 {
+		return "", false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c != ' ' && c != '\r' && c != '\n' && !isBase64Char(c) {
+			return "", false
+		}
+	}
+	return base64Text(strings.ReplaceAll(s, " ", "+"))
+}
+
+// isBase64Char reports whether c is in either base64 alphabet or padding.
+func isBase64Char(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '+' || c == '/' || c == '-' || c == '_' || c == '='
 }

@@ -2,12 +2,15 @@ package waf
 
 import (
 	"mime"
+	"net/http"
+	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
 
 	"github.com/corazawaf/coraza/v3/collection"
 	"github.com/corazawaf/coraza/v3/experimental/plugins/plugintypes"
+	"github.com/corazawaf/coraza/v3/types"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/lexer"
 	"github.com/vektah/gqlparser/v2/parser"
@@ -59,14 +62,86 @@ func (views) Type() plugintypes.ActionType { return plugintypes.ActionTypeNondis
 
 // Evaluate implements plugintypes.Action: it replaces each GraphQL document
 // among the request's arguments by its literals and comments, and each
-// array of lines of text by the text.
-func (views) Evaluate(_ plugintypes.RuleMetadata, tx plugintypes.TransactionState) {
+// array of lines of text by the text; then it adds the decoded forms of the
+// body's arguments.
+func (views) Evaluate(r plugintypes.RuleMetadata, tx plugintypes.TransactionState) {
 	v := tx.Variables()
 	graphqlArgs(v.ArgsGet(), nil)
 	graphqlArgs(v.ArgsPost(), func(key string) bool {
 		return key == "body" && isGraphQLType(first(v.RequestHeaders().Get("content-type")))
 	})
 	textArrays(v.ArgsPost())
+	if !decodedPostArgs(v.ArgsPost(), argumentLimit(tx)) {
+		if s, ok := v.ArgumentsLimitReached().(setter); ok {
+			s.Set("1")
+		}
+		tx.Interrupt(&types.Interruption{RuleID: r.ID(), Action: "deny", Status: http.StatusBadRequest})
+	}
+}
+
+// The body's arguments, which Coraza parses after the request headers'
+// phase, get the decoded forms that the query's get in Tx.InspectRequest
+// (decodedForms, decoded.go): a urlencoded or multipart form field or a
+// JSON value that still holds a percent-encoding, numeric character
+// references or base64 of text is inspected also decoded, one step, as
+// more values of the same argument (ARGS:json.note), so that waf_matches
+// name the argument and an exclusion of the argument covers its decoded
+// forms. The query's arguments (ARGS_GET) are left alone: they have theirs.
+// They run after the views above, so a GraphQL document's literals and a
+// text array's text are decoded too.
+//
+// The work is one pass over each value, and each decoded form no longer
+// than its value. Nothing is skipped for its length: the decoded forms
+// count toward the inspection budget (ARGS_COMBINED_SIZE, which rule 10001
+// checks after this rule) and toward Coraza's argument limit, so a request
+// that they take past either is refused, never passed with a form left
+// uninspected.
+
+// decodedPostArgs adds the decoded forms of args' values, and reports
+// false, having added what fits, when they would take args past limit
+// values.
+func decodedPostArgs(args collection.Map, limit int) bool {
+	all := args.FindAll()
+	n := len(all)
+	for _, md := range all {
+		key, over := md.Key(), false
+		decodedForms(md.Value(), func(d string) {
+			if n >= limit {
+				over = true
+				return
+			}
+			args.Add(key, d)
+			n++
+		})
+		if over {
+			return false
+		}
+	}
+	return true
+}
+
+// defaultArgumentLimit is Coraza's SecArgumentsLimit when none is set.
+const defaultArgumentLimit = 1000
+
+// argumentLimit is the transaction's SecArgumentsLimit. Coraza keeps it
+// on its WAF, which an action reaches only through the transaction's
+// exported WAF field (TestDecodedPostArgs_ArgumentLimit shows it found).
+func argumentLimit(tx any) int {
+	v := reflect.ValueOf(tx)
+	if v.Kind() == reflect.Pointer && !v.IsNil() {
+		v = v.Elem()
+	}
+	if v.Kind() != reflect.Struct {
+		return defaultArgumentLimit
+	}
+	w := v.FieldByName("WAF")
+	if !w.IsValid() || w.Kind() != reflect.Pointer || w.IsNil() {
+		return defaultArgumentLimit
+	}
+	if l := w.Elem().FieldByName("ArgumentLimit"); l.IsValid() && l.CanInt() && l.Int() > 0 {
+		return int(l.Int())
+	}
+	return defaultArgumentLimit
 }
 
 // graphqlArgs rewrites the GraphQL documents of one argument collection;

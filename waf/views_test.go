@@ -1,14 +1,23 @@
 package waf
 
 import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/corazawaf/coraza/v3/experimental/plugins/plugintypes"
 	"github.com/sekisho/sekisho/rules"
+	"github.com/sekisho/sekisho/waf/waftest"
 )
 
 func TestGraphQLParts(t *testing.T) {
@@ -175,5 +184,196 @@ func TestOAuthLoopbackRedirect(t *testing.T) {
 		if v.Blocked() != c.blocked {
 			t.Errorf("%s: blocked = %v, want %v (rules %v)", c.query, v.Blocked(), c.blocked, v.Rules)
 		}
+	}
+}
+
+// base64Flat is wallarm gotestwaf's Base64Flat encoding: standard base64
+// without its padding, '+' and '/' included.
+func base64Flat(v string) string {
+	return strings.TrimRight(base64.StdEncoding.EncodeToString([]byte(v)), "=")
+}
+
+// flatChannels carry a value, plain or Base64Flat, in each place of a
+// request that holds arguments, as gotestwaf sends it: the base64 neither
+// percent-encoded in the query nor in a form, so that its '+' reaches the
+// rules as a space.
+var flatChannels = []struct {
+	name  string
+	build func(v string) *http.Request
+}{
+	{"query", func(v string) *http.Request {
+		return browserRequest("GET", "/app/search?q="+strings.ReplaceAll(url.QueryEscape(v), "%2B", "+")+"&page=1", "", "")
+	}},
+	{"form", func(v string) *http.Request {
+		return browserRequest("POST", "/app/contact", "application/x-www-form-urlencoded", "name=Ann+Example&comment="+strings.ReplaceAll(url.QueryEscape(v), "%2B", "+")+"&consent=yes")
+	}},
+	{"multipart", func(v string) *http.Request {
+		var b strings.Builder
+		w := multipart.NewWriter(&b)
+		w.WriteField("title", "My upload")
+		w.WriteField("comment", v)
+		w.Close()
+		return browserRequest("POST", "/app/upload", w.FormDataContentType(), b.String())
+	}},
+	{"json", func(v string) *http.Request {
+		j, _ := json.Marshal(map[string]any{"order": map[string]any{"id": 1234, "note": v}})
+		return browserRequest("POST", "/app/api/orders", "application/json", string(j))
+	}},
+}
+
+func browserRequest(method, target, ctype, body string) *http.Request {
+	r := httptest.NewRequest(method, "http://shop.example.com"+target, strings.NewReader(body))
+	waftest.BrowserHeaders(r.Header, 1)
+	if ctype != "" {
+		r.Header.Set("Content-Type", ctype)
+	}
+	return r
+}
+
+// Every attack value of the matrix (testdata/attacks) that a channel stops
+// as it is, the same channel stops as Base64Flat: the decoded form is the
+// value itself, inspected by the same rules under the same argument. But
+// for the values whose base64 is shorter than minBase64 (at most 8 bytes:
+// "$(id)", "admin'--"), which are not tried as base64: they are counted
+// and named in the log.
+func TestBase64Flat_Engine(t *testing.T) {
+	e, err := New(Config{Name: "default"}, rules.FS())
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, _ := filepath.Glob("testdata/attacks/*.txt")
+	for _, ch := range flatChannels {
+		plain, flat, both := 0, 0, 0
+		var missed, short []string
+		for _, f := range files {
+			if filepath.Base(f) == "benign.txt" {
+				continue
+			}
+			values, err := waftest.LoadValues(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, v := range values {
+				p := e.Check(ch.build(v)).Blocked()
+				b := e.Check(ch.build(base64Flat(v))).Blocked()
+				plain, flat = plain+b2i(p), flat+b2i(b)
+				if p && b {
+					both++
+				}
+				if p && !b {
+					if len(base64Flat(v)) < minBase64 {
+						short = append(short, fmt.Sprintf("%s %q", filepath.Base(f), v))
+						continue
+					}
+					missed = append(missed, fmt.Sprintf("%s %.60q", filepath.Base(f), v))
+				}
+			}
+		}
+		t.Logf("%s: %d stopped as they are, %d as Base64Flat (%d both); passing as too short for base64: %s", ch.name, plain, flat, both, strings.Join(short, ", "))
+		if len(missed) > 0 {
+			t.Errorf("%s: %d values stopped as they are pass as Base64Flat: %s", ch.name, len(missed), strings.Join(missed, "; "))
+		}
+	}
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// argsAfter inspects r and returns the values of its arguments as the
+// rules saw them, key=value in order, the query's and the body's apart.
+func argsAfter(t *testing.T, e *Engine, r *http.Request) (get, post []string, v *Verdict) {
+	t.Helper()
+	tx := e.NewTx(context.Background(), "args")
+	defer tx.Close()
+	v = tx.InspectRequest(r, r.URL.RequestURI(), Conn{ClientIP: "192.0.2.1"})
+	vars := tx.tx.(plugintypes.TransactionState).Variables()
+	for _, md := range vars.ArgsGet().FindAll() {
+		get = append(get, md.Key()+"="+md.Value())
+	}
+	for _, md := range vars.ArgsPost().FindAll() {
+		post = append(post, md.Key()+"="+md.Value())
+	}
+	return get, post, v
+}
+
+// The body's arguments get the decoded forms the query's get, as more
+// values of the same argument, added once: a form (with base64's '+' read
+// as a space), a multipart field, a JSON value; the query's arguments get
+// theirs from Tx.InspectRequest only.
+func TestDecodedPostArgs(t *testing.T) {
+	e, err := New(Config{Name: "default"}, rules.FS())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const text = "Is it ready? Let me know > soon ~Ann" // benign: nothing is blocked
+	b64 := base64Flat(text)                             // holds '+' and '/'
+	if !strings.ContainsAny(b64, "+/") {
+		t.Fatalf("%q: no '+' or '/' in its base64 %q", text, b64)
+	}
+	form := func(body string) *http.Request {
+		return browserRequest("POST", "/app/contact", "application/x-www-form-urlencoded", body)
+	}
+	multi := func(field string) *http.Request {
+		var b strings.Builder
+		w := multipart.NewWriter(&b)
+		w.WriteField("title", "My upload")
+		w.WriteField("comment", field)
+		fw, _ := w.CreateFormFile("upload", "notes.txt")
+		fw.Write([]byte(b64)) // a file's content is not an argument
+		w.Close()
+		return browserRequest("POST", "/app/upload", w.FormDataContentType(), b.String())
+	}
+	jsonBody := func(body string) *http.Request {
+		return browserRequest("POST", "/app/api/orders", "application/json", body)
+	}
+	for _, tc := range []struct {
+		name      string
+		req       *http.Request
+		get, post []string
+	}{
+		{"form: base64, '+' escaped", form("name=Ann&comment=" + url.QueryEscape(b64)),
+			nil, []string{"name=Ann", "comment=" + b64, "comment=" + text}},
+		{"form: base64, '+' read as a space", form("name=Ann&comment=" + b64),
+			nil, []string{"name=Ann", "comment=" + strings.ReplaceAll(b64, "+", " "), "comment=" + text}},
+		{"form: base64 broken into lines", form("comment=" + url.QueryEscape(b64[:12]+"\r\n"+b64[12:])),
+			nil, []string{"comment=" + b64[:12] + "\r\n" + b64[12:], "comment=" + text}},
+		{"form: double URL encoding", form("comment=50%2525+off%253F"),
+			nil, []string{"comment=50%25 off%3F", "comment=50% off?"}},
+		{"form: numeric references", form("comment=" + url.QueryEscape("Tom &#38; Jerry&#x21;")),
+			nil, []string{"comment=Tom &#38; Jerry&#x21;", "comment=Tom & Jerry!"}},
+		{"form: plain text, nothing added", form("name=Ann+Example&comment=Hello+there%2C+see+you+at+noon&consent=yes"),
+			nil, []string{"name=Ann Example", "comment=Hello there, see you at noon", "consent=yes"}},
+		{"multipart field", multi(b64),
+			nil, []string{"title=My upload", "comment=" + b64, "comment=" + text}},
+		{"multipart field: spaces are not '+' there, and still tried as such", multi(strings.ReplaceAll(b64, "+", " ")),
+			nil, []string{"title=My upload", "comment=" + strings.ReplaceAll(b64, "+", " "), "comment=" + text}},
+		{"json value", jsonBody(`{"order":{"id":1234,"note":"` + b64 + `"}}`),
+			nil, []string{"json.order.id=1234", "json.order.note=" + b64, "json.order.note=" + text}},
+		{"json value: \\u-escaped '/' and a line break", jsonBody(`{"note":"` + strings.ReplaceAll(b64[:12]+`\n`+b64[12:], "/", `\/`) + `"}`),
+			nil, []string{"json.note=" + b64[:12] + "\n" + b64[12:], "json.note=" + text}},
+		{"json: random tokens are not text", jsonBody(`{"token":"eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.c2lnbmF0dXJlX2J5dGVz","id":"9f86d081884c7d659a2feaa0c55ad015","k":"AAAAB3NzaC1yc2EAAAADAQABAAABAQC7"}`),
+			nil, []string{"json.token=eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.c2lnbmF0dXJlX2J5dGVz", "json.id=9f86d081884c7d659a2feaa0c55ad015", "json.k=AAAAB3NzaC1yc2EAAAADAQABAAABAQC7"}},
+		{"query: decoded in InspectRequest, not again", browserRequest("GET", "/app/search?q="+url.QueryEscape(b64)+"&r=%2541", "", ""),
+			[]string{"q=" + b64, "r=%41", "q=" + text, "r=A"}, nil},
+		{"query and form: each its own", browserRequest("POST", "/app/contact?q=%2541", "application/x-www-form-urlencoded", "c=%2542"),
+			[]string{"q=%41", "q=A"}, []string{"c=%42", "c=B"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			get, post, v := argsAfter(t, e, tc.req)
+			if v.Blocked() {
+				t.Fatalf("blocked: %v", v.Rules)
+			}
+			slices.Sort(get) // keys come in no defined order
+			slices.Sort(post)
+			slices.Sort(tc.get)
+			slices.Sort(tc.post)
+			if !slices.Equal(get, tc.get) || !slices.Equal(post, tc.post) {
+				t.Errorf("ARGS_GET %q\nARGS_POST %q\nwant %q\nand %q", get, post, tc.get, tc.post)
+			}
+		})
 	}
 }
