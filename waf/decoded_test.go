@@ -101,3 +101,56 @@ func FuzzPercentDecode(f *testing.F) {
 		}
 	})
 }
+
+// decodedForms gives each value at most three forms, none longer than it;
+// with spaces read back as '+', base64 is decoded as encoding/base64 does
+// and as base64Text does the same value with '+'.
+func TestDecodedForms(t *testing.T) {
+	b64 := base64.StdEncoding.EncodeToString([]byte("Is it ready? Let me know > soon ~Ann"))
+	for _, tc := range []struct {
+		value string
+		want  []string
+	}{
+		{b64, []string{"Is it ready? Let me know > soon ~Ann"}},
+		{strings.ReplaceAll(b64, "+", " "), []string{"Is it ready? Let me know > soon ~Ann"}},                      // a form's unescaped '+'
+		{strings.ReplaceAll(b64[:24]+"\r\n"+b64[24:], "+", " "), []string{"Is it ready? Let me know > soon ~Ann"}}, // and lines
+		{"Hello there see you at noon", nil},                                                                       // words and spaces: base64's alphabet, not base64 of text
+		{"  SXMgaXQgcmVhZHk/IExldCBtZSBrbm93", nil},                                                                // spaces that are not '+' break the decoding
+		{"a%2541&#65;", []string{"a%41&#65;", "a%2541A"}},
+		{"PHN2Zz4K%20&#60;", []string{"PHN2Zz4K &#60;", "PHN2Zz4K%20<"}},
+		{"", nil},
+	} {
+		var got []string
+		decodedForms(tc.value, func(d string) { got = append(got, d) })
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("decodedForms(%q) = %q, want %q", tc.value, got, tc.want)
+		}
+	}
+}
+
+func FuzzDecodedForms(f *testing.F) {
+	for _, s := range []string{"SXMgaXQgcmVhZHk/IExldCBtZSBrbm93ID4gc29vbiB fkFubg", "a%2541&#65;", "Hello there see you", "PHN2Zz4K\r\nPHN2Zz4K", "  ", "&#000000060;"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		n := 0
+		decodedForms(s, func(d string) {
+			if n++; n > 3 || len(d) > len(s) {
+				t.Fatalf("%q: form %d %q", s, n, d)
+			}
+		})
+		d, ok := base64TextSpaced(s)
+		if !ok {
+			return
+		}
+		if !strings.Contains(s, " ") {
+			t.Fatalf("%q has no space, yet decoded as spaced base64", s)
+		}
+		if w, wok := base64Text(strings.ReplaceAll(s, " ", "+")); !wok || w != d {
+			t.Fatalf("%q: %q, base64Text with '+' %q, %v", s, d, w, wok)
+		}
+		if _, plain := base64Text(s); plain {
+			t.Fatalf("%q: base64Text accepts spaces", s)
+		}
+	})
+}

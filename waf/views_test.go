@@ -226,6 +226,7 @@ func browserRequest(method, target, ctype, body string) *http.Request {
 	waftest.BrowserHeaders(r.Header, 1)
 	if ctype != "" {
 		r.Header.Set("Content-Type", ctype)
+		r.Header.Set("Content-Length", strconv.Itoa(len(body)))
 	}
 	return r
 }
@@ -235,7 +236,8 @@ func browserRequest(method, target, ctype, body string) *http.Request {
 // value itself, inspected by the same rules under the same argument. But
 // for the values whose base64 is shorter than minBase64 (at most 8 bytes:
 // "$(id)", "admin'--"), which are not tried as base64: they are counted
-// and named in the log.
+// and named in the log. A benign value that passes as it is passes as
+// Base64Flat too.
 func TestBase64Flat_Engine(t *testing.T) {
 	e, err := New(Config{Name: "default"}, rules.FS())
 	if err != nil {
@@ -243,17 +245,26 @@ func TestBase64Flat_Engine(t *testing.T) {
 	}
 	files, _ := filepath.Glob("testdata/attacks/*.txt")
 	for _, ch := range flatChannels {
-		plain, flat, both := 0, 0, 0
+		sent, plain, flat, both := 0, 0, 0, 0
 		var missed, short []string
 		for _, f := range files {
-			if filepath.Base(f) == "benign.txt" {
+			if filepath.Base(f) == "floor.txt" {
 				continue
 			}
 			values, err := waftest.LoadValues(f)
 			if err != nil {
 				t.Fatal(err)
 			}
+			if filepath.Base(f) == "benign.txt" {
+				for _, v := range values {
+					if p, b := e.Check(ch.build(v)), e.Check(ch.build(base64Flat(v))); b.Blocked() && !p.Blocked() {
+						t.Errorf("%s: benign %q passes as it is, is blocked as Base64Flat: %v", ch.name, v, b.Rules)
+					}
+				}
+				continue
+			}
 			for _, v := range values {
+				sent++
 				p := e.Check(ch.build(v)).Blocked()
 				b := e.Check(ch.build(base64Flat(v))).Blocked()
 				plain, flat = plain+b2i(p), flat+b2i(b)
@@ -269,7 +280,7 @@ func TestBase64Flat_Engine(t *testing.T) {
 				}
 			}
 		}
-		t.Logf("%s: %d stopped as they are, %d as Base64Flat (%d both); passing as too short for base64: %s", ch.name, plain, flat, both, strings.Join(short, ", "))
+		t.Logf("%s: of %d values, %d stopped as they are, %d as Base64Flat (%d both); passing as too short for base64: %s", ch.name, sent, plain, flat, both, strings.Join(short, ", "))
 		if len(missed) > 0 {
 			t.Errorf("%s: %d values stopped as they are pass as Base64Flat: %s", ch.name, len(missed), strings.Join(missed, "; "))
 		}
@@ -373,6 +384,126 @@ func TestDecodedPostArgs(t *testing.T) {
 			slices.Sort(tc.post)
 			if !slices.Equal(get, tc.get) || !slices.Equal(post, tc.post) {
 				t.Errorf("ARGS_GET %q\nARGS_POST %q\nwant %q\nand %q", get, post, tc.get, tc.post)
+			}
+		})
+	}
+}
+
+// An attack in a body argument's decoded form is blocked and named on the
+// argument, and the exclusions a verdict suggests for it, which name the
+// argument, cover its decoded forms: with them, the attack passes both as
+// it is and encoded.
+func TestDecodedPostArgs_Engine(t *testing.T) {
+	e, err := New(Config{Name: "default"}, rules.FS())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const xss = "<script>alert(document.cookie)</script>"
+	jsonNote := func(v string) *http.Request {
+		j, _ := json.Marshal(map[string]any{"order": map[string]any{"id": 1234, "note": v}})
+		return browserRequest("POST", "/app/api/orders", "application/json", string(j))
+	}
+	for _, c := range []struct {
+		name, varName string
+		req           func(v string) *http.Request
+		enc           func(v string) string
+	}{
+		{"form, base64 with '+' as a space", "ARGS:comment", func(v string) *http.Request {
+			return browserRequest("POST", "/app/contact", "application/x-www-form-urlencoded", "name=Ann&comment="+strings.ReplaceAll(url.QueryEscape(v), "%2B", "+"))
+		}, base64Flat},
+		{"form, double URL encoding", "ARGS:comment", func(v string) *http.Request {
+			return browserRequest("POST", "/app/contact", "application/x-www-form-urlencoded", "name=Ann&comment="+url.QueryEscape(v))
+		}, url.QueryEscape},
+		{"multipart, numeric references", "ARGS:comment", flatChannels[2].build, func(v string) string {
+			var b strings.Builder
+			for _, r := range v {
+				fmt.Fprintf(&b, "&#%07d;", r) // leading zeros, as a browser reads them
+			}
+			return b.String()
+		}},
+		{"json, base64 in lines", "ARGS:json.order.note", jsonNote, func(v string) string {
+			s := base64.StdEncoding.EncodeToString([]byte(v))
+			return s[:20] + "\r\n" + s[20:]
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			v := e.Check(c.req(c.enc(xss)))
+			if !v.Blocked() {
+				t.Fatalf("%q passed", c.enc(xss))
+			}
+			var excl []string
+			named := false
+			for _, m := range v.Matches {
+				if strings.HasPrefix(m.Variable, "ARGS") && !strings.EqualFold(m.Variable, c.varName) {
+					t.Errorf("a match names %s, not %s: %+v", m.Variable, c.varName, m)
+				}
+				named = named || strings.EqualFold(m.Variable, c.varName)
+			}
+			if !named {
+				t.Errorf("no match names %s: %+v", c.varName, v.Matches)
+			}
+			for _, m := range append(v.Matches, e.Check(c.req(xss)).Matches...) {
+				if strings.EqualFold(m.Variable, c.varName) && !slices.Contains(excl, m.Exclusion) {
+					excl = append(excl, m.Exclusion)
+				}
+			}
+			ex, err := New(Config{Name: "excluded", Directives: strings.Join(excl, "\n")}, rules.FS())
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, s := range []string{xss, c.enc(xss)} {
+				if v := ex.Check(c.req(s)); v.Blocked() {
+					t.Errorf("%q blocked though its argument is excluded: %v", s, v.Matches)
+				}
+			}
+		})
+	}
+}
+
+// The decoded forms count toward Coraza's argument limit: a body whose
+// forms take it past the limit is refused (400), as one past it by its own
+// values is; within it, it passes. They count toward the inspection
+// budget too (ARGS_COMBINED_SIZE, rule 10001): a form that fits the budget
+// but whose decoded forms do not is refused (413), never passed with a
+// form left uninspected.
+func TestDecodedPostArgs_Limits(t *testing.T) {
+	e, err := New(Config{Name: "limited", RequestBodyNoFilesLimit: 4096, Directives: "SecArgumentsLimit 10"}, rules.FS())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx := e.NewTx(context.Background(), "limit")
+	if got := argumentLimit(tx.tx); got != 10 {
+		t.Errorf("argumentLimit = %d, want the configured 10 (Coraza's transaction changed shape?)", got)
+	}
+	tx.Close()
+	if got := argumentLimit(struct{}{}); got != defaultArgumentLimit {
+		t.Errorf("argumentLimit of no transaction = %d, want %d", got, defaultArgumentLimit)
+	}
+	fields := func(n int, v string) *http.Request {
+		var b []string
+		for i := range n {
+			b = append(b, "f"+strconv.Itoa(i)+"="+v)
+		}
+		return browserRequest("POST", "/app/contact", "application/x-www-form-urlencoded", strings.Join(b, "&"))
+	}
+	text := strings.Repeat("Is it ready? Let me know > soon ~Ann. ", 40) // 1520 bytes
+	for _, c := range []struct {
+		name   string
+		req    *http.Request
+		status int // 0: passes
+	}{
+		{"5 fields, 5 forms: 10 values", fields(5, "a%2541"), 0},
+		{"6 fields, 6 forms: 12 values", fields(6, "a%2541"), http.StatusBadRequest},
+		{"6 fields, no forms", fields(6, "a"), 0},
+		{"11 fields, no forms", fields(11, "a"), http.StatusBadRequest},
+		{"base64 of text: 2027 + 1520 bytes", fields(1, url.QueryEscape(base64Flat(text))), 0},
+		{"base64 of text: 2 x (2027 + 1520) bytes", fields(2, url.QueryEscape(base64Flat(text))), http.StatusRequestEntityTooLarge},
+		{"the same text as it is: 2 x 1520 bytes", fields(2, url.QueryEscape(text)), 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			v := e.Check(c.req)
+			if got := map[bool]int{false: 0, true: v.Status}[v.Blocked()]; got != c.status {
+				t.Errorf("status %d, want %d (rules %v)", got, c.status, v.Rules)
 			}
 		})
 	}
