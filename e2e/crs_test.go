@@ -135,28 +135,9 @@ log:
 	if len(stages) < 3000 {
 		t.Fatalf("only %d ftw stages loaded", len(stages))
 	}
-	type result struct {
-		status int
-		id     string
-	}
-	results := make([]result, len(stages))
-	work := make(chan int)
-	var wg sync.WaitGroup
-	for range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range work {
-				results[i].status, results[i].id = ftwSend(g.Addrs["web"], stages[i].raw)
-			}
-		}()
-	}
-	for i := range stages {
-		work <- i
-	}
-	close(work)
-	wg.Wait()
+	results := sendFTW(g.Addrs["web"], stages)
 	logged := map[string][]int{}
+	unconfirmed := map[string]map[int]string{} // request id -> rule -> check
 	for _, e := range g.AccessLog() {
 		var ids []int
 		if rs, ok := e["waf_rules"].([]any); ok {
@@ -164,8 +145,14 @@ log:
 				ids = append(ids, int(r.(float64)))
 			}
 		}
-		if id, ok := e["request_id"].(string); ok {
-			logged[id] = ids
+		id, _ := e["request_id"].(string)
+		logged[id] = ids
+		if us, ok := e["waf_unconfirmed"].([]any); ok {
+			unconfirmed[id] = map[int]string{}
+			for _, u := range us {
+				m := u.(map[string]any)
+				unconfirmed[id][int(m["rule_id"].(float64))] = m["check"].(string)
+			}
 		}
 	}
 	failures := map[string]string{}
@@ -196,6 +183,8 @@ log:
 			switch {
 			case len(missing) > 0 && r.status == 400:
 				reason = fmt.Sprintf("refused by sekisho's one-meaning checks before the WAF (status 400); expected %v", missing)
+			case len(missing) > 0 && semanticOnly(missing, unconfirmed[r.id]):
+				reason = fmt.Sprintf("status %d; expected IDs %v rejected by sekisho's semantic checks: %s (waf/semantic.go; semantic_checks: false restores them)", r.status, missing, checksOf(missing, unconfirmed[r.id]))
 			case len(missing) > 0:
 				reason = fmt.Sprintf("status %d; expected IDs %v not matched (matched %v)", r.status, missing, ids)
 			case len(present) > 0:
@@ -309,6 +298,34 @@ func ftwReflect(w http.ResponseWriter, r *http.Request) {
 	w.Write(out)
 }
 
+// ftwResult is what the gateway answered to one stage.
+type ftwResult struct {
+	status int
+	id     string
+}
+
+// sendFTW sends every stage, four at a time.
+func sendFTW(addr string, stages []ftwStage) []ftwResult {
+	results := make([]ftwResult, len(stages))
+	work := make(chan int)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				results[i].status, results[i].id = ftwSend(addr, stages[i].raw)
+			}
+		}()
+	}
+	for i := range stages {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	return results
+}
+
 // ftwWhy explains, by rule, the failures whose cause is known and by design.
 var ftwWhy = map[string]string{
 	"920210": "the Connection header is hop-by-hop; sekisho removes it (and the headers it names) before inspection, README step 2",
@@ -331,6 +348,25 @@ var ftwWhyTest = map[string]string{
 }
 
 const ftwUnderscore = "header names with _ (X_Filename) are dropped before inspection and forwarding, as nginx does (README step 2); stock Coraza matches this test, and sekisho does with X-Filename"
+
+// semanticOnly reports whether a semantic check rejected every one of ids.
+func semanticOnly(ids []int, rejected map[int]string) bool {
+	for _, id := range ids {
+		if _, ok := rejected[id]; !ok {
+			return false
+		}
+	}
+	return len(ids) > 0
+}
+
+// checksOf names the check that rejected each of ids: "932140 shell, ...".
+func checksOf(ids []int, rejected map[int]string) string {
+	var out []string
+	for _, id := range ids {
+		out = append(out, fmt.Sprintf("%d %s", id, rejected[id]))
+	}
+	return strings.Join(out, ", ")
+}
 
 func missingAny(got, want []int) bool {
 	for _, w := range want {

@@ -442,6 +442,7 @@ func auditRecord(e *accesslog.Entry, r *http.Request, rt *route, v *waf.Verdict)
 
 func setVerdict(e *accesslog.Entry, v *waf.Verdict) {
 	e.WAFAction, e.WAFRules, e.WAFScore, e.WAFTruncated = string(v.Action), v.Rules, v.Score, v.Truncated
+	e.WAFUnconfirmed = v.Unconfirmed
 	if v.Action == waf.ActionBlock || v.Action == waf.ActionDetect {
 		e.WAFMatches = v.Matches
 	}

@@ -20,6 +20,8 @@ type requestMetrics struct {
 	durations *prometheus.HistogramVec
 	wafBlocks *prometheus.CounterVec
 	blocked   *prometheus.CounterVec
+	// unconfirmed counts the CRS matches a semantic check rejected.
+	unconfirmed *prometheus.CounterVec
 }
 
 func newRequestMetrics() *requestMetrics {
@@ -37,11 +39,14 @@ func newRequestMetrics() *requestMetrics {
 		blocked: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sekisho_waf_blocked_requests_total", Help: "Requests the WAF refused, by policy.",
 		}, []string{"policy"}),
+		unconfirmed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sekisho_waf_unconfirmed_total", Help: "CRS matches a semantic check rejected (they did not score), by policy, rule and check.",
+		}, []string{"policy", "rule", "check"}),
 	}
 }
 
 func (m *requestMetrics) register(reg *prometheus.Registry) {
-	reg.MustRegister(m.requests, m.durations, m.wafBlocks, m.blocked)
+	reg.MustRegister(m.requests, m.durations, m.wafBlocks, m.blocked, m.unconfirmed)
 }
 
 // observe counts one request from its access log entry.
@@ -54,6 +59,9 @@ func (m *requestMetrics) observe(e *accesslog.Entry) {
 	}
 	if e.Response > 0 {
 		m.durations.WithLabelValues(e.Frontend, "server").Observe(e.Response.Seconds())
+	}
+	for _, u := range e.WAFUnconfirmed {
+		m.unconfirmed.WithLabelValues(e.WAFPolicy, strconv.Itoa(u.RuleID), u.Check).Inc()
 	}
 	if e.WAFAction == "block" {
 		m.blocked.WithLabelValues(e.WAFPolicy).Inc()

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/prometheus/common/expfmt"
@@ -13,6 +14,7 @@ import (
 
 // After a known mix of traffic the scraped metrics say what happened.
 func TestMetrics_CountTraffic(t *testing.T) {
+	var access syncBuffer
 	_, addr := namedServer(t, "127.0.0.1:0", "a")
 	g, _, _, _ := runGatewayWith(t, fmt.Sprintf(`
 frontends:
@@ -29,9 +31,11 @@ backends:
     servers: [{name: a, address: "%s"}, {name: b, address: "127.0.0.1:9", state: maint}]
     stick: {on: src}
 admin: {address: "127.0.0.1:0"}
-`, addr), Options{Log: zerolog.Nop()})
+`, addr), Options{Log: zerolog.Nop(), Access: &access})
 	web := "http://" + g.Addrs("web")[0].String()
-	for _, q := range []string{"/?q=1", "/?q=2", "/?q=3", "/?probe=attack", "/?probe=attack"} {
+	// "ls 300 lexus" is a shell command to CRS (932250) and prose to the
+	// semantic check: it passes, and the rejected match is counted and logged.
+	for _, q := range []string{"/?q=1", "/?q=2", "/?q=ls+300+lexus", "/?probe=attack", "/?probe=attack"} {
 		resp, err := http.Get(web + q)
 		if err != nil {
 			t.Fatal(err)
@@ -83,6 +87,7 @@ admin: {address: "127.0.0.1:0"}
 		{"sekisho_requests_total", map[string]string{"backend": "app", "server": "a", "code": "2xx"}, 3},
 		{"sekisho_requests_total", map[string]string{"backend": "app", "server": "", "code": "4xx"}, 2},
 		{"sekisho_waf_blocks_total", map[string]string{"policy": "default", "rule": "9020003"}, 2},
+		{"sekisho_waf_unconfirmed_total", map[string]string{"policy": "default", "rule": "932250", "check": "shell"}, 1},
 		{"sekisho_request_duration_seconds", map[string]string{"frontend": "web", "part": "total"}, 5},
 		{"sekisho_request_duration_seconds", map[string]string{"frontend": "web", "part": "server"}, 3},
 		{"sekisho_server_up", map[string]string{"server": "a"}, 1},
@@ -96,5 +101,8 @@ admin: {address: "127.0.0.1:0"}
 		if got := value(c.name, c.labels); got != c.want {
 			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
 		}
+	}
+	if line := waitLine(t, &access, 2); !strings.Contains(line, `"waf_unconfirmed":[{"rule_id":932250,"check":"shell"}]`) {
+		t.Errorf("the access log line of the passed request does not name the rejected match: %s", line)
 	}
 }

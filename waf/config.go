@@ -73,6 +73,10 @@ type Config struct {
 	// semantic check before they score (semantic.go; default true); false
 	// scores every CRS match as stock CRS does.
 	SemanticChecks *bool `yaml:"semantic_checks"`
+	// RulesOff turns detections off: CRS or sekisho rule ids, id ranges,
+	// or sekisho detection names ("sqli", "xss.header", "semantic.shell");
+	// see rulesoff.go.
+	RulesOff []string `yaml:"rules_off"`
 }
 
 // Defaults for a policy; they match CRS's own defaults and nginx's 1 MiB body limit.
@@ -169,6 +173,11 @@ func (c *Config) Validate() error {
 	for i, t := range c.ResponseBodyTypes {
 		if !validMediaPattern(t) {
 			errs = append(errs, fmt.Errorf("response_body_types[%d]: %q is not type/subtype, type/* or +suffix", i, t))
+		}
+	}
+	for i, s := range c.RulesOff {
+		if _, err := parseRuleOff(s); err != nil {
+			errs = append(errs, fmt.Errorf("rules_off[%d]: %w", i, err))
 		}
 	}
 	return errors.Join(errs...)

@@ -7,34 +7,19 @@ import (
 	"unicode/utf8"
 )
 
-// addDecodedQueryArgs presents the query arguments that still hold an
-// encoding after the one percent-decoding a server applies a second time
-// to the rules, decoded: percent escapes (a double URL encoding) and HTML
-// numeric character references (&#60;, &#x3c;). Named references (&lt;,
-// &amp;) stay: they are what escaping text for display produces, and such
-// text is inert (CRS's own test 933100-33 forbids flagging "&lt;?"), while
-// writing characters as numbers is how payloads hide. Each decoded form is one
-// more value of the same argument (ARGS:q), so that every CRS rule
-// inspects it, waf_matches names the argument, and an exclusion of the
-// argument covers its decoded forms too. CRS's rules decode some of this
-// themselves (t:urlDecodeUni, t:htmlEntityDecode), but most of its SQL
-// and shell rules do not. Decoding is one step, linear in the query's
-// length; the added values count toward Coraza's argument limit, past
-// which the request is refused (rule 200004), never passed uninspected.
-//
-// The body's arguments (urlencoded and multipart form fields, JSON values)
-// get the same decoded forms from decodedPostArgs (views.go), once Coraza
-// has parsed them.
-func addDecodedQueryArgs(rawQuery string, add func(key, value string)) {
-	for pair := range strings.SplitSeq(rawQuery, "&") {
-		if pair == "" {
-			continue
-		}
-		k, v, _ := strings.Cut(pair, "=")
-		key, value := percentDecode(k), percentDecode(v)
-		decodedForms(value, func(d string) { add(key, d) })
-	}
-}
+// Every argument, of the query and of the body, that still holds an
+// encoding after the one decoding a server applies is presented a second
+// time to the rules, decoded (decodedArgs, views.go): percent escapes (a
+// double URL encoding), HTML numeric character references (&#60;, &#x3c;),
+// base64 of text. Named references (&lt;, &amp;) stay: they are what
+// escaping text for display produces, and such text is inert (CRS's own
+// test 933100-33 forbids flagging "&lt;?"), while writing characters as
+// numbers is how payloads hide. Each decoded form is one more value of the
+// same argument (ARGS:q), so that every CRS rule inspects it, waf_matches
+// names the argument, and an exclusion of the argument covers its decoded
+// forms too. CRS's rules decode some of this themselves (t:urlDecodeUni,
+// t:htmlEntityDecode), but most of its SQL and shell rules do not.
+// Decoding is one step, linear in the value's length.
 
 // decodedForms calls add with each form of value that one more decoding
 // step gives, at most three, none longer than value: its percent escapes

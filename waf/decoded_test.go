@@ -154,3 +154,16 @@ func FuzzDecodedForms(f *testing.F) {
 		}
 	})
 }
+
+// addDecodedQueryArgs gives the decoded forms of a raw query's arguments,
+// as Coraza parses the query and decodedArgs then adds them.
+func addDecodedQueryArgs(rawQuery string, add func(key, value string)) {
+	for pair := range strings.SplitSeq(rawQuery, "&") {
+		if pair == "" {
+			continue
+		}
+		k, v, _ := strings.Cut(pair, "=")
+		key, value := percentDecode(k), percentDecode(v)
+		decodedForms(value, func(d string) { add(key, d) })
+	}
+}

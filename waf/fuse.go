@@ -38,6 +38,8 @@ type fuser struct {
 	off      bool     // move no transformations
 	keep     idRanges // rules whose transformations stay as they are
 	semantic bool     // give rules their semantic checks (semantic.go)
+	// semanticOff are the checks a policy's rules_off turns off.
+	semanticOff map[string]bool
 
 	mu        sync.Mutex
 	rewritten int      // rules rewritten, chain links included
@@ -68,11 +70,11 @@ func (f *fuser) retry() *fuser {
 		if f.rewritten == 0 {
 			return nil
 		}
-		return &fuser{off: true, semantic: f.semantic}
+		return &fuser{off: true, semantic: f.semantic, semanticOff: f.semanticOff}
 	}
 	for _, id := range f.fused {
 		if f.touched.has(id) {
-			return &fuser{keep: append(slices.Clip(f.keep), f.touched...), semantic: f.semantic}
+			return &fuser{keep: append(slices.Clip(f.keep), f.touched...), semantic: f.semantic, semanticOff: f.semanticOff}
 		}
 	}
 	return nil
@@ -368,7 +370,7 @@ func (f *fuser) fuse(r secRule, head, move bool) (string, bool) {
 	check := ""
 	if f.semantic && head && neg == "" {
 		name, _, _ := strings.Cut(body, " ")
-		if c := semanticFor(id, name); c != "" {
+		if c := semanticFor(id, name); c != "" && !f.semanticOff[c] {
 			check = c + "@" + strconv.Itoa(id)
 		}
 	}

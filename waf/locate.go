@@ -181,7 +181,7 @@ func (e *parseEvent) IsEnabled() bool                              { return true
 // its path on disk, a crs_dir file likewise, the policy's directives key
 // by its line there. err is returned as it is when the place is unknown.
 func locate(cfg Config, local ruleFiles, root fs.FS, used *fuser, err error) error {
-	f := &fuser{off: used.off, keep: used.keep, semantic: used.semantic} // the same rewrite, fresh state
+	f := &fuser{off: used.off, keep: used.keep, semantic: used.semantic, semanticOff: used.semanticOff} // the same rewrite, fresh state
 	src := directives(cfg, local)
 	l := newLocator(root, src)
 	conf := coraza.NewWAFConfig().WithRootFS(locFS{fusedFS{root, f}, l}).

@@ -94,7 +94,7 @@ func RulesHash(c Config) (string, error) {
 	h.Write([]byte(Directives(c)))
 	fmt.Fprintf(h, "\x00inspect_response=%v\x00crs_dir=%s\x00", *c.InspectResponse, c.CRSDir)
 	fmt.Fprintf(h, "inspect_response_body=%v\x00response_body_types=%q\x00", *c.InspectResponseBody, c.ResponseBodyTypes)
-	fmt.Fprintf(h, "semantic_checks=%v\x00", *c.SemanticChecks)
+	fmt.Fprintf(h, "semantic_checks=%v\x00rules_off=%q\x00", *c.SemanticChecks, c.RulesOff)
 	if c.CRSDir != "" {
 		// A CRS folder is large: its files' sizes and times stand for it.
 		err := filepath.WalkDir(c.CRSDir, func(p string, d fs.DirEntry, err error) error {

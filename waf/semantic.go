@@ -1,6 +1,7 @@
 package waf
 
 import (
+	"regexp"
 	"strconv"
 	"strings"
 	"unicode"
@@ -19,36 +20,46 @@ import (
 // in meeting notes, `export function` in a code sample, a line of a shell
 // script in a ticket, docker-compose.yml uploaded to a deploy tool.
 //
-// A check rejects a match only where it can tell; everywhere else the CRS
-// match stands:
+// A check rejects a match only in text or prose (below), and only where it
+// can tell; everywhere else the CRS match stands:
 //
-//   - sql (CRS 942xxx @rx rules, in text): libinjection, CRS's own SQL
-//     tokenizer (rule 942100), finds SQL injection in the value, in the line
-//     of the match, or from the match on.
-//   - shell (CRS 932xxx, in text): the command or path the rule matched is
-//     where a shell reads a command: at the start of the value, or after a
-//     separator other than a line break (; | & ` $( ${ <( >() on its line.
-//     In text of several lines a line break separates lines of prose or of
-//     a script shown to a reader.
-//   - script (CRS 941390 JavaScript methods, 934100 Node.js, in text):
-//     libinjection finds markup that runs script, or a javascript: or
-//     vbscript: URL is in the match's line, or a quote before the match on
-//     its line can close a string the value is written into.
+//   - sql (CRS 942xxx @rx rules): libinjection, CRS's own SQL tokenizer
+//     (rule 942100), finds SQL injection in the value, in the line of the
+//     match, or from the match on; or the match runs over several lines; or
+//     prose holds UNION SELECT.
+//   - sqlvalue (CRS 942100, libinjection itself, any value): the value is
+//     not an e-mail address ("john+or@var.es" reads as `john OR @var`).
+//   - shell (CRS's rules that find a command by its name or path, 932160,
+//     932161, 932230-932239, 932250, 932260, 932370, 932380): in text, the
+//     command stands where a shell reads one: at the start of the value, or
+//     after a separator other than a line break (; | & ` $( ${ <( >() on its
+//     line; in text a line break separates lines of prose or of a script
+//     shown to a reader. In prose, never: a command name followed by plain
+//     words ("ls 300 lexus", "zsh is the best!") runs nothing.
+//   - script (CRS 941xxx @rx rules, 934100 Node.js): in text, libinjection
+//     finds markup that runs script, or a javascript: or vbscript: URL is in
+//     the match's line, or a quote before the match on its line can close a
+//     string the value is written into. In prose, never: prose has no
+//     markup, call or string ("JavaScript: Basics of JavaScript Language").
 //   - file (CRS 930120, 930130, 932180, any value): the value is not the
 //     path of a data document (.json, .yaml, .yml, .toml, .lock) with no
 //     ".." and no hidden (dot) segment: CRS lists package.json, config.json
 //     or docker-compose.yml among restricted files and uploads, which
 //     applications serve and accept as data.
 //
+// No check finds an injection in a data document's path either.
+//
 // "Text" is a value a person wrote: at least three lines with words in them
 // and six words (runs of two letters or more) in all, as in a message, a
-// ticket, notes or a code sample. Payloads are one or two lines, however
-// long; the checks leave them to CRS as it is (but for file, which looks at
-// names).
+// ticket, notes or a code sample. "Prose" is one line of at least three
+// plain words (isProse): a title, a search, a sentence. Other values, the
+// shape of payloads, are left to CRS as it is.
 //
 // A match a check rejects does not score and is not in the verdict's
 // matches; it is in the verdict's Unconfirmed list (rule and check), which
-// the gateway logs. semantic_checks: false in a policy turns them off.
+// the gateway logs (waf_unconfirmed) and counts
+// (sekisho_waf_unconfirmed_total). semantic_checks: false in a policy turns
+// the checks off.
 
 // semantic is a check that confirms one rule's matches.
 type semantic struct {
@@ -58,10 +69,11 @@ type semantic struct {
 }
 
 var semanticChecks = map[string]func(string, [2]int) bool{
-	"sql":    confirmSQL,
-	"shell":  confirmShell,
-	"script": confirmScript,
-	"file":   confirmFile,
+	"sql":      confirmSQL,
+	"sqlvalue": confirmSQLValue,
+	"shell":    confirmShell,
+	"script":   confirmScript,
+	"file":     confirmFile,
 }
 
 // semanticCheck reads a fused operator's flag NAME@RULE; nil when NAME is
@@ -83,12 +95,26 @@ func semanticFor(id int, op string) string {
 		return "file"
 	case id/1000 == 942 && op == "rx":
 		return "sql"
-	case id/1000 == 932:
+	case id/1000 == 942 && op == "detectSQLi":
+		return "sqlvalue"
+	case shellWordRules[id]:
 		return "shell"
-	case id == 941390 || id == 934100:
+	case id/1000 == 941 && op == "rx", id == 934100:
 		return "script"
 	}
 	return ""
+}
+
+// shellWordRules are CRS's rules that find a command by its name or its
+// path (Unix and Windows command lists, shell paths): the ones that match
+// words. CRS's other command injection rules match syntax (expansions,
+// wildcards, FOR /F, PowerShell, shellshock), which no check here reads
+// better.
+var shellWordRules = map[int]bool{
+	932160: true, 932161: true, // Unix shell paths
+	932230: true, 932235: true, 932236: true, 932237: true, 932238: true, 932239: true, // Unix commands
+	932250: true, 932260: true, // direct Unix command execution
+	932370: true, 932380: true, // Windows commands
 }
 
 // Unconfirmed is a CRS rule's match that a semantic check rejected.
@@ -112,13 +138,14 @@ func noteUnconfirmed(tx plugintypes.TransactionState, s *semantic) {
 }
 
 func confirmSQL(v string, span [2]int) bool {
-	if isDataDocPath(v) {
+	switch {
+	case isDataDocPath(v):
 		return false
-	}
-	if !isText(v) || isSQLi(v) {
+	case isProse(v):
+		return isSQLi(v) || unionSelect.MatchString(v)
+	case !isText(v) || isSQLi(v):
 		return true
-	}
-	if span[0] < 0 {
+	case span[0] < 0:
 		for line := range strings.Lines(v) {
 			if isSQLi(line) {
 				return true
@@ -129,19 +156,25 @@ func confirmSQL(v string, span [2]int) bool {
 	return spansLines(v, span) || isSQLi(lineOf(v, span[0])) || isSQLi(v[span[0]:])
 }
 
+// confirmSQLValue confirms libinjection's own matches (CRS 942100) but on
+// values of a shape that holds no SQL: an e-mail address ("john+or@var.es"
+// is `john OR @var` to libinjection) or a data document's path.
+func confirmSQLValue(v string, _ [2]int) bool { return !isEmail(v) && !isDataDocPath(v) }
+
 func isSQLi(s string) bool {
 	ok, _ := libinjection.IsSQLi(s)
 	return ok
 }
 
 func confirmShell(v string, span [2]int) bool {
-	if isDataDocPath(v) {
+	switch {
+	case isDataDocPath(v), isProse(v):
+		// Prose holds no path, option, variable or separator: a command
+		// word followed by plain words ("ls 300 lexus") runs nothing.
 		return false
-	}
-	if !isText(v) {
+	case !isText(v):
 		return true
-	}
-	if span[0] < 0 {
+	case span[0] < 0:
 		return hasShellSeparator(v)
 	}
 	p := firstNonSpace(v, span[0])
@@ -157,16 +190,18 @@ func hasShellSeparator(s string) bool {
 }
 
 func confirmScript(v string, span [2]int) bool {
-	if isDataDocPath(v) {
+	switch {
+	case isDataDocPath(v):
 		return false
-	}
-	if !isText(v) || isXSS(v) {
+	case isProse(v):
+		// Prose holds no markup, call or string: at most a "JavaScript:"
+		// followed by words, which a browser would not run.
+		return false
+	case !isText(v) || isXSS(v):
 		return true
-	}
-	if span[0] < 0 {
+	case span[0] < 0:
 		return true // the match is not placed: it stands
-	}
-	if spansLines(v, span) {
+	case spansLines(v, span):
 		return true
 	}
 	line := lineOf(v, span[0])
@@ -218,6 +253,42 @@ func isText(v string) bool {
 	}
 	return lines >= 3 && words >= 6
 }
+
+// isProse reports whether v is one line of plain words: at least three,
+// separated by spaces, each made of letters and digits (an apostrophe or a
+// hyphen inside), with sentence punctuation (. , ! ? : and parentheses)
+// only at its ends. Such a value
+// holds none of the syntax an injection needs: no quote to close, no
+// operator, parenthesis, path, markup or command separator.
+func isProse(v string) bool {
+	if strings.ContainsAny(v, "\r\n") {
+		return false
+	}
+	words := 0
+	for tok := range strings.FieldsSeq(v) {
+		tok = strings.TrimLeft(tok, "(")
+		tok = strings.TrimRight(tok, ".,!?:)")
+		if tok == "" {
+			return false
+		}
+		for i, r := range tok {
+			inner := i > 0 && i < len(tok)-1
+			if !(unicode.IsLetter(r) || unicode.IsDigit(r) || inner && (r == '\'' || r == '-' || r == '’')) {
+				return false
+			}
+		}
+		words++
+	}
+	return words >= 3
+}
+
+// unionSelect is UNION [ALL|DISTINCT] SELECT: SQL, and never English.
+var unionSelect = regexp.MustCompile(`(?i)\bunion\s+(?:(?:all|distinct)\s+)?select\b`)
+
+var emailRe = regexp.MustCompile(`^[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$`)
+
+// isEmail reports whether v is an e-mail address of the common form.
+func isEmail(v string) bool { return len(v) <= 254 && emailRe.MatchString(v) }
 
 // wordCount counts runs of two letters or more.
 func wordCount(s string) int {

@@ -47,7 +47,14 @@ func TestSemanticChecks(t *testing.T) {
 		{"sql: injection in a line", confirmSQL, text("x' UNION SELECT password FROM users--"), "UNION SELECT", true},
 		{"sql: injection, place unknown", confirmSQL, text("x' UNION SELECT password FROM users--"), "", true},
 		{"sql: across lines", confirmSQL, "overlay(password\nplacing\n''\nfrom 1 for 0)::int", "overlay(password\nplacing\n''\nfrom", true},
-		{"sql: payload is not text", confirmSQL, "1. Select vendor", "1. Select vendor", true},
+		{"sql: payload, neither text nor prose", confirmSQL, "1; Select vendor", "1; Select vendor", true},
+		{"sql: words in prose", confirmSQL, "union was a great select", "union was a great select", false},
+		{"sql: UNION SELECT in prose", confirmSQL, "union all select name from users", "union all select name from", true},
+		{"sqlvalue: an e-mail address", confirmSQLValue, "john+or@var.es", "", false},
+		{"sqlvalue: not one", confirmSQLValue, "john' or 1=1--@var.es", "", true},
+		{"shell: prose", confirmShell, "ls 300 lexus", "ls ", false},
+		{"shell: a path is not prose", confirmShell, "cat /etc/passwd now", "cat ", true},
+		{"script: prose", confirmScript, "JavaScript: Basics of JavaScript Language", "JavaScript:", false},
 		{"shell: script line", confirmShell, text("curl -fsSL https://example.com/install.sh -o install.sh"), "\ncurl ", false},
 		{"shell: after a separator", confirmShell, text("ok; cat /etc/passwd"), "; cat ", true},
 		{"shell: substitution", confirmShell, text("echo $(id)"), "$(id", true},
@@ -141,5 +148,27 @@ func TestSemantic_Engine(t *testing.T) {
 				t.Errorf("rule %d not in unconfirmed %v", c.rule, v.Unconfirmed)
 			}
 		})
+	}
+}
+
+func TestIsProse(t *testing.T) {
+	for _, c := range []struct {
+		v    string
+		want bool
+	}{
+		{"zsh is the best!", true},
+		{"D'or 1st parfume", true},
+		{"If you’re looking for a personal recommendation (and more).", true},
+		{"ls foo", false},                    // two words
+		{"6 As\" from", false},               // a quote closes a string
+		{"1 or 1=1", false},                  // an operator
+		{"cat /etc/passwd now", false},       // a path
+		{"ok; id now", false},                // a separator
+		{"alert(1) is fun", false},           // a call
+		{"line one\nline two\nthree", false}, // text, not prose
+	} {
+		if got := isProse(c.v); got != c.want {
+			t.Errorf("isProse(%q) = %v, want %v", c.v, got, c.want)
+		}
 	}
 }

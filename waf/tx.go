@@ -117,9 +117,6 @@ func (t *Tx) InspectRequest(r *http.Request, uri string, c Conn) *Verdict {
 	t.path = r.URL.Path
 	tx.ProcessConnection(c.ClientIP, c.ClientPort, c.ServerIP, c.ServerPort)
 	tx.ProcessURI(uri, r.Method, r.Proto)
-	if _, query, ok := strings.Cut(uri, "?"); ok {
-		addDecodedQueryArgs(query, tx.AddGetRequestArgument)
-	}
 	for k, vs := range r.Header {
 		for _, v := range vs {
 			tx.AddRequestHeader(k, v)

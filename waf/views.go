@@ -62,8 +62,8 @@ func (views) Type() plugintypes.ActionType { return plugintypes.ActionTypeNondis
 
 // Evaluate implements plugintypes.Action: it replaces each GraphQL document
 // among the request's arguments by its literals and comments, and each
-// array of lines of text by the text; then it adds the decoded forms of the
-// body's arguments.
+// array of lines of text by the text; then it adds the decoded forms of
+// every argument.
 func (views) Evaluate(r plugintypes.RuleMetadata, tx plugintypes.TransactionState) {
 	v := tx.Variables()
 	graphqlArgs(v.ArgsGet(), nil)
@@ -71,7 +71,8 @@ func (views) Evaluate(r plugintypes.RuleMetadata, tx plugintypes.TransactionStat
 		return key == "body" && isGraphQLType(first(v.RequestHeaders().Get("content-type")))
 	})
 	textArrays(v.ArgsPost())
-	if !decodedPostArgs(v.ArgsPost(), argumentLimit(tx)) {
+	limit := argumentLimit(tx)
+	if !decodedArgs(v.ArgsGet(), limit) || !decodedArgs(v.ArgsPost(), limit) {
 		if s, ok := v.ArgumentsLimitReached().(setter); ok {
 			s.Set("1")
 		}
@@ -79,28 +80,20 @@ func (views) Evaluate(r plugintypes.RuleMetadata, tx plugintypes.TransactionStat
 	}
 }
 
-// The body's arguments, which Coraza parses after the request headers'
-// phase, get the decoded forms that the query's get in Tx.InspectRequest
-// (decodedForms, decoded.go): a urlencoded or multipart form field or a
-// JSON value that still holds a percent-encoding, numeric character
-// references or base64 of text is inspected also decoded, one step, as
-// more values of the same argument (ARGS:json.note), so that waf_matches
-// name the argument and an exclusion of the argument covers its decoded
-// forms. The query's arguments (ARGS_GET) are left alone: they have theirs.
-// They run after the views above, so a GraphQL document's literals and a
-// text array's text are decoded too.
+// The decoded forms (decoded.go) are added here, after CRS's protocol rules
+// (rules/sekisho/views.conf), and after the views above, so that a GraphQL
+// document's literals and a text array's text are decoded too.
 //
 // The work is one pass over each value, and each decoded form no longer
 // than its value. Nothing is skipped for its length: the decoded forms
-// count toward the inspection budget (ARGS_COMBINED_SIZE, which rule 10001
-// checks after this rule) and toward Coraza's argument limit, so a request
-// that they take past either is refused, never passed with a form left
-// uninspected.
+// count toward the inspection budget (ARGS_COMBINED_SIZE, which rule 10003
+// checks right after this rule) and toward Coraza's argument limit, so a
+// request that they take past either is refused, never passed with a form
+// left uninspected.
 
-// decodedPostArgs adds the decoded forms of args' values, and reports
-// false, having added what fits, when they would take args past limit
-// values.
-func decodedPostArgs(args collection.Map, limit int) bool {
+// decodedArgs adds the decoded forms of args' values, and reports false,
+// having added what fits, when they would take args past limit values.
+func decodedArgs(args collection.Map, limit int) bool {
 	all := args.FindAll()
 	n := len(all)
 	for _, md := range all {

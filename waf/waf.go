@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"math"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -64,8 +65,11 @@ func New(cfg Config, root fs.FS) (*Engine, error) {
 		root = o
 	}
 	root = channelsFS{root}
+	if err := checkCRSFiles(root); err != nil {
+		return nil, fmt.Errorf("waf policy %q: crs_dir: %w", cfg.Name, err)
+	}
 	registerPlugins()
-	f := &fuser{semantic: *cfg.SemanticChecks}
+	f := &fuser{semantic: *cfg.SemanticChecks, semanticOff: semanticOff(cfg)}
 	w, err := build(cfg, local, root, f)
 	if again := f.retry(); err == nil && again != nil {
 		f = again
@@ -83,6 +87,41 @@ func New(cfg Config, root fs.FS) (*Engine, error) {
 	// rather than by this policy's first request.
 	atomDFA(math.MaxInt)
 	return e, nil
+}
+
+// CRS's files are included in three parts, so that sekisho's views come
+// between its protocol and its attack rules (rules/sekisho/views.conf).
+// checkCRSFiles makes sure the parts hold every file of the CRS in use.
+const (
+	crsProtocolFiles = "@owasp_crs/REQUEST-9[0-2]*.conf"
+	crsAttackFiles   = "@owasp_crs/REQUEST-9[3-9]*.conf"
+	crsResponseFiles = "@owasp_crs/RESPONSE-*.conf"
+	viewsFile        = "sekisho/views.conf"
+)
+
+// checkCRSFiles refuses a CRS whose rule files the three parts would not
+// all include (a crs_dir with a file of another name).
+func checkCRSFiles(root fs.FS) error {
+	all, err := fs.Glob(root, "@owasp_crs/*.conf")
+	if err != nil {
+		return err
+	}
+	included := map[string]bool{}
+	for _, p := range []string{crsProtocolFiles, crsAttackFiles, crsResponseFiles} {
+		files, err := fs.Glob(root, p)
+		if err != nil {
+			return err
+		}
+		for _, f := range files {
+			included[f] = true
+		}
+	}
+	for _, f := range all {
+		if !included[f] {
+			return fmt.Errorf("%s: a CRS rule file is named REQUEST-9NN-*.conf or RESPONSE-9NN-*.conf", path.Base(f))
+		}
+	}
+	return nil
 }
 
 // build compiles the policy with its rules rewritten by f (fuse.go).
@@ -121,16 +160,21 @@ SecRule ARGS_COMBINED_SIZE "@gt %d" "id:10001,phase:2,t:none,log,deny,status:413
 %sInclude @crs-setup.conf.example
 SecAction "id:900000,phase:1,pass,t:none,nolog,setvar:tx.blocking_paranoia_level=%d"
 SecAction "id:900110,phase:1,pass,t:none,nolog,setvar:tx.inbound_anomaly_score_threshold=%d,setvar:tx.outbound_anomaly_score_threshold=%d"
-%sInclude @owasp_crs/*.conf
+%sInclude `+crsProtocolFiles+`
+Include `+viewsFile+`
+SecRule ARGS_COMBINED_SIZE "@gt %d" "id:10003,phase:2,t:none,log,deny,status:413,msg:'Arguments and their decoded forms larger than the inspection budget (request_body_no_files_limit)'"
+Include `+crsAttackFiles+`
+Include `+crsResponseFiles+`
 Include `+channelsFile+`
 %s%s`, engine, coraLimit, coraLimit, action, c.RequestBodyNoFilesLimit, responseBodyDirectives(c), c.ParanoiaLevel, c.InboundAnomalyThreshold, c.OutboundAnomalyThreshold,
-		includes(slices.Concat(local.setup, local.pluginConfig, local.before, local.pluginBefore)),
+		includes(slices.Concat(local.setup, local.pluginConfig, local.before, local.pluginBefore)), c.RequestBodyNoFilesLimit,
 		responseBodyAfterCRS(c),
 		includes(slices.Concat(local.pluginAfter, local.after, local.custom)))
 	if c.Directives != "" {
 		b.WriteString(c.Directives)
 		b.WriteByte('\n')
 	}
+	b.WriteString(rulesOffDirectives(c))
 	return b.String()
 }
 

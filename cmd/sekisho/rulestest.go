@@ -15,12 +15,14 @@ import (
 )
 
 const rulesUsage = `usage:
-  sekisho rules test -rules DIR [-against DIR] [-paranoia N] [-fail-on-diff] [-fail-on-rules-diff] FILE
+  sekisho rules test -rules DIR [-against DIR] [-paranoia N] [-semantic-checks=false] [-fail-on-diff] [-fail-on-rules-diff] FILE
 
-Replays the requests in FILE through CRS with the rules folder DIR, offline, and
-prints each request's verdict and matched rules:
+Replays the requests in FILE through CRS and sekisho's rules with the rules
+folder DIR, offline, as a policy with these settings decides, and prints each
+request's verdict and matched rules, and the CRS matches that a semantic
+check rejected (they did not score):
 
-  N<TAB>ACTION [RULE IDS]<TAB>METHOD URI
+  N<TAB>ACTION [RULE IDS]( unconfirmed [RULE ID CHECK, ...])<TAB>METHOD URI
 
 With -against, it prints only the requests that the candidate DIR treats
 differently from the second folder, each as
@@ -59,6 +61,7 @@ func cmdRules(args []string, stdout, stderr io.Writer) int {
 	dir := fs.String("rules", "", "the candidate rules folder")
 	against := fs.String("against", "", "a second rules folder: print only the requests treated differently")
 	paranoia := fs.Int("paranoia", 1, "CRS paranoia level")
+	semantic := fs.Bool("semantic-checks", true, "confirm CRS's word-based matches with sekisho's semantic checks (a policy's semantic_checks)")
 	failOnDiff := fs.Bool("fail-on-diff", false, "with -against, exit 1 when a verdict (the action) changes")
 	failOnRules := fs.Bool("fail-on-rules-diff", false, "with -against, exit 1 also when only the matched rules change")
 	if err := fs.Parse(args[1:]); err != nil {
@@ -83,7 +86,7 @@ func cmdRules(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	engine := func(d string) (*waf.Engine, bool) {
-		e, err := waf.New(waf.Config{Name: "test", RulesDir: d, ParanoiaLevel: *paranoia}, rules.FS())
+		e, err := waf.New(waf.Config{Name: "test", RulesDir: d, ParanoiaLevel: *paranoia, SemanticChecks: semantic}, rules.FS())
 		if err != nil {
 			fmt.Fprintln(stderr, err)
 			return nil, false
@@ -148,11 +151,20 @@ func check(e *waf.Engine, r0 *http.Request, body []byte) *waf.Verdict {
 	return e.Check(r)
 }
 
-// describe is a verdict as one word and its rules: "block [942100 949110]".
+// describe is a verdict as one word and its rules: "block [942100 949110]",
+// "pass [] unconfirmed [932250 shell]".
 func describe(v *waf.Verdict) string {
 	ids := make([]string, len(v.Rules))
 	for i, id := range v.Rules {
 		ids[i] = fmt.Sprint(id)
 	}
-	return fmt.Sprintf("%s [%s]", v.Action, strings.Join(ids, " "))
+	out := fmt.Sprintf("%s [%s]", v.Action, strings.Join(ids, " "))
+	if len(v.Unconfirmed) > 0 {
+		us := make([]string, len(v.Unconfirmed))
+		for i, u := range v.Unconfirmed {
+			us[i] = fmt.Sprintf("%d %s", u.RuleID, u.Check)
+		}
+		out += " unconfirmed [" + strings.Join(us, ", ") + "]"
+	}
+	return out
 }

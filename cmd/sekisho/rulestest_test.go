@@ -120,3 +120,24 @@ func TestRulesTest_HelpShowsTheInputFormat(t *testing.T) {
 		}
 	}
 }
+
+// The verdict is the gateway's: semantic checks included, and the matches
+// they reject named; -semantic-checks=false gives stock CRS's.
+func TestRulesTest_SemanticChecks(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "rules", "custom"), 0o755)
+	os.WriteFile(filepath.Join(dir, "rules", "custom", "none.conf"), []byte("# nothing\n"), 0o644)
+	file := filepath.Join(dir, "r.jsonl")
+	os.WriteFile(file, []byte(`{"uri": "/search?q=ls+300+lexus", "headers": {"User-Agent": "Mozilla/5.0", "Accept": "text/html", "Host": "shop.example.com"}}`+"\n"), 0o644)
+	for _, c := range []struct {
+		flag, want string
+	}{
+		{"-semantic-checks=true", "1\tpass [] unconfirmed [932250 shell]\tGET /search?q=ls+300+lexus\n"},
+		{"-semantic-checks=false", "1\tblock [932250 949110]\tGET /search?q=ls+300+lexus\n"},
+	} {
+		var out, errb bytes.Buffer
+		if code := run([]string{"rules", "test", "-rules", filepath.Join(dir, "rules"), c.flag, file}, &out, &errb); code != 0 || out.String() != c.want {
+			t.Errorf("%s: exit %d, output %q, want %q (stderr %s)", c.flag, code, out.String(), c.want, errb.String())
+		}
+	}
+}

@@ -15,40 +15,41 @@ import (
 
 // Field names of an access log line.
 const (
-	FieldRequestID    = "request_id"
-	FieldClientIP     = "client_ip"
-	FieldClientPort   = "client_port"
-	FieldPeerIP       = "peer_ip"
-	FieldVPCEndpoint  = "vpce_id"
-	FieldFrontend     = "frontend"
-	FieldBackend      = "backend"
-	FieldServer       = "server"
-	FieldMethod       = "method"
-	FieldHost         = "host"
-	FieldPath         = "path"
-	FieldQuery        = "query"
-	FieldProtocol     = "protocol"
-	FieldStatus       = "status"
-	FieldBytesIn      = "bytes_in"
-	FieldBytesOut     = "bytes_out"
-	FieldTimeRead     = "time_read_ms"
-	FieldTimeWAF      = "time_waf_ms"
-	FieldTimeConnect  = "time_connect_ms"
-	FieldTimeResponse = "time_response_ms"
-	FieldTimeTotal    = "time_total_ms"
-	FieldTLSVersion   = "tls_version"
-	FieldTLSCipher    = "tls_cipher"
-	FieldWAFPolicy    = "waf_policy"
-	FieldWAFAction    = "waf_action"
-	FieldWAFRules     = "waf_rules"
-	FieldWAFScore     = "waf_score"
-	FieldWAFTruncated = "waf_body_truncated"
-	FieldWAFMatches   = "waf_matches"
-	FieldUserAgent    = "user_agent"
-	FieldRetries      = "retries"
-	FieldError        = "error"
-	FieldTermination  = "termination"
-	FieldTermState    = "termination_state"
+	FieldRequestID      = "request_id"
+	FieldClientIP       = "client_ip"
+	FieldClientPort     = "client_port"
+	FieldPeerIP         = "peer_ip"
+	FieldVPCEndpoint    = "vpce_id"
+	FieldFrontend       = "frontend"
+	FieldBackend        = "backend"
+	FieldServer         = "server"
+	FieldMethod         = "method"
+	FieldHost           = "host"
+	FieldPath           = "path"
+	FieldQuery          = "query"
+	FieldProtocol       = "protocol"
+	FieldStatus         = "status"
+	FieldBytesIn        = "bytes_in"
+	FieldBytesOut       = "bytes_out"
+	FieldTimeRead       = "time_read_ms"
+	FieldTimeWAF        = "time_waf_ms"
+	FieldTimeConnect    = "time_connect_ms"
+	FieldTimeResponse   = "time_response_ms"
+	FieldTimeTotal      = "time_total_ms"
+	FieldTLSVersion     = "tls_version"
+	FieldTLSCipher      = "tls_cipher"
+	FieldWAFPolicy      = "waf_policy"
+	FieldWAFAction      = "waf_action"
+	FieldWAFRules       = "waf_rules"
+	FieldWAFScore       = "waf_score"
+	FieldWAFTruncated   = "waf_body_truncated"
+	FieldWAFMatches     = "waf_matches"
+	FieldWAFUnconfirmed = "waf_unconfirmed"
+	FieldUserAgent      = "user_agent"
+	FieldRetries        = "retries"
+	FieldError          = "error"
+	FieldTermination    = "termination"
+	FieldTermState      = "termination_state"
 	// Captures (a frontend's capture:): headers by name, the cookie's values.
 	FieldCapturedRequest   = "captured_request_headers"
 	FieldCapturedResponse  = "captured_response_headers"
@@ -81,7 +82,8 @@ type Entry struct {
 	WAFRules                     []int
 	WAFScore                     int
 	WAFTruncated                 bool
-	WAFMatches                   []waf.Match // on a block or a detection: what matched and how to exclude it
+	WAFMatches                   []waf.Match       // on a block or a detection: what matched and how to exclude it
+	WAFUnconfirmed               []waf.Unconfirmed // CRS matches a semantic check rejected: they did not score
 	UserAgent                    string
 	Retries                      int
 	Error                        string
@@ -197,6 +199,13 @@ func (l *Logger) Write(e *Entry) {
 			arr.Dict(zerolog.Dict().Int("rule_id", m.RuleID).Str("msg", m.Message).Str("var", m.Variable).Str("exclusion", m.Exclusion))
 		}
 		ev.Array(FieldWAFMatches, arr)
+	}
+	if len(e.WAFUnconfirmed) > 0 {
+		arr := zerolog.Arr()
+		for _, u := range e.WAFUnconfirmed {
+			arr.Dict(zerolog.Dict().Int("rule_id", u.RuleID).Str("check", u.Check))
+		}
+		ev.Array(FieldWAFUnconfirmed, arr)
 	}
 	if e.VPCEndpointID != "" {
 		ev.Str(FieldVPCEndpoint, e.VPCEndpointID)
