@@ -17,6 +17,8 @@ const channelsFile = "sekisho/channels.conf"
 // channelsFS serves channelsFile without the lines whose rule the CRS in
 // use lacks: a crs_dir may hold another CRS version, or one with rules
 // taken out, and Coraza refuses SecRuleUpdateTargetById for a missing id.
+// In it and in detectionsFile, it resolves @sekisho_crs operators against
+// that CRS (resolveCRSChecks).
 type channelsFS struct{ fs.FS }
 
 var (
@@ -26,7 +28,7 @@ var (
 )
 
 func (c channelsFS) Open(name string) (fs.File, error) {
-	if name != channelsFile {
+	if name != channelsFile && name != detectionsFile {
 		return c.FS.Open(name)
 	}
 	data, err := fs.ReadFile(c.FS, name)

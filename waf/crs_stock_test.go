@@ -8,7 +8,7 @@ import (
 	"strings"
 )
 
-// stockChannelsFS serves channelsFile to stock Coraza, which lacks the
+// stockChannelsFS serves channelsFile and detectionsFile to stock Coraza, which lacks the
 // @sekisho_crs operator: each rule using it becomes one rule per CRS check
 // it names, with the CRS rule's own operator and transformations as CRS
 // writes them, numbered stockCheckBase + ruleID*1000 + i. Stock Coraza then
@@ -19,7 +19,7 @@ type stockChannelsFS struct{ fs.FS }
 const stockCheckBase = 1_000_000_000
 
 func (s stockChannelsFS) Open(name string) (fs.File, error) {
-	if name != channelsFile {
+	if name != channelsFile && name != detectionsFile {
 		return s.FS.Open(name)
 	}
 	data, err := fs.ReadFile(s.FS, name)

@@ -35,7 +35,7 @@ func matchOf(mr types.MatchedRule, path string) Match {
 			// know it as XML only (a REQUEST_XML exclusion excludes nothing).
 			name = "XML"
 		}
-		if name == "TX" {
+		if name == "TX" && !strings.HasPrefix(md.Key(), "sekisho_") {
 			continue // the anomaly evaluation: scoring, not a request's part
 		}
 		v := name

@@ -110,6 +110,11 @@ func (o *fusedOp) confirmed(tx plugintypes.TransactionState, raw, value string) 
 	if o.confirm == nil {
 		return true
 	}
+	if hasPercentEscape(raw) {
+		// Still URL-encoded (a multipart field, a double encoding): the
+		// rule's transformations decoded it, and so does the check.
+		raw = percentDecode(raw)
+	}
 	span := [2]int{-1, -1}
 	if r, ok := o.inner.(*rx); ok && utf8.ValidString(raw) {
 		// Where the pattern matches raw too, that is the match's place.

@@ -10,18 +10,21 @@ import (
 // an id range, or by the name of a sekisho detection:
 //
 //   - a class of attack, "sqli", "xss", "rce", "lfi", "rfi", "php",
-//     "generic", "ssrf": sekisho's rules for it (tag sekisho/NAME);
+//     "generic", "ssrf", "ldap", "ssti", "nosql", "mail", "xxe": sekisho's rules
+//     for it (tag sekisho/NAME);
 //   - a class in a channel, "sqli.header" ...: the rules for that class in
 //     that channel (tag sekisho/NAME);
 //   - a semantic check, "semantic.sql", "semantic.sqlvalue",
-//     "semantic.shell", "semantic.script", "semantic.file": the CRS rules it
-//     confirms score every match again (semantic.go).
+//     "semantic.shell", "semantic.script", "semantic.file",
+//     "semantic.payload": the rules it confirms score every match again
+//     (semantic.go).
 //
 // Ids and ranges become SecRuleRemoveById, names SecRuleRemoveByTag, after
 // every other rule file; a name sekisho does not know is an error.
 
-// detectionClasses are the classes of sekisho's rules (channels.conf tags).
-var detectionClasses = []string{"lfi", "rfi", "rce", "php", "generic", "ssrf", "xss", "sqli"}
+// detectionClasses are the classes of sekisho's rules (channels.conf and
+// detections.conf tags).
+var detectionClasses = []string{"lfi", "rfi", "rce", "php", "generic", "ssrf", "xss", "sqli", "ldap", "ssti", "nosql", "mail", "xxe"}
 
 // detectionChannels are the channels a class is named in.
 var detectionChannels = []string{"header"}

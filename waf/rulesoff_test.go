@@ -11,16 +11,18 @@ import (
 	"github.com/sekisho/sekisho/rules"
 )
 
-// Every detection name rules_off knows is a tag of channels.conf, and
-// every sekisho/ tag there is a name it knows.
+// Every detection name rules_off knows is a tag of channels.conf or
+// detections.conf, and every sekisho/ tag there is a name it knows.
 func TestRulesOff_NamesAreTags(t *testing.T) {
-	data, err := fs.ReadFile(rules.FS(), channelsFile)
-	if err != nil {
-		t.Fatal(err)
-	}
 	tags := map[string]bool{}
-	for _, m := range regexp.MustCompile(`tag:'sekisho/([^']+)'`).FindAllStringSubmatch(string(data), -1) {
-		tags[m[1]] = true
+	for _, f := range []string{channelsFile, detectionsFile} {
+		data, err := fs.ReadFile(rules.FS(), f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range regexp.MustCompile(`tag:'sekisho/([^']+)'`).FindAllStringSubmatch(string(data), -1) {
+			tags[m[1]] = true
+		}
 	}
 	for tag := range tags {
 		if _, err := parseRuleOff(tag); err != nil {

@@ -41,6 +41,10 @@ import (
 //     the match's line, or a quote before the match on its line can close a
 //     string the value is written into. In prose, never: prose has no
 //     markup, call or string ("JavaScript: Basics of JavaScript Language").
+//   - url (CRS 9311xx @rx rules, remote file inclusion): in text or prose,
+//     the value holds a URL ("://").
+//   - payload (sekisho's detections.conf): the value is neither text nor
+//     prose.
 //   - file (CRS 930120, 930130, 932180, any value): the value is not the
 //     path of a data document (.json, .yaml, .yml, .toml, .lock) with no
 //     ".." and no hidden (dot) segment: CRS lists package.json, config.json
@@ -74,6 +78,8 @@ var semanticChecks = map[string]func(string, [2]int) bool{
 	"shell":    confirmShell,
 	"script":   confirmScript,
 	"file":     confirmFile,
+	"payload":  confirmPayload,
+	"url":      confirmURL,
 }
 
 // semanticCheck reads a fused operator's flag NAME@RULE; nil when NAME is
@@ -93,6 +99,10 @@ func semanticFor(id int, op string) string {
 	switch {
 	case id == 930120 || id == 930130 || id == 932180:
 		return "file"
+	case id >= 200150 && id < 200200: // rules/sekisho/detections.conf
+		return "payload"
+	case id/100 == 9311 && op == "rx":
+		return "url"
 	case id/1000 == 942 && op == "rx":
 		return "sql"
 	case id/1000 == 942 && op == "detectSQLi":
@@ -158,8 +168,12 @@ func confirmSQL(v string, span [2]int) bool {
 
 // confirmSQLValue confirms libinjection's own matches (CRS 942100) but on
 // values of a shape that holds no SQL: an e-mail address ("john+or@var.es"
-// is `john OR @var` to libinjection) or a data document's path.
-func confirmSQLValue(v string, _ [2]int) bool { return !isEmail(v) && !isDataDocPath(v) }
+// is `john OR @var` to libinjection; its '+' may reach the rules as a space
+// when a client left it unescaped in a query or form) or a data document's
+// path.
+func confirmSQLValue(v string, _ [2]int) bool {
+	return !isEmail(v) && !isEmail(strings.ReplaceAll(v, " ", "+")) && !isDataDocPath(v)
+}
 
 func isSQLi(s string) bool {
 	ok, _ := libinjection.IsSQLi(s)
@@ -213,6 +227,17 @@ func confirmScript(v string, span [2]int) bool {
 }
 
 func isXSS(s string) bool { return libinjection.IsXSS(s) }
+
+// confirmURL confirms CRS's remote file inclusion rules (9311xx), which
+// look for a URL, unless the value is text or prose that holds none ("Files
+// are missing?" is no URL with a trailing '?').
+func confirmURL(v string, _ [2]int) bool {
+	return strings.Contains(v, "://") || !isText(v) && !isProse(v)
+}
+
+// confirmPayload confirms sekisho's own detections (detections.conf) on
+// values that are neither text nor prose.
+func confirmPayload(v string, _ [2]int) bool { return !isText(v) && !isProse(v) }
 
 func confirmFile(v string, _ [2]int) bool { return !isDataDocPath(v) }
 

@@ -1,6 +1,8 @@
 package waf
 
 import (
+	"bytes"
+	"io"
 	"mime"
 	"net/http"
 	"reflect"
@@ -62,8 +64,8 @@ func (views) Type() plugintypes.ActionType { return plugintypes.ActionTypeNondis
 
 // Evaluate implements plugintypes.Action: it replaces each GraphQL document
 // among the request's arguments by its literals and comments, and each
-// array of lines of text by the text; then it adds the decoded forms of
-// every argument.
+// array of lines of text by the text; it presents the path's segments as
+// arguments; then it adds the decoded forms of every argument.
 func (views) Evaluate(r plugintypes.RuleMetadata, tx plugintypes.TransactionState) {
 	v := tx.Variables()
 	graphqlArgs(v.ArgsGet(), nil)
@@ -71,8 +73,12 @@ func (views) Evaluate(r plugintypes.RuleMetadata, tx plugintypes.TransactionStat
 		return key == "body" && isGraphQLType(first(v.RequestHeaders().Get("content-type")))
 	})
 	textArrays(v.ArgsPost())
+	pathArgs(v.RequestFilename().Get(), v.ArgsPath())
+	if v.RequestBodyProcessor().Get() == "XML" {
+		xmlDoctype(tx, v.TX())
+	}
 	limit := argumentLimit(tx)
-	if !decodedArgs(v.ArgsGet(), limit) || !decodedArgs(v.ArgsPost(), limit) {
+	if !decodedArgs(v.ArgsGet(), limit) || !decodedArgs(v.ArgsPost(), limit) || !decodedArgs(v.ArgsPath(), limit) {
 		if s, ok := v.ArgumentsLimitReached().(setter); ok {
 			s.Set("1")
 		}
@@ -269,4 +275,125 @@ func arrayElement(key string) (prefix string, i int, ok bool) {
 		return "", 0, false
 	}
 	return key[:dot], i, true
+}
+
+// The path's segments are where many applications take their parameters
+// (/users/{id}/orders/{q}), but CRS's attack rules inspect the path as a
+// whole in a few rules only (REQUEST_FILENAME), and most of them arguments
+// only. So each segment of the decoded path that holds more than a name's
+// characters (letters, digits, . _ ~ -) is presented as an argument too,
+// ARGS_PATH:path.N (N from 1), which every rule that inspects ARGS reads: a
+// payload in /search/<payload> is matched as in ?q=<payload>, and an
+// exclusion of ARGS:path.2 covers it. A segment with parameters
+// (files;x=1;y=2) gives their values. Such a path is presented whole as
+// well (ARGS_PATH:path), for a payload with slashes in it. A segment of a name's characters
+// only (an id, a slug, a file name) is left out, but for the text it is
+// base64 of, if any. At most pathArgsMax segments.
+const pathArgsMax = 64
+
+func pathArgs(path string, args collection.Map) {
+	if !isNameSegment(strings.ReplaceAll(path, "/", "")) {
+		// And the whole path, for what spans segments ("; cat /etc/passwd").
+		args.Add("path", path)
+	}
+	n := 0
+	for seg := range strings.SplitSeq(path, "/") {
+		if seg == "" {
+			continue
+		}
+		if n++; n > pathArgsMax {
+			return
+		}
+		key := "path." + strconv.Itoa(n)
+		name, params, hasParams := strings.Cut(seg, ";")
+		if hasParams {
+			// A segment's parameters (name;key=value;...): their values
+			// are the arguments, as a query's.
+			for p := range strings.SplitSeq(params, ";") {
+				if _, v, ok := strings.Cut(p, "="); ok && v != "" {
+					addSegment(args, key, v)
+				} else if p != "" {
+					addSegment(args, key, p)
+				}
+			}
+			seg = name
+		}
+		addSegment(args, key, seg)
+	}
+}
+
+// addSegment adds a segment, or a segment parameter's value, unless it is
+// a name; a name only for the text it is base64 of.
+func addSegment(args collection.Map, key, seg string) {
+	if !isNameSegment(seg) {
+		args.Add(key, seg)
+	} else if d, ok := base64Text(seg); ok {
+		args.Add(key, d)
+	}
+}
+
+// isNameSegment reports whether seg holds only a name's characters.
+func isNameSegment(seg string) bool {
+	for i := 0; i < len(seg); i++ {
+		c := seg[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '~' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// An XML document's type declaration (<!DOCTYPE ... [ <!ENTITY ... ]>) is
+// where external entities are defined, and Coraza's XML body processor
+// presents only element text and attribute values (XML:/*): the
+// declaration reaches no rule. So it is read from the body Coraza holds (at
+// most doctypeMax bytes) into TX:sekisho_xml_doctype, for the rule that
+// looks for external entities (200156, detections.conf) only: as markup,
+// it would be XSS to CRS's rules.
+const (
+	doctypeMax = 64 << 10
+	doctypeVar = "sekisho_xml_doctype"
+)
+
+func xmlDoctype(tx any, vars collection.Map) {
+	br, ok := tx.(interface{ RequestBodyReader() (io.Reader, error) })
+	if !ok {
+		return
+	}
+	r, err := br.RequestBodyReader()
+	if err != nil {
+		return
+	}
+	head, _ := io.ReadAll(io.LimitReader(r, doctypeMax))
+	if d, ok := doctypeOf(head); ok {
+		vars.Set(doctypeVar, []string{d})
+	}
+}
+
+// doctypeOf returns the document type declaration in an XML document's
+// prolog, internal subset included (or, in a document without one, the
+// first entity declaration).
+func doctypeOf(doc []byte) (string, bool) {
+	upper := bytes.ToUpper(doc)
+	i := bytes.Index(upper, []byte("<!DOCTYPE"))
+	if i < 0 {
+		i = bytes.Index(upper, []byte("<!ENTITY"))
+	}
+	if i < 0 {
+		return "", false
+	}
+	depth := 0
+	for j := i + 1; j < len(doc); j++ {
+		switch doc[j] {
+		case '[':
+			depth++
+		case ']':
+			depth--
+		case '>':
+			if depth <= 0 {
+				return string(doc[i : j+1]), true
+			}
+		}
+	}
+	return string(doc[i:]), true // unterminated: all of it
 }

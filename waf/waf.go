@@ -97,6 +97,7 @@ const (
 	crsAttackFiles   = "@owasp_crs/REQUEST-9[3-9]*.conf"
 	crsResponseFiles = "@owasp_crs/RESPONSE-*.conf"
 	viewsFile        = "sekisho/views.conf"
+	detectionsFile   = "sekisho/detections.conf"
 )
 
 // checkCRSFiles refuses a CRS whose rule files the three parts would not
@@ -163,6 +164,7 @@ SecAction "id:900110,phase:1,pass,t:none,nolog,setvar:tx.inbound_anomaly_score_t
 %sInclude `+crsProtocolFiles+`
 Include `+viewsFile+`
 SecRule ARGS_COMBINED_SIZE "@gt %d" "id:10003,phase:2,t:none,log,deny,status:413,msg:'Arguments and their decoded forms larger than the inspection budget (request_body_no_files_limit)'"
+Include `+detectionsFile+`
 Include `+crsAttackFiles+`
 Include `+crsResponseFiles+`
 Include `+channelsFile+`
