@@ -117,6 +117,46 @@ func checkOf(r secRule, dir string) (crsCheck, bool) {
 type crsOp struct {
 	checks []*fusedOp
 	ids    []string
+	clean  clean
+}
+
+// clean remembers, for one crsOp, the values that none of its checks
+// matched: request headers repeat from request to request (a browser's
+// User-Agent, a site's Referer), and the checks are a pure function of the
+// value, so a value once found clean is clean until the rules are reloaded
+// (which builds new operators). Only short values are kept, at most
+// cleanMax of them; when full, the set starts over. A match is never
+// remembered: it sets the transaction's captures each time.
+type clean struct {
+	mu     sync.Mutex
+	values map[string]struct{}
+}
+
+const (
+	cleanMax      = 4096
+	cleanValueMax = 1024
+)
+
+func (c *clean) has(v string) bool {
+	if len(v) > cleanValueMax {
+		return false
+	}
+	c.mu.Lock()
+	_, ok := c.values[v]
+	c.mu.Unlock()
+	return ok
+}
+
+func (c *clean) add(v string) {
+	if len(v) > cleanValueMax {
+		return
+	}
+	c.mu.Lock()
+	if c.values == nil || len(c.values) >= cleanMax {
+		c.values = make(map[string]struct{}, 64)
+	}
+	c.values[strings.Clone(v)] = struct{}{}
+	c.mu.Unlock()
 }
 
 // newCRSOp builds a crsOperator from its keys.
@@ -158,6 +198,9 @@ const crsRuleVar = "sekisho_crs_rule"
 
 // Evaluate implements plugintypes.Operator.
 func (o *crsOp) Evaluate(tx plugintypes.TransactionState, value string) bool {
+	if o.clean.has(value) {
+		return false
+	}
 	m := memoOf(tx)
 	for i, c := range o.checks {
 		if c.matches(tx, m, value) {
@@ -165,5 +208,6 @@ func (o *crsOp) Evaluate(tx plugintypes.TransactionState, value string) bool {
 			return true
 		}
 	}
+	o.clean.add(value)
 	return false
 }

@@ -1,7 +1,6 @@
 package waf
 
 import (
-	"bytes"
 	"io"
 	"mime"
 	"net/http"
@@ -374,10 +373,9 @@ func xmlDoctype(tx any, vars collection.Map) {
 // prolog, internal subset included (or, in a document without one, the
 // first entity declaration).
 func doctypeOf(doc []byte) (string, bool) {
-	upper := bytes.ToUpper(doc)
-	i := bytes.Index(upper, []byte("<!DOCTYPE"))
+	i := indexASCIIFold(doc, "<!DOCTYPE")
 	if i < 0 {
-		i = bytes.Index(upper, []byte("<!ENTITY"))
+		i = indexASCIIFold(doc, "<!ENTITY")
 	}
 	if i < 0 {
 		return "", false
@@ -396,4 +394,20 @@ func doctypeOf(doc []byte) (string, bool) {
 		}
 	}
 	return string(doc[i:]), true // unterminated: all of it
+}
+
+// indexASCIIFold is the offset of the first upper-case ASCII word in doc,
+// in any case, or -1 (bytes.ToUpper would move offsets: some letters'
+// upper case is longer or shorter in UTF-8).
+func indexASCIIFold(doc []byte, word string) int {
+	for i := 0; i+len(word) <= len(doc); i++ {
+		j := 0
+		for j < len(word) && (doc[i+j] == word[j] || doc[i+j]-'a'+'A' == word[j] && 'a' <= doc[i+j] && doc[i+j] <= 'z') {
+			j++
+		}
+		if j == len(word) {
+			return i
+		}
+	}
+	return -1
 }

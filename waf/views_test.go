@@ -1,6 +1,7 @@
 package waf
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -507,4 +508,21 @@ func TestDecodedPostArgs_Limits(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A document type declaration is cut where it ends, internal subset
+// included, whatever the bytes; an unterminated one is taken whole.
+func FuzzDoctypeOf(f *testing.F) {
+	for _, s := range []string{`<?xml version="1.0"?><!DOCTYPE a [<!ENTITY x SYSTEM "f">]><a/>`, "<!doctype html><p>", "<!ENTITY % p SYSTEM 'x'>", "<!DOCTYPE [[[", "<a/>"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, doc []byte) {
+		d, ok := doctypeOf(doc)
+		if !ok {
+			return
+		}
+		if !bytes.Contains(doc, []byte(d)) || len(d) < 8 || d[0] != '<' || d[1] != '!' {
+			t.Fatalf("doctypeOf(%q) = %q", doc, d)
+		}
+	})
 }
