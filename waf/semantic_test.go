@@ -172,3 +172,30 @@ func TestIsProse(t *testing.T) {
 		}
 	}
 }
+
+// Every check answers for any value and any match place within it, without
+// a panic, and prose and text are never both: a value is one line or more.
+func FuzzSemanticChecks(f *testing.F) {
+	for _, s := range []string{"ls 300 lexus", "# notes\n1. Select vendor\n2. Review the union", "john+or@var.es", "deploy/x.json", "a\nb\nc", "\xff\xfe", "x' or 1=1--"} {
+		f.Add(s, 0, len(s))
+	}
+	f.Fuzz(func(t *testing.T, v string, a, b int) {
+		span := [2]int{-1, -1}
+		if 0 <= a && a <= b && b <= len(v) {
+			span = [2]int{a, b}
+		}
+		for name, check := range semanticChecks {
+			func() {
+				defer func() {
+					if r := recover(); r != nil {
+						t.Fatalf("%s(%q, %v) panicked: %v", name, v, span, r)
+					}
+				}()
+				check(v, span)
+			}()
+		}
+		if isProse(v) && isText(v) {
+			t.Errorf("%q is prose and text", v)
+		}
+	})
+}
