@@ -72,12 +72,13 @@ func (s stockChannelsFS) Open(name string) (fs.File, error) {
 	return &memFile{Reader: bytes.NewReader([]byte(text)), info: sizedInfo{info, int64(len(text))}}, nil
 }
 
-// crsRulesByID reads CRS's SecRules, by id.
+// crsRulesByID reads CRS's SecRules, and sekisho's detections, by id.
 func crsRulesByID(root fs.FS) (map[int]secRule, error) {
 	files, err := fs.Glob(root, "@owasp_crs/*.conf")
 	if err != nil {
 		return nil, err
 	}
+	files = append(files, detectionsFile)
 	out := map[int]secRule{}
 	for _, f := range files {
 		data, err := fs.ReadFile(root, f)

@@ -47,14 +47,16 @@ func (c crsCheck) key() string {
 	return strconv.Itoa(c.id) + "." + strconv.FormatUint(h.Sum64(), 36)
 }
 
-// crsChecksIn reads the rules of CRS's files in root and returns, by id,
-// the checks sekisho can run on its own: a rule whose match stands alone
-// (no chain) and whose operator is not negated.
+// crsChecksIn reads the rules of CRS's files in root, and sekisho's
+// detections, and returns, by id, the checks sekisho can run on its own: a
+// rule whose match stands alone (no chain) and whose operator is not
+// negated.
 func crsChecksIn(root fs.FS) (map[int]crsCheck, error) {
 	files, err := fs.Glob(root, "@owasp_crs/*.conf")
 	if err != nil {
 		return nil, err
 	}
+	files = append(files, detectionsFile)
 	out := map[int]crsCheck{}
 	for _, f := range files {
 		data, err := fs.ReadFile(root, f)

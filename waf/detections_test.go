@@ -34,7 +34,9 @@ func TestDetections(t *testing.T) {
 	}{
 		{200150, []string{"*)(uid=*))(|(uid=*", "admin)(cn=*", "(|(mail=*)(cn=*))", "x)(objectClass=*", "cn:1.2.840.113556.1.4.803:=2"},
 			[]string{"(see the note) (and more)", "f(x) = (a + b)", "a*b (approx)"}},
-		{200151, []string{"{{7*191}}", "${ 3 * 3 }", "<%= 12 * 12 %>", "#{9*9}", "{{''.__class__.__mro__}}", "{{constructor.constructor('x')()}}"},
+		{200151, []string{"{{7*191}}", "${ 3 * 3 }", "<%= 12 * 12 %>", "#{9*9}", "{{''.__class__.__mro__}}", "{{constructor.constructor('x')()}}",
+			"{{config.items()}}", "{{['id']|filter('system')}}", "{{_self.env.registerUndefinedFilterCallback('exec')}}", "*{T(java.lang.Runtime).getRuntime()}",
+			"<%= `id` %>", "{php}echo 1;{/php}", `{{#with "s"}}{{lookup string.sub "constructor"}}{{/with}}`},
 			[]string{"{{ user.name }}", "${price}", "50% of {{count}}"}},
 		{200152, []string{"confirm.call(null,1)", "(alert)(document.domain)", "prompt.apply(null,[1])", "alert?.(1)", "eval.bind(window)('x')"},
 			[]string{"please confirm the call", "an alert was raised"}},
@@ -44,6 +46,10 @@ func TestDetections(t *testing.T) {
 			[]string{"quit smoking\nnow", "please help me quit"}},
 		{200155, []string{"!!python/object/apply:os.system ['id']", "!!javax.script.ScriptEngineManager [x]", "--- !ruby/object:Gem::Installer\ni: x"},
 			[]string{"!!important", "python object model"}},
+		{200157, []string{"| id", "&& whoami", "`id`", "$(hostname)", "x; uname -a", "foo|sleep 5"},
+			[]string{"id", "rock & roll", "a | b test", "salt & pepper; thanks"}},
+		{200158, []string{"http://0x7f000001/", "http://017700000001/", "http://2130706433/admin", "http://user@127.0.0.1/", "dict://127.0.0.1:11211/stats", "gopher://x:70/_x", "ldap://127.0.0.1:389/"},
+			[]string{"http://example.com/", "https://user@example.com/", "see http://10.0.0.1 docs", "mailto:a@b.c"}},
 		{200156, []string{`<!DOCTYPE a [<!ENTITY x SYSTEM "file:///etc/passwd">]><a>&x;</a>`, `<!DOCTYPE a SYSTEM "http://evil.example/a.dtd"><a/>`, `<!ENTITY % p SYSTEM "x">`},
 			[]string{"<!DOCTYPE html><p>hi</p>", "the system is public"}},
 	} {
@@ -191,4 +197,39 @@ func TestSekishoMatches_ExclusionsWork(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A JSON document in a string is inspected as its values too, and a
+// cookie's percent-encoding is decoded: both as values of the same name.
+func TestViews_JSONInStringAndCookies(t *testing.T) {
+	e, err := New(Config{Name: "default"}, rules.FS())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := httptest.NewRequest("POST", "/api/reviews", strings.NewReader(`{"type":"review","payload":"{\"comment\":\"| id\",\"rating\":5}"}`))
+	r.Header.Set("Content-Type", "application/json")
+	if v := e.Check(r); !v.Blocked() || !slices.ContainsFunc(v.Matches, func(m Match) bool { return m.RuleID == 200157 && m.Variable == "ARGS:json.payload" }) {
+		t.Errorf("a shell probe in JSON in a string: blocked %v, %+v", v.Blocked(), v.Matches)
+	}
+	r = httptest.NewRequest("POST", "/api/reviews", strings.NewReader(`{"payload":"{\"comment\":\"Great shoes, would buy again\",\"rating\":5}"}`))
+	r.Header.Set("Content-Type", "application/json")
+	if v := e.Check(r); v.Blocked() {
+		t.Errorf("a review in JSON in a string: blocked %v", v.Rules)
+	}
+	r = httptest.NewRequest("GET", "/", nil)
+	r.Header.Set("Cookie", "theme=dark; next="+url.QueryEscape("http://169.254.169.254/latest/meta-data/"))
+	if v := e.Check(r); !v.Blocked() {
+		t.Errorf("an SSRF target in a cookie passes: %v", v.Rules)
+	}
+	var leaves []string
+	jsonInString(`{"a":"x","b":[1,"y",{"c":"z"}],"d":null}`, func(s string) { leaves = append(leaves, s) })
+	if want := []string{"a", "x", "b", "y", "c", "z", "d"}; !slices.Equal(leaves, want) {
+		t.Errorf("leaves = %q, want %q", leaves, want)
+	}
+	n := 0
+	jsonInString("["+strings.Repeat(`"v",`, 1000)+`"v"]`, func(string) { n++ })
+	if n != jsonLeavesMax {
+		t.Errorf("%d leaves of a 1001-string array, want at most %d", n, jsonLeavesMax)
+	}
+	jsonInString(strings.Repeat("[", 100)+strings.Repeat("]", 100), func(string) { t.Error("a document nested 100 deep was read") })
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/corazawaf/coraza/v3/collection"
 	"github.com/corazawaf/coraza/v3/experimental/plugins/plugintypes"
 	"github.com/corazawaf/coraza/v3/types"
+	"github.com/tidwall/gjson"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/lexer"
 	"github.com/vektah/gqlparser/v2/parser"
@@ -77,7 +78,8 @@ func (views) Evaluate(r plugintypes.RuleMetadata, tx plugintypes.TransactionStat
 		xmlDoctype(tx, v.TX())
 	}
 	limit := argumentLimit(tx)
-	if !decodedArgs(v.ArgsGet(), limit) || !decodedArgs(v.ArgsPost(), limit) || !decodedArgs(v.ArgsPath(), limit) {
+	if !decodedArgs(v.ArgsGet(), limit) || !decodedArgs(v.ArgsPost(), limit) || !decodedArgs(v.ArgsPath(), limit) ||
+		!decodedArgs(v.RequestCookies(), limit) {
 		if s, ok := v.ArgumentsLimitReached().(setter); ok {
 			s.Set("1")
 		}
@@ -103,19 +105,67 @@ func decodedArgs(args collection.Map, limit int) bool {
 	n := len(all)
 	for _, md := range all {
 		key, over := md.Key(), false
-		decodedForms(md.Value(), func(d string) {
+		add := func(d string) {
 			if n >= limit {
 				over = true
 				return
 			}
 			args.Add(key, d)
 			n++
-		})
+		}
+		decodedForms(md.Value(), add)
+		jsonInString(md.Value(), add)
 		if over {
 			return false
 		}
 	}
 	return true
+}
+
+// A string that holds a JSON document (a review's payload, a webhook's
+// "data", a form field a script filled with JSON.stringify) is, to its
+// application, the values in it. So a value that is a JSON object or array
+// is presented also as its string leaves, each one more value of the same
+// argument: at most jsonLeavesMax of them, from a document no deeper than
+// jsonStringDepth and no longer than graphqlMaxLen; one level only (a
+// string in it that is JSON again is inspected as the string it is).
+const (
+	jsonLeavesMax   = 256
+	jsonStringDepth = 32
+)
+
+func jsonInString(v string, add func(string)) {
+	if len(v) < 2 || len(v) > graphqlMaxLen || v[0] != '{' && v[0] != '[' ||
+		nestingExceeds([]byte(v), jsonStringDepth) || !gjson.Valid(v) {
+		return
+	}
+	n := 0
+	var walk func(r gjson.Result) bool
+	walk = func(r gjson.Result) bool {
+		switch {
+		case r.IsObject() || r.IsArray():
+			ok := true
+			r.ForEach(func(k, val gjson.Result) bool {
+				if r.IsObject() && k.Str != "" {
+					// A member's name is a value a client chose too.
+					if n++; n > jsonLeavesMax {
+						return false
+					}
+					add(k.Str)
+				}
+				ok = walk(val)
+				return ok
+			})
+			return ok
+		case r.Type == gjson.String:
+			if n++; n > jsonLeavesMax {
+				return false
+			}
+			add(r.Str)
+		}
+		return true
+	}
+	walk(gjson.Parse(v))
 }
 
 // defaultArgumentLimit is Coraza's SecArgumentsLimit when none is set.
