@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"io/fs"
-	"os"
 	"regexp"
 	"slices"
 	"sort"
@@ -22,30 +21,9 @@ const pl1AttackFloor = 99.5
 // PL1 rule) through the gateway with the default policy, blocking: at
 // least pl1AttackFloor % are refused. The stages that pass are listed.
 func TestCRS_FTWAttacksBlockedAtPL1(t *testing.T) {
-	app := StartBackend(t, "app")
-	app.Handle = ftwReflect
 	// CRS's test settings (as TestCRS_FTWCorpusThroughTheGateway), but
 	// blocking at paranoia level 1: the default policy's.
-	rulesDir := t.TempDir()
-	os.WriteFile(rulesDir+"/crs-setup.conf", []byte(`SecAction "id:900005,phase:1,nolog,pass,ctl:ruleRemoveById=910000,setvar:tx.crs_validate_utf8_encoding=1,setvar:tx.arg_name_length=100,setvar:tx.arg_length=400,setvar:tx.total_arg_length=64000,setvar:tx.max_num_args=255,setvar:tx.max_file_size=64100,setvar:tx.combined_file_sizes=65535"
-`), 0o644)
-	g := StartGateway(t, `
-frontends:
-  - name: web
-    bind: [{address: "127.0.0.1:0"}]
-    default_backend: app
-backends:
-  - name: app
-    servers: [{address: "{{.App}}"}]
-waf:
-  policies:
-    - name: default
-      rules_dir: {{.Rules}}
-      request_body_limit: 13107200
-      request_body_no_files_limit: 13107200
-log:
-  access: {{.AccessLog}}
-`, ConfigData{"App": app.Addr, "Rules": rulesDir})
+	g := ftwGateway(t, "setvar:tx.blocking_paranoia_level=1", "", "mode: block")
 	pl := crsParanoiaLevels(t)
 	var stages []ftwStage
 	for _, s := range loadFTWStages(t) {

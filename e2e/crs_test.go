@@ -101,36 +101,12 @@ func ftwSend(addr string, raw []byte) (status int, id string) {
 // Failures are listed, with their reason, in testdata/crs-ftw-known-failures.txt;
 // any other failure fails the test.
 func TestCRS_FTWCorpusThroughTheGateway(t *testing.T) {
-	app := StartBackend(t, "app")
-	app.Handle = ftwReflect
-	// CRS's own test setup (its regression tests run with these settings,
-	// which are not CRS's defaults): a rules folder's crs-setup.conf, the
-	// place an operator would put them. Its tests of 911100 and 920420
-	// assume CRS's allowed methods and content types, which sekisho's
-	// defaults widen for APIs (rules/sekisho/base.conf): CRS's are restored.
-	rulesDir := t.TempDir()
-	os.WriteFile(rulesDir+"/crs-setup.conf", []byte(`SecAction "id:900005,phase:1,nolog,pass,ctl:ruleEngine=DetectionOnly,ctl:ruleRemoveById=910000,setvar:tx.blocking_paranoia_level=4,setvar:tx.crs_validate_utf8_encoding=1,setvar:tx.arg_name_length=100,setvar:tx.arg_length=400,setvar:tx.total_arg_length=64000,setvar:tx.max_num_args=255,setvar:tx.max_file_size=64100,setvar:tx.combined_file_sizes=65535"
-SecAction "id:900006,phase:1,nolog,pass,setvar:'tx.allowed_methods=GET HEAD POST OPTIONS',setvar:'tx.allowed_request_content_type=|application/x-www-form-urlencoded| |multipart/form-data| |text/xml| |application/xml| |application/soap+xml| |application/json|'"
-`), 0o644)
-	g := StartGateway(t, `
-frontends:
-  - name: web
-    bind: [{address: "127.0.0.1:0"}]
-    default_backend: app
-backends:
-  - name: app
-    servers: [{address: "{{.App}}"}]
-waf:
-  policies:
-    - name: default
-      mode: detect
-      paranoia_level: 4
-      rules_dir: {{.Rules}}
-      request_body_limit: 13107200
-      request_body_no_files_limit: 13107200
-log:
-  access: {{.AccessLog}}
-`, ConfigData{"App": app.Addr, "Rules": rulesDir})
+	// CRS's tests of 911100 and 920420 assume CRS's allowed methods and
+	// content types, which sekisho's defaults widen for APIs
+	// (rules/sekisho/base.conf): CRS's are restored.
+	g := ftwGateway(t, `ctl:ruleEngine=DetectionOnly,setvar:tx.blocking_paranoia_level=4`,
+		`SecAction "id:900006,phase:1,nolog,pass,setvar:'tx.allowed_methods=GET HEAD POST OPTIONS',setvar:'tx.allowed_request_content_type=|application/x-www-form-urlencoded| |multipart/form-data| |text/xml| |application/xml| |application/soap+xml| |application/json|'"`,
+		"mode: detect\n      paranoia_level: 4")
 	stages := loadFTWStages(t)
 	if len(stages) < 3000 {
 		t.Fatalf("only %d ftw stages loaded", len(stages))
@@ -296,6 +272,40 @@ func ftwReflect(w http.ResponseWriter, r *http.Request) {
 	}
 	w.WriteHeader(spec.Status)
 	w.Write(out)
+}
+
+// ftwGateway starts the gateway in front of a backend that answers as each
+// stage asks, with CRS's own test settings (its regression tests run with
+// them, and they are not CRS's defaults) in a rules folder's
+// crs-setup.conf, the place an operator would put them: actions adds to
+// them, setup is more of that file, policy more lines of the policy.
+func ftwGateway(t *testing.T, actions, setup, policy string) *Gateway {
+	t.Helper()
+	app := StartBackend(t, "app")
+	app.Handle = ftwReflect
+	rulesDir := t.TempDir()
+	conf := `SecAction "id:900005,phase:1,nolog,pass,ctl:ruleRemoveById=910000,setvar:tx.crs_validate_utf8_encoding=1,setvar:tx.arg_name_length=100,setvar:tx.arg_length=400,setvar:tx.total_arg_length=64000,setvar:tx.max_num_args=255,setvar:tx.max_file_size=64100,setvar:tx.combined_file_sizes=65535,` + actions + "\"\n" + setup + "\n"
+	if err := os.WriteFile(rulesDir+"/crs-setup.conf", []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return StartGateway(t, `
+frontends:
+  - name: web
+    bind: [{address: "127.0.0.1:0"}]
+    default_backend: app
+backends:
+  - name: app
+    servers: [{address: "{{.App}}"}]
+waf:
+  policies:
+    - name: default
+      `+policy+`
+      rules_dir: {{.Rules}}
+      request_body_limit: 13107200
+      request_body_no_files_limit: 13107200
+log:
+  access: {{.AccessLog}}
+`, ConfigData{"App": app.Addr, "Rules": rulesDir})
 }
 
 // ftwResult is what the gateway answered to one stage.

@@ -31,24 +31,17 @@ func (c channelsFS) Open(name string) (fs.File, error) {
 	if name != channelsFile && name != detectionsFile {
 		return c.FS.Open(name)
 	}
-	data, err := fs.ReadFile(c.FS, name)
-	if err != nil {
-		return nil, err
-	}
-	ids, err := crsRuleIDs(c.FS)
-	if err != nil {
-		return nil, err
-	}
-	info, err := fs.Stat(c.FS, name)
-	if err != nil {
-		return nil, err
-	}
-	checks, err := crsChecksIn(c.FS)
-	if err != nil {
-		return nil, err
-	}
-	data = resolveCRSChecks(keepKnownRules(data, ids), checks)
-	return &memFile{Reader: bytes.NewReader(data), info: sizedInfo{info, int64(len(data))}}, nil
+	return rewritten(c.FS, name, func(data []byte) ([]byte, error) {
+		ids, err := crsRuleIDs(c.FS)
+		if err != nil {
+			return nil, err
+		}
+		checks, err := crsChecksIn(c.FS)
+		if err != nil {
+			return nil, err
+		}
+		return resolveCRSChecks(keepKnownRules(data, ids), checks), nil
+	})
 }
 
 // crsRuleIDs lists the ids of the rules in the CRS files of root.

@@ -1,7 +1,6 @@
 package waf
 
 import (
-	"bytes"
 	"fmt"
 	"io/fs"
 	"strconv"
@@ -22,14 +21,24 @@ func (s stockChannelsFS) Open(name string) (fs.File, error) {
 	if name != channelsFile && name != detectionsFile {
 		return s.FS.Open(name)
 	}
-	data, err := fs.ReadFile(s.FS, name)
+	crs := map[int]secRule{}
+	err := forEachRule(s.FS, func(_ string, r secRule) {
+		for _, a := range r.acts {
+			if a.key == "id" {
+				n, _ := strconv.Atoi(a.val)
+				crs[n] = r
+			}
+		}
+	})
 	if err != nil {
 		return nil, err
 	}
-	crs, err := crsRulesByID(s.FS)
-	if err != nil {
-		return nil, err
-	}
+	return rewritten(s.FS, name, func(data []byte) ([]byte, error) { return stockCopies(data, crs), nil })
+}
+
+// stockCopies is a rule file with each @sekisho_crs rule replaced by its
+// stock copies.
+func stockCopies(data []byte, crs map[int]secRule) []byte {
 	var out strings.Builder
 	for _, d := range logicalLines(strings.Split(string(data), "\n")) {
 		r, ok := parseSecRule(d.text)
@@ -64,37 +73,5 @@ func (s stockChannelsFS) Open(name string) (fs.File, error) {
 				stockCheckBase+id*1000+i, strings.Join(append(acts, extra...), ","))
 		}
 	}
-	text := out.String()
-	info, err := fs.Stat(s.FS, name)
-	if err != nil {
-		return nil, err
-	}
-	return &memFile{Reader: bytes.NewReader([]byte(text)), info: sizedInfo{info, int64(len(text))}}, nil
-}
-
-// crsRulesByID reads CRS's SecRules, and sekisho's detections, by id.
-func crsRulesByID(root fs.FS) (map[int]secRule, error) {
-	files, err := fs.Glob(root, "@owasp_crs/*.conf")
-	if err != nil {
-		return nil, err
-	}
-	files = append(files, detectionsFile)
-	out := map[int]secRule{}
-	for _, f := range files {
-		data, err := fs.ReadFile(root, f)
-		if err != nil {
-			return nil, err
-		}
-		for _, d := range logicalLines(strings.Split(string(data), "\n")) {
-			if r, ok := parseSecRule(d.text); ok {
-				for _, a := range r.acts {
-					if a.key == "id" {
-						n, _ := strconv.Atoi(a.val)
-						out[n] = r
-					}
-				}
-			}
-		}
-	}
-	return out, nil
+	return []byte(out.String())
 }

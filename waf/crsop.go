@@ -52,28 +52,34 @@ func (c crsCheck) key() string {
 // rule whose match stands alone (no chain) and whose operator is not
 // negated.
 func crsChecksIn(root fs.FS) (map[int]crsCheck, error) {
+	out := map[int]crsCheck{}
+	err := forEachRule(root, func(dir string, r secRule) {
+		if c, ok := checkOf(r, dir); ok {
+			out[c.id] = c
+		}
+	})
+	return out, err
+}
+
+// forEachRule calls fn with each SecRule, in the plain form sekisho reads,
+// of CRS's files in root and of sekisho's detections, and its file's folder.
+func forEachRule(root fs.FS, fn func(dir string, r secRule)) error {
 	files, err := fs.Glob(root, "@owasp_crs/*.conf")
 	if err != nil {
-		return nil, err
+		return err
 	}
-	files = append(files, detectionsFile)
-	out := map[int]crsCheck{}
-	for _, f := range files {
+	for _, f := range append(files, detectionsFile) {
 		data, err := fs.ReadFile(root, f)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		for _, d := range logicalLines(strings.Split(string(data), "\n")) {
-			r, ok := parseSecRule(d.text)
-			if !ok {
-				continue
-			}
-			if c, ok := checkOf(r, path.Dir(f)); ok {
-				out[c.id] = c
+			if r, ok := parseSecRule(d.text); ok {
+				fn(path.Dir(f), r)
 			}
 		}
 	}
-	return out, nil
+	return nil
 }
 
 // checkOf returns the check of rule r, or false when r's match does not

@@ -495,16 +495,25 @@ func (s fusedFS) Open(name string) (fs.File, error) {
 	if !strings.HasSuffix(name, ".conf") {
 		return s.root.Open(name)
 	}
-	data, err := fs.ReadFile(s.root, name)
+	return rewritten(s.root, name, func(data []byte) ([]byte, error) {
+		return []byte(s.f.rewrite(string(data))), nil
+	})
+}
+
+// rewritten opens name in fsys as edit rewrites its content.
+func rewritten(fsys fs.FS, name string, edit func([]byte) ([]byte, error)) (fs.File, error) {
+	data, err := fs.ReadFile(fsys, name)
 	if err != nil {
 		return nil, err
 	}
-	info, err := fs.Stat(s.root, name)
+	info, err := fs.Stat(fsys, name)
 	if err != nil {
 		return nil, err
 	}
-	text := s.f.rewrite(string(data))
-	return &memFile{Reader: bytes.NewReader([]byte(text)), info: sizedInfo{info, int64(len(text))}}, nil
+	if data, err = edit(data); err != nil {
+		return nil, err
+	}
+	return &memFile{Reader: bytes.NewReader(data), info: sizedInfo{info, int64(len(data))}}, nil
 }
 
 // memFile is a rewritten rule file.
