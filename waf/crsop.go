@@ -140,9 +140,12 @@ type clean struct {
 	values map[string]struct{}
 }
 
+// At most 1,024 values of at most 256 bytes (a browser's User-Agent is
+// about 130): 256 KiB per class rule, under 3 MiB for all of them, whatever
+// a client sends.
 const (
-	cleanMax      = 4096
-	cleanValueMax = 1024
+	cleanMax      = 1024
+	cleanValueMax = 256
 )
 
 func (c *clean) has(v string) bool {
