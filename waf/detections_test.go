@@ -233,3 +233,23 @@ func TestViews_JSONInStringAndCookies(t *testing.T) {
 	}
 	jsonInString(strings.Repeat("[", 100)+strings.Repeat("]", 100), func(string) { t.Error("a document nested 100 deep was read") })
 }
+
+// In detect mode sekisho's detections and header rules match and are
+// reported as CRS's are, and the request passes.
+func TestDetections_DetectMode(t *testing.T) {
+	e, err := New(Config{Name: "watch", Mode: ModeDetect}, rules.FS())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := httptest.NewRequest("GET", "/login?user="+url.QueryEscape("*)(uid=*))(|(uid=*"), nil)
+	r.Header.Set("X-Client-Note", "{{7*191}}")
+	v := e.Check(r)
+	if v.Action != ActionDetect || v.Blocked() {
+		t.Fatalf("action %q, want detect", v.Action)
+	}
+	for _, id := range []int{200150, 200139} {
+		if !slices.Contains(v.Rules, id) {
+			t.Errorf("rule %d not reported: %v", id, v.Rules)
+		}
+	}
+}
