@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"time"
 
 	"github.com/rs/zerolog"
 
@@ -21,7 +20,6 @@ import (
 	"github.com/sekisho/sekisho/gateway/audit"
 	"github.com/sekisho/sekisho/gateway/clientip"
 	"github.com/sekisho/sekisho/gateway/forward"
-	"github.com/sekisho/sekisho/gateway/listen"
 	"github.com/sekisho/sekisho/waf"
 	"github.com/sekisho/sekisho/waf/alert"
 )
@@ -97,228 +95,43 @@ func (h *handler) match(host, path string) *route {
 	return h.def
 }
 
+// ServeHTTP passes a request through the gateway's steps, in order, each in
+// its own file: the client's address (request.go), one-meaning checks and
+// the gateway's own answers (checks.go), the route, access (access.go), the
+// WAF (inspect.go), the server (proxy.go); the log line is written as the
+// request ends, whichever step ended it (request.go).
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if n := h.next.Load(); n != nil {
 		n.ServeHTTP(w, r)
 		return
 	}
-	h.idle.touch()
-	e := &accesslog.Entry{
-		Time: time.Now(), Frontend: h.name, Method: r.Method, Host: r.Host, URI: r.RequestURI,
-		Path: r.URL.Path, Query: r.URL.RawQuery, Protocol: r.Proto, UserAgent: r.UserAgent(),
-	}
-	rw := &responseWriter{ResponseWriter: w}
-	countHeaders := h.access.CountsHeaderBytes()
-	e.ActiveConns, e.FrontendConns = h.active.Add(1), h.inflight.Add(1)
-	defer h.active.Add(-1)
-	defer h.inflight.Add(-1)
-	var body *countingReader
-	if r.Body != nil && r.Body != http.NoBody {
-		body = &countingReader{ReadCloser: r.Body}
-		r.Body = body
-	}
-	defer func() {
-		e.Status, e.BytesOut = rw.status, rw.bytes
-		if countHeaders && e.HeaderBytes == 0 && rw.status >= 200 {
-			e.HeaderBytes = accesslog.HeaderBytes(rw.status, "", rw.Header()) // the gateway's own response
-		}
-		answered := rw.status >= 200 || rw.status == http.StatusSwitchingProtocols
-		if !answered {
-			e.Status = 499 // the handler ended without a response: the client left
-		}
-		if body != nil {
-			e.BytesIn = body.n
-		}
-		e.Total = time.Since(e.Time)
-		h.access.Write(e)
-		h.metrics.observe(e)
-		if !answered {
-			// A client that only half-closed still reads: net/http would
-			// send it a 200 with no body, for a request no server answered.
-			// It gets no response, as the log says.
-			panic(http.ErrAbortHandler)
-		}
-	}()
-	if h.capture != nil {
-		captureRequest(e, h.capture, r)
-		defer captureResponse(e, h.capture, rw.Header()) // before the log line above is written
-	}
-
-	e.RequestID = requestID(r.Header.Get("X-Request-Id"))
-	id := []string{e.RequestID} // read-only in both maps; the proxy copies request headers
-	r.Header["X-Request-Id"] = id
-	rw.Header()["X-Request-Id"] = id
-	e.ClientIP, e.ClientPort = splitHostPort(r.RemoteAddr)
-	if h.clientIP != nil {
-		// A trusted proxy's word, from its header; the port is the proxy's.
-		if peer, err := netip.ParseAddr(e.ClientIP); err == nil {
-			if c := h.clientIP.Resolve(peer, r.Header); c != peer {
-				e.PeerIP, e.ClientIP, e.ClientPort = e.ClientIP, c.String(), 0
-			}
-		}
-	}
-	conn, _ := r.Context().Value(connKey{}).(*listen.Conn)
-	fwdPeer := e.PeerIP // the X-Forwarded-For chain names the header's proxy only
-	if conn != nil {
-		e.VPCEndpointID = conn.VPCEndpointID()
-		logProxyPeer(e, conn)
-	}
-	e.TLS = r.TLS
-	if e.TLS == nil && conn != nil {
-		e.TLS = conn.TLS()
-	}
-	fail := func(status int, reason string) {
-		e.Error, e.TermState = reason, "PR--" // the gateway refused the request
-		writeErrorPage(rw, r, status, e.RequestID)
-	}
-
-	if conn != nil && len(r.TransferEncoding) > 0 && conn.TakeAmbiguousFraming() {
-		closeAfter(rw, r)
-		fail(http.StatusBadRequest, "Content-Length with Transfer-Encoding")
+	q := h.begin(w, r)
+	defer h.finish(q)
+	h.identify(q)
+	if h.checked(q) {
 		return
 	}
-	if h.monitorURI != "" && r.URL.Path == h.monitorURI {
-		e.Backend, e.TermState = "<monitor>", "LR--"
-		h.health(rw, r)
+	rt := h.route(q)
+	if rt == nil || !h.admit(q, rt) {
 		return
 	}
-	if rej := checkTarget(r); rej != nil {
-		fail(rej.status, rej.reason)
-		return
-	}
-	if e.TLS == nil && h.acme != nil && h.acme.HandleHTTPChallenge(rw, r) {
-		e.TermState = "LR--"
-		return
-	}
-	if e.TLS == nil && h.redirectHTTPS && !strings.HasPrefix(r.URL.Path, "/.well-known/acme-challenge/") {
-		e.TermState = "LR--"
-		// 308 keeps the method and body, unlike 301.
-		http.Redirect(rw, r, httpsURL(r, h.httpsPort), http.StatusPermanentRedirect)
-		return
-	}
-	if e.TLS != nil && h.hsts != "" {
-		rw.Header().Set("Strict-Transport-Security", h.hsts)
-	}
-	if e.TLS != nil && h.altSvc != "" && r.ProtoMajor < 3 {
-		rw.Header().Set("Alt-Svc", h.altSvc)
-	}
-	cleanHeaders(r.Header)
-
-	rt := h.match(r.Host, r.URL.Path)
-	if rt == nil {
-		fail(http.StatusNotFound, "no route")
-		return
-	}
-	e.Backend, e.WAFPolicy = rt.backendName, rt.policyName
-	if rt.limit != nil && !rt.limit.allow(r.Context(), r, e.ClientIP) {
-		e.Error, e.TermState = "rate limited", "PR--"
-		if rt.limit.cfg.Action == "tarpit" {
-			e.TermState = "PT--"
-		}
-		h.alerts.Emit(alert.Event{Type: alert.EventRateLimitTriggered, Time: e.Time, RequestID: e.RequestID,
-			ClientIP: e.ClientIP, Host: r.Host, Path: r.URL.Path, Route: rt.name, Backend: rt.backendName,
-			Fields: map[string]string{"limit": rt.limit.cfg.Name, "action": rt.limit.cfg.Action}})
-		rt.limit.refuse(rw, r, e.RequestID)
-		return
-	}
-
-	tx := rt.policy.cur.Load().NewTx(r.Context(), e.RequestID)
+	tx := rt.policy.cur.Load().NewTx(r.Context(), q.e.RequestID)
 	defer tx.Close()
-	local, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
-	serverIP, serverPort := "", 0
-	if conn != nil {
-		local = conn.LocalAddr() // with a PROXY header, the address the client asked for
-	}
-	var localAP netip.AddrPort
-	if local != nil {
-		localAP = addrPort(local)
-		serverIP, serverPort = localAP.Addr().String(), int(localAP.Port())
-	}
-	v := tx.InspectRequest(r, r.URL.RequestURI(), waf.Conn{
-		ClientIP: e.ClientIP, ClientPort: e.ClientPort, ServerIP: serverIP, ServerPort: serverPort,
-	})
-	e.Read, e.WAF = tx.ReadTime, tx.InspectTime
-	setVerdict(e, v)
-	if v.Action == waf.ActionBlock || v.Action == waf.ActionDetect {
-		h.emitWAF(e, rt, v)
-	}
-	if h.audit.Wants(string(v.Action)) {
-		h.audit.Write(auditRecord(e, r, rt, v))
-	}
-	if v.Blocked() {
-		e.TermState = "WR--" // sekisho's own code: the WAF refused the request
-		if v.Action == waf.ActionError {
-			e.TermState = "IR--" // an internal error in the inspection
-			h.inspectionFailed(e, tx, "waf inspection failed; request refused")
-		}
-		if v.Status == http.StatusRequestEntityTooLarge {
-			// The body was not read: close rather than drain it.
-			closeAfter(rw, r)
-		}
-		if v.RedirectURL != "" {
-			http.Redirect(rw, r, v.RedirectURL, v.Status)
-			return
-		}
-		writeErrorPage(rw, r, v.Status, e.RequestID)
+	if !h.inspect(q, rt, tx) {
 		return
 	}
+	h.forward(q, rt, tx)
+}
 
-	fwdBody, n := tx.Body()
-	if n == 0 {
-		r.Body = http.NoBody
-	} else {
-		r.Body = io.NopCloser(fwdBody)
+// route finds the request's route; none is a 404.
+func (h *handler) route(q *request) *route {
+	rt := h.match(q.r.Host, q.r.URL.Path)
+	if rt == nil {
+		q.fail(http.StatusNotFound, "no route")
+		return nil
 	}
-	r.ContentLength = n
-	if n >= 0 {
-		r.TransferEncoding = nil // the whole body is known: send it with a length
-	}
-	x := &forward.Exchange{
-		ClientIP: e.ClientIP, ClientPort: e.ClientPort, PeerIP: fwdPeer, ClientConn: r.RemoteAddr,
-		Host: r.Host, RequestID: e.RequestID, TLS: e.TLS,
-		Proto:   "http",
-		OnError: func(w http.ResponseWriter, r *http.Request, status int) { writeErrorPage(w, r, status, e.RequestID) },
-		OnResponse: func(resp *http.Response) error {
-			var hdrBytes int64 // %B counts the server's headers as they came
-			if countHeaders {
-				_, reason, _ := strings.Cut(resp.Status, " ") // "200 OK"
-				hdrBytes = accesslog.HeaderBytes(resp.StatusCode, reason, resp.Header)
-			}
-			if h.hsts != "" {
-				// The gateway's policy stands: its header over TLS, none over plain HTTP.
-				resp.Header.Del("Strict-Transport-Security")
-			}
-			if v := tx.InspectResponseHeaders(resp.StatusCode, resp.Proto, resp.Header); v != nil && v.Blocked() {
-				setVerdict(e, v)
-				e.TermState = "WH--" // the WAF refused the response headers
-				return &forward.StatusError{Status: v.Status, Err: errors.New("response refused by the WAF")}
-			}
-			if err := h.inspectResponseBody(tx, e, rt, r, resp); err != nil {
-				return err
-			}
-			e.HeaderBytes = hdrBytes
-			return nil
-		},
-	}
-	if e.TLS != nil {
-		x.Proto = "https"
-	}
-	x.LocalAddr = localAP
-	rt.backend.ServeHTTP(rw, r.WithContext(forward.WithExchange(r.Context(), x)))
-	if x.Server != nil {
-		e.Server = x.Server.Name
-		e.ServerConns = x.Server.Inflight() // as the backend's: this request has ended
-		e.ConnectFailed = x.ConnectFailed()
-	}
-	e.Connect, e.Response, e.Queue = x.ConnectTime(), x.ResponseTime(), x.QueueTime()
-	e.BackendConns, e.BackendQueue = rt.backend.Inflight(), rt.backend.QueueLen()
-	e.Retries = max(x.Attempts-1, 0)
-	if x.Err != nil {
-		e.Error = x.Err.Error()
-	}
-	if e.TermState == "" {
-		e.TermState = forwardState(x.Err, rw.status)
-	}
+	q.e.Backend, q.e.WAFPolicy = rt.backendName, rt.policyName
+	return rt
 }
 
 // addrPort is a listener-side address as one netip value, IPv4 unmapped.

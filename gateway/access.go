@@ -1,0 +1,22 @@
+package gateway
+
+import "github.com/sekisho/sekisho/waf/alert"
+
+// admit decides whether the client may send this request now: the route's
+// rate limit (ratelimit.go). A refused request is answered here (429, or a
+// tarpit) and reported as an alert.
+func (h *handler) admit(q *request, rt *route) bool {
+	r, e := q.r, q.e
+	if rt.limit == nil || rt.limit.allow(r.Context(), r, e.ClientIP) {
+		return true
+	}
+	e.Error, e.TermState = "rate limited", "PR--"
+	if rt.limit.cfg.Action == "tarpit" {
+		e.TermState = "PT--"
+	}
+	h.alerts.Emit(alert.Event{Type: alert.EventRateLimitTriggered, Time: e.Time, RequestID: e.RequestID,
+		ClientIP: e.ClientIP, Host: r.Host, Path: r.URL.Path, Route: rt.name, Backend: rt.backendName,
+		Fields: map[string]string{"limit": rt.limit.cfg.Name, "action": rt.limit.cfg.Action}})
+	rt.limit.refuse(q.w, r, e.RequestID)
+	return false
+}
