@@ -107,16 +107,14 @@ func checkOf(r secRule, dir string) (crsCheck, bool) {
 			}
 		}
 	}
-	// As Coraza reads an operator (seclang's ParseOperator).
-	op := strings.ReplaceAll(r.op[1:len(r.op)-1], `\"`, `"`)
-	switch {
-	case op == "" || op[0] == '!':
+	neg, body := splitOperator(r.op)
+	if neg != "" || r.op == `""` {
 		return c, false
-	case op[0] != '@':
-		op = "@rx " + op
 	}
-	name, args, _ := strings.Cut(op[1:], " ")
-	c.op, c.args, c.chain = strings.TrimSpace(name), strings.TrimSpace(args), strings.Join(chain, ",")
+	// Coraza unescapes the quotes of an operator it reads (seclang's
+	// parseActionOperator); the fused rules leave that to it.
+	name, args, _ := strings.Cut(body, " ")
+	c.op, c.args, c.chain = strings.TrimSpace(name), strings.TrimSpace(strings.ReplaceAll(args, `\"`, `"`)), strings.Join(chain, ",")
 	return c, c.id >= 0
 }
 
