@@ -5,7 +5,6 @@ import (
 	"mime"
 	"net/http"
 	"reflect"
-	"regexp"
 	"strconv"
 	"strings"
 
@@ -42,12 +41,25 @@ import (
 // documents and text arrays as above and below (base.conf, rule 200030).
 const viewsAction = "sekisho_views"
 
-// graphqlKey matches the arguments that hold a GraphQL over HTTP query.
-var graphqlKey = regexp.MustCompile(`^(?:json\.(?:[0-9]+\.)?)?query$`)
+// isGraphQLKey reports whether an argument holds a GraphQL over HTTP query:
+// query, json.query, json.N.query (a batch). It runs for every argument of
+// every request, so it is string tests, not a regular expression.
+func isGraphQLKey(key string) bool {
+	rest, ok := strings.CutSuffix(key, "query")
+	if !ok || rest == "" {
+		return ok
+	}
+	rest, ok = strings.CutPrefix(rest, "json.")
+	if !ok || rest == "" {
+		return ok
+	}
+	n, ok := strings.CutSuffix(rest, ".")
+	return ok && n != "" && strings.Trim(n, "0123456789") == ""
+}
 
 // Bounds: a larger or deeper value is inspected as it is.
 const (
-	graphqlMaxLen    = 64 << 10
+	viewMaxLen       = 64 << 10
 	graphqlMaxDepth  = 64
 	graphqlMaxTokens = 16 << 10
 )
@@ -127,7 +139,7 @@ func decodedArgs(args collection.Map, limit int) bool {
 // application, the values in it. So a value that is a JSON object or array
 // is presented also as its string leaves, each one more value of the same
 // argument: at most jsonLeavesMax of them, from a document no deeper than
-// jsonStringDepth and no longer than graphqlMaxLen; one level only (a
+// jsonStringDepth and no longer than viewMaxLen; one level only (a
 // string in it that is JSON again is inspected as the string it is).
 const (
 	jsonLeavesMax   = 256
@@ -135,7 +147,7 @@ const (
 )
 
 func jsonInString(v string, add func(string)) {
-	if len(v) < 2 || len(v) > graphqlMaxLen || v[0] != '{' && v[0] != '[' ||
+	if len(v) < 2 || len(v) > viewMaxLen || v[0] != '{' && v[0] != '[' ||
 		nestingExceeds([]byte(v), jsonStringDepth) || !gjson.Valid(v) {
 		return
 	}
@@ -193,11 +205,11 @@ func argumentLimit(tx any) int {
 }
 
 // graphqlArgs rewrites the GraphQL documents of one argument collection;
-// extra accepts more keys than graphqlKey.
+// extra accepts more keys than isGraphQLKey.
 func graphqlArgs(args collection.Map, extra func(string) bool) {
 	for _, md := range args.FindAll() {
 		key := md.Key()
-		if !graphqlKey.MatchString(key) && (extra == nil || !extra(key)) {
+		if !isGraphQLKey(key) && (extra == nil || !extra(key)) {
 			continue
 		}
 		if parts, ok := graphqlParts(md.Value()); ok {
@@ -221,7 +233,7 @@ func isGraphQLType(ct string) bool {
 // graphqlParts returns the string literals and comments of doc, or false
 // when doc is not an executable GraphQL document within the bounds.
 func graphqlParts(doc string) ([]string, bool) {
-	if len(doc) > graphqlMaxLen || !strings.ContainsRune(doc, '{') || nestingOver(doc, graphqlMaxDepth) {
+	if len(doc) > viewMaxLen || !strings.ContainsRune(doc, '{') || nestingOver(doc, graphqlMaxDepth) {
 		return nil, false
 	}
 	src := &ast.Source{Input: doc}
@@ -303,7 +315,7 @@ func textArrays(args collection.Map) {
 			continue
 		}
 		text := strings.Join(lines, "\n")
-		if len(text) > graphqlMaxLen || !isText(text) {
+		if len(text) > viewMaxLen || !isText(text) {
 			continue
 		}
 		args.Set(prefix+".0", []string{text})

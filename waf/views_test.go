@@ -37,7 +37,7 @@ func TestGraphQLParts(t *testing.T) {
 		{"not graphql: no braces", "query", nil},
 		{"not graphql: sdl", "type Q { a: Int }", nil},
 		{"too deep", deep, nil},
-		{"too large", "{ a(s: \"" + strings.Repeat("x", graphqlMaxLen) + "\") }", nil},
+		{"too large", "{ a(s: \"" + strings.Repeat("x", viewMaxLen) + "\") }", nil},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			parts, ok := graphqlParts(c.doc)
@@ -527,4 +527,16 @@ func FuzzDoctypeOf(f *testing.F) {
 			t.Fatalf("doctypeOf(%q) = %q", doc, d)
 		}
 	})
+}
+
+func TestIsGraphQLKey(t *testing.T) {
+	for key, want := range map[string]bool{
+		"query": true, "json.query": true, "json.0.query": true, "json.12.query": true,
+		"q": false, "xquery": false, "json.xquery": false, "json..query": false, "json.a.query": false,
+		"json.0.query.x": false, "body.query": false, "json.0.1.query": false,
+	} {
+		if got := isGraphQLKey(key); got != want {
+			t.Errorf("isGraphQLKey(%q) = %v, want %v", key, got, want)
+		}
+	}
 }
