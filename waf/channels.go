@@ -32,37 +32,12 @@ func (c channelsFS) Open(name string) (fs.File, error) {
 		return c.FS.Open(name)
 	}
 	return rewritten(c.FS, name, func(data []byte) ([]byte, error) {
-		ids, err := crsRuleIDs(c.FS)
-		if err != nil {
-			return nil, err
-		}
-		checks, err := crsChecksIn(c.FS)
+		ids, checks, err := crsIndex(c.FS)
 		if err != nil {
 			return nil, err
 		}
 		return resolveCRSChecks(keepKnownRules(data, ids), checks), nil
 	})
-}
-
-// crsRuleIDs lists the ids of the rules in the CRS files of root.
-func crsRuleIDs(root fs.FS) (map[int]bool, error) {
-	files, err := fs.Glob(root, "@owasp_crs/*.conf")
-	if err != nil {
-		return nil, err
-	}
-	ids := map[int]bool{}
-	for _, f := range files {
-		data, err := fs.ReadFile(root, f)
-		if err != nil {
-			return nil, err
-		}
-		for _, m := range ruleIDRe.FindAllSubmatch(data, -1) {
-			if id, err := strconv.Atoi(string(m[1])); err == nil {
-				ids[id] = true
-			}
-		}
-	}
-	return ids, nil
 }
 
 // keepKnownRules blanks each SecRuleUpdateTargetById line of conf whose

@@ -22,13 +22,15 @@ func (s stockChannelsFS) Open(name string) (fs.File, error) {
 		return s.FS.Open(name)
 	}
 	crs := map[int]secRule{}
-	err := forEachRule(s.FS, func(_ string, r secRule) {
-		for _, a := range r.acts {
-			if a.key == "id" {
-				n, _ := strconv.Atoi(a.val)
-				crs[n] = r
+	err := forEachRuleFile(s.FS, func(_ string, data []byte) {
+		eachRule(data, func(r secRule) {
+			for _, a := range r.acts {
+				if a.key == "id" {
+					n, _ := strconv.Atoi(a.val)
+					crs[n] = r
+				}
 			}
-		}
+		})
 	})
 	if err != nil {
 		return nil, err

@@ -47,23 +47,32 @@ func (c crsCheck) key() string {
 	return strconv.Itoa(c.id) + "." + strconv.FormatUint(h.Sum64(), 36)
 }
 
-// crsChecksIn reads the rules of CRS's files in root, and sekisho's
-// detections, and returns, by id, the checks sekisho can run on its own: a
-// rule whose match stands alone (no chain) and whose operator is not
-// negated.
-func crsChecksIn(root fs.FS) (map[int]crsCheck, error) {
-	out := map[int]crsCheck{}
-	err := forEachRule(root, func(dir string, r secRule) {
-		if c, ok := checkOf(r, dir); ok {
-			out[c.id] = c
+// crsIndex reads the rule files of root once: the ids of CRS's rules (any
+// directive's, chained or not) and, by id, the checks sekisho can run on
+// its own, of CRS's rules and of sekisho's detections: a rule whose match
+// stands alone (no chain) and whose operator is not negated.
+func crsIndex(root fs.FS) (ids map[int]bool, checks map[int]crsCheck, err error) {
+	ids, checks = map[int]bool{}, map[int]crsCheck{}
+	err = forEachRuleFile(root, func(file string, data []byte) {
+		if file != detectionsFile {
+			for _, m := range ruleIDRe.FindAllSubmatch(data, -1) {
+				if id, err := strconv.Atoi(string(m[1])); err == nil {
+					ids[id] = true
+				}
+			}
 		}
+		eachRule(data, func(r secRule) {
+			if c, ok := checkOf(r, path.Dir(file)); ok {
+				checks[c.id] = c
+			}
+		})
 	})
-	return out, err
+	return ids, checks, err
 }
 
-// forEachRule calls fn with each SecRule, in the plain form sekisho reads,
-// of CRS's files in root and of sekisho's detections, and its file's folder.
-func forEachRule(root fs.FS, fn func(dir string, r secRule)) error {
+// forEachRuleFile calls fn with each of CRS's rule files in root, and
+// sekisho's detections, and its content.
+func forEachRuleFile(root fs.FS, fn func(file string, data []byte)) error {
 	files, err := fs.Glob(root, "@owasp_crs/*.conf")
 	if err != nil {
 		return err
@@ -73,13 +82,19 @@ func forEachRule(root fs.FS, fn func(dir string, r secRule)) error {
 		if err != nil {
 			return err
 		}
-		for _, d := range logicalLines(strings.Split(string(data), "\n")) {
-			if r, ok := parseSecRule(d.text); ok {
-				fn(path.Dir(f), r)
-			}
-		}
+		fn(f, data)
 	}
 	return nil
+}
+
+// eachRule calls fn with each SecRule of a rule file, in the plain form
+// sekisho reads.
+func eachRule(data []byte, fn func(r secRule)) {
+	for _, d := range logicalLines(strings.Split(string(data), "\n")) {
+		if r, ok := parseSecRule(d.text); ok {
+			fn(r)
+		}
+	}
 }
 
 // checkOf returns the check of rule r, or false when r's match does not
