@@ -142,23 +142,16 @@ func TestChannels_TunableAndDetected(t *testing.T) {
 			t.Errorf("%s, detect mode: blocked %v, matches %+v", ch.name, v.Blocked(), v.Matches)
 		}
 		v := plain.Check(ch.build(attack))
-		var pasted []string
-		for _, m := range v.Matches {
-			if m.Exclusion != "" {
-				pasted = append(pasted, m.Exclusion)
-			}
-		}
-		dir := writeRules(t, map[string]string{"before-crs/pasted.conf": strings.Join(pasted, "\n") + "\n"})
-		tuned, err := waf.New(waf.Config{Name: "tuned", RulesDir: dir}, rules.FS())
+		tuned, pasted, err := pastedPolicy(t, v)
 		if err != nil {
-			t.Fatalf("%s: the pasted suggestions do not load: %v\n%s", ch.name, err, strings.Join(pasted, "\n"))
+			t.Fatalf("%s: the pasted suggestions do not load: %v\n%s", ch.name, err, pasted)
 		}
 		if v := tuned.Check(ch.build(attack)); v.Blocked() {
-			t.Errorf("%s: still blocked after pasting (rules %v):\n%s", ch.name, v.Rules, strings.Join(pasted, "\n"))
+			t.Errorf("%s: still blocked after pasting (rules %v):\n%s", ch.name, v.Rules, pasted)
 		}
 		other := channelRequests[(i+1)%len(channelRequests)]
 		if v := tuned.Check(other.build(attack)); !v.Blocked() {
-			t.Errorf("%s: pasting its exclusions also let the attack pass in %s:\n%s", ch.name, other.name, strings.Join(pasted, "\n"))
+			t.Errorf("%s: pasting its exclusions also let the attack pass in %s:\n%s", ch.name, other.name, pasted)
 		}
 	}
 }
@@ -197,19 +190,12 @@ func TestDecodedQuery_BlockedAndTunable(t *testing.T) {
 				t.Errorf("%s %q: blocked %v, matches %+v", enc.name, a, v.Blocked(), v.Matches)
 				continue
 			}
-			var pasted []string
-			for _, m := range v.Matches {
-				if m.Exclusion != "" {
-					pasted = append(pasted, m.Exclusion)
-				}
-			}
-			dir := writeRules(t, map[string]string{"before-crs/pasted.conf": strings.Join(pasted, "\n") + "\n"})
-			tuned, err := waf.New(waf.Config{Name: "tuned", RulesDir: dir}, rules.FS())
+			tuned, pasted, err := pastedPolicy(t, v)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if v := tuned.Check(queryRequest(enc.encode(a))); v.Blocked() {
-				t.Errorf("%s %q: still blocked after pasting (rules %v):\n%s", enc.name, a, v.Rules, strings.Join(pasted, "\n"))
+				t.Errorf("%s %q: still blocked after pasting (rules %v):\n%s", enc.name, a, v.Rules, pasted)
 			}
 		}
 		for _, b := range []string{"50% off", "Tom & Jerry", "size 10 1/2", "café crème"} {

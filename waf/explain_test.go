@@ -101,30 +101,86 @@ func TestExplain_SuggestionsWorkWhenPasted(t *testing.T) {
 		if !v.Blocked() {
 			t.Fatalf("%s: the false positive is not blocked to begin with (rules %v)", tc.name, v.Rules)
 		}
-		var pasted []string
-		for _, m := range v.Matches {
-			if m.Exclusion != "" {
-				pasted = append(pasted, m.Exclusion)
-			}
-		}
-		dir := writeRules(t, map[string]string{"before-crs/pasted.conf": strings.Join(pasted, "\n") + "\n"})
-		tuned, err := waf.New(waf.Config{Name: "tuned", RulesDir: dir}, rules.FS())
+		tuned, pasted, err := pastedPolicy(t, v)
 		if err != nil {
-			t.Errorf("%s: the pasted suggestions do not load: %v\n%s", tc.name, err, strings.Join(pasted, "\n"))
+			t.Errorf("%s: the pasted suggestions do not load: %v\n%s", tc.name, err, pasted)
 			continue
 		}
 		if v := tuned.Check(tc.blocked()); v.Blocked() {
-			t.Errorf("%s: still blocked after pasting the suggestions (rules %v):\n%s", tc.name, v.Rules, strings.Join(pasted, "\n"))
+			t.Errorf("%s: still blocked after pasting the suggestions (rules %v):\n%s", tc.name, v.Rules, pasted)
 		}
 		for i, r := range tc.passes {
 			if v := tuned.Check(r()); v.Blocked() {
-				t.Errorf("%s: request %d (same field, another element) blocked (rules %v):\n%s", tc.name, i, v.Rules, strings.Join(pasted, "\n"))
+				t.Errorf("%s: request %d (same field, another element) blocked (rules %v):\n%s", tc.name, i, v.Rules, pasted)
 			}
 		}
 		for i, r := range tc.stillBad {
 			if !tuned.Check(r()).Blocked() {
-				t.Errorf("%s: request %d (another field) is no longer blocked:\n%s", tc.name, i, strings.Join(pasted, "\n"))
+				t.Errorf("%s: request %d (another field) is no longer blocked:\n%s", tc.name, i, pasted)
 			}
 		}
+	}
+}
+
+// pastedPolicy is a policy whose rules folder holds, in before-crs/, every
+// exclusion v suggests, as an operator pastes them; pasted is what it holds.
+func pastedPolicy(t *testing.T, v *waf.Verdict) (e *waf.Engine, pasted string, err error) {
+	t.Helper()
+	var ex []string
+	for _, m := range v.Matches {
+		if m.Exclusion != "" {
+			ex = append(ex, m.Exclusion)
+		}
+	}
+	pasted = strings.Join(ex, "\n")
+	dir := writeRules(t, map[string]string{"before-crs/pasted.conf": pasted + "\n"})
+	e, err = waf.New(waf.Config{Name: "tuned", RulesDir: dir}, rules.FS())
+	return e, pasted, err
+}
+
+// The exclusion each of sekisho's matches suggests works when pasted into a
+// rules folder's before-crs/: the request it names then passes.
+func TestSekishoMatches_ExclusionsWork(t *testing.T) {
+	e, err := waf.New(waf.Config{Name: "default"}, rules.FS())
+	if err != nil {
+		t.Fatal(err)
+	}
+	header := func() *http.Request {
+		r := httptest.NewRequest("GET", "/app", nil)
+		r.Header.Set("X-Custom-Data", "' UNION SELECT password FROM users--")
+		return r
+	}
+	xmlBody := func() *http.Request {
+		r := httptest.NewRequest("POST", "/api/orders", strings.NewReader(`<!DOCTYPE a [<!ENTITY x SYSTEM "file:///etc/hostname">]><a>&x;</a>`))
+		r.Header.Set("Content-Type", "application/xml")
+		return r
+	}
+	for _, c := range []struct {
+		name string
+		req  func() *http.Request
+		rule int
+	}{
+		{"header class rule", header, 200138},
+		{"path segment", func() *http.Request {
+			return httptest.NewRequest("GET", "/search/"+url.PathEscape("' UNION SELECT password FROM users--"), nil)
+		}, 0},
+		{"ldap in an argument", func() *http.Request {
+			return httptest.NewRequest("GET", "/login?user="+url.QueryEscape("*)(uid=*))(|(uid=*"), nil)
+		}, 200150},
+		{"xml entity", xmlBody, 200156},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			v := e.Check(c.req())
+			if !v.Blocked() || c.rule != 0 && !slices.Contains(v.Rules, c.rule) {
+				t.Fatalf("not blocked by %d: %v", c.rule, v.Rules)
+			}
+			tuned, ex, err := pastedPolicy(t, v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v := tuned.Check(c.req()); v.Blocked() {
+				t.Errorf("with the suggested exclusions still blocked: %v\n%s", v.Rules, ex)
+			}
+		})
 	}
 }
