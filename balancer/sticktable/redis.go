@@ -872,13 +872,17 @@ func (r *Redis) unpend(key string) {
 }
 
 // startRepair starts the repair goroutine unless it runs; r.mu is held.
-func (r *Redis) startRepair() {
-	if r.repairing || r.closed.Load() {
+func (r *Redis) startRepair() { r.startOnce(&r.repairing, r.repair) }
+
+// startOnce starts fn, one of the table's goroutines, unless *running says
+// it runs or the table is closed; r.mu is held. fn calls r.wg.Done.
+func (r *Redis) startOnce(running *bool, fn func()) {
+	if *running || r.closed.Load() {
 		return
 	}
-	r.repairing = true
+	*running = true
 	r.wg.Add(1)
-	go r.repair()
+	go fn()
 }
 
 // repair brings Redis up to date and closes the breaker. While the

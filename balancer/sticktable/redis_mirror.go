@@ -27,14 +27,7 @@ import (
 // and only the mirror is lost.
 
 // startMirror starts the subscription unless it runs; r.mu is held.
-func (r *Redis) startMirror() {
-	if r.mirroring || r.closed.Load() {
-		return
-	}
-	r.mirroring = true
-	r.wg.Add(1)
-	go r.mirror()
-}
+func (r *Redis) startMirror() { r.startOnce(&r.mirroring, r.mirror) }
 
 // mirror applies what the table's channel tells until Close. go-redis
 // reconnects and subscribes again by itself after a failure.
