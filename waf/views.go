@@ -89,7 +89,7 @@ func (views) Evaluate(r plugintypes.RuleMetadata, tx plugintypes.TransactionStat
 	if v.RequestBodyProcessor().Get() == "XML" {
 		xmlDoctype(tx, v.TX())
 	}
-	limit := argumentLimit(tx)
+	limit := &argLimit{tx: tx}
 	if !decodedArgs(v.ArgsGet(), limit) || !decodedArgs(v.ArgsPost(), limit) || !decodedArgs(v.ArgsPath(), limit) ||
 		!decodedArgs(v.RequestCookies(), limit) {
 		if s, ok := v.ArgumentsLimitReached().(setter); ok {
@@ -112,19 +112,19 @@ func (views) Evaluate(r plugintypes.RuleMetadata, tx plugintypes.TransactionStat
 
 // decodedArgs adds the decoded forms of args' values, and reports false,
 // having added what fits, when they would take args past limit values.
-func decodedArgs(args collection.Map, limit int) bool {
+func decodedArgs(args collection.Map, limit *argLimit) bool {
 	all := args.FindAll()
-	n := len(all)
-	for _, md := range all {
-		key, over := md.Key(), false
-		add := func(d string) {
-			if n >= limit {
-				over = true
-				return
-			}
-			args.Add(key, d)
-			n++
+	n, key, over := len(all), "", false
+	add := func(d string) {
+		if n >= limit.value() {
+			over = true
+			return
 		}
+		args.Add(key, d)
+		n++
+	}
+	for _, md := range all {
+		key = md.Key()
 		decodedForms(md.Value(), add)
 		jsonInString(md.Value(), add)
 		if over {
@@ -132,6 +132,20 @@ func decodedArgs(args collection.Map, limit int) bool {
 		}
 	}
 	return true
+}
+
+// argLimit is a transaction's argument limit, read when a decoded form is
+// to be added: most requests add none, and reading it takes reflection.
+type argLimit struct {
+	tx any
+	n  int
+}
+
+func (l *argLimit) value() int {
+	if l.n == 0 {
+		l.n = argumentLimit(l.tx)
+	}
+	return l.n
 }
 
 // A string that holds a JSON document (a review's payload, a webhook's
@@ -353,7 +367,7 @@ func arrayElement(key string) (prefix string, i int, ok bool) {
 const pathArgsMax = 64
 
 func pathArgs(path string, args collection.Map) {
-	if !isNameSegment(strings.ReplaceAll(path, "/", "")) {
+	if !isNamePath(path) {
 		// And the whole path, for what spans segments ("; cat /etc/passwd").
 		args.Add("path", path)
 	}
@@ -396,12 +410,25 @@ func addSegment(args collection.Map, key, seg string) {
 // isNameSegment reports whether seg holds only a name's characters.
 func isNameSegment(seg string) bool {
 	for i := 0; i < len(seg); i++ {
-		c := seg[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '~' || c == '-') {
+		if !isNameByte(seg[i]) {
 			return false
 		}
 	}
 	return true
+}
+
+// isNamePath reports whether every segment of path is a name.
+func isNamePath(path string) bool {
+	for i := 0; i < len(path); i++ {
+		if path[i] != '/' && !isNameByte(path[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func isNameByte(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '~' || c == '-'
 }
 
 // An XML document's type declaration (<!DOCTYPE ... [ <!ENTITY ... ]>) is
