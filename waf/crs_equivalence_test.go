@@ -174,6 +174,7 @@ func writeStockReference(path string) error {
 	// Coraza lacks: here it does nothing, so that a CRS case holding a
 	// GraphQL document would show up as a difference.
 	plugins.RegisterAction(viewsAction, func() plugintypes.Action { return stockNoop{} })
+	plugins.RegisterAction(gateAction, func() plugintypes.Action { return stockNoop{} })
 	w, err := coraza.NewWAF(coraza.NewWAFConfig().WithRootFS(stockChannelsFS{rules.FS()}).WithDirectives(Directives(equivalencePolicy())))
 	if err != nil {
 		return err

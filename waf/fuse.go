@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/corazawaf/coraza/v3/types/variables"
 )
 
 // Coraza transforms each argument for each rule before the operator runs,
@@ -46,6 +48,17 @@ type fuser struct {
 	fused     []int    // IDs of the rules rewritten
 	touched   idRanges // rules a SecRuleUpdateActionById gives transformations
 	unfusing  bool     // something reads MATCHED_VAR across rules: build without fusing
+
+	// What the gate may remove (gate.go): each candidate rule's variables
+	// and fused operator, rules a SecRuleUpdateTargetById gives more
+	// variables, whether one by tag or message does; the build's gate.
+	gateVars  map[int][]variables.RuleVariable
+	gateOps   map[int]*fusedOp
+	gateKeep  idRanges
+	gateExtra []gateExtra
+	gateOff   bool
+	gateKey   string
+	g         *ruleGate
 }
 
 // idRanges is a list of inclusive rule ID ranges.
@@ -264,6 +277,14 @@ func (f *fuser) rewrite(src string) string {
 		f.noteUpdate(d.text)
 	}
 	changed := false
+	for _, d := range dirs {
+		if text, ok := f.keyGateAction(d.text); ok {
+			for l := d.first; l < d.last; l++ {
+				lines[l] = ""
+			}
+			lines[d.last], changed = text, true
+		}
+	}
 	for i := 0; i < len(dirs); {
 		// A chain is a rule and the SecRules that follow while "chain" says
 		// so; a SecRule that cannot be read may chain too.
@@ -384,7 +405,10 @@ func (f *fuser) fuse(r secRule, head, move bool) (string, bool) {
 	}
 	// Coraza's action parser never looks at the first byte of the list:
 	// keep lists whose new first byte would have mattered.
-	movable = movable && len(chain) > 0 && !(head && id < 0) &&
+	// A rule with no transformations is rewritten too when the gate may
+	// remove it: the fused operator is how the gate learns its condition.
+	gated := head && neg == "" && !multi && gateVarsOf(id, r) != nil
+	movable = movable && (len(chain) > 0 || none && gated) && !(head && id < 0) &&
 		(firstRaw == "" || strings.IndexByte(`':,\`, firstRaw[0]) < 0) && !(head && f.keep.has(id))
 	var names string
 	switch {
@@ -392,7 +416,11 @@ func (f *fuser) fuse(r secRule, head, move bool) (string, bool) {
 		flags := check
 		if multi {
 			flags += ",multi"
+		} else if gated {
+			f.noteGateVars(id, gateVarsOf(id, r))
+			flags += "," + gateFlag + strconv.Itoa(id)
 		}
+		flags = strings.TrimPrefix(flags, ",")
 		names = strings.Join(chain, ",")
 		if flags != "" {
 			names = flags + "/" + names
@@ -456,6 +484,10 @@ func isName(s string) bool {
 // transformations: they must keep Coraza's own.
 func (f *fuser) noteUpdate(l string) {
 	dir, opts, _ := strings.Cut(l, " ")
+	if len(dir) > len("SecRuleUpdateTargetBy") && strings.EqualFold(dir[:len("SecRuleUpdateTargetBy")], "SecRuleUpdateTargetBy") {
+		f.noteTargetUpdate(dir, opts)
+		return
+	}
 	if !strings.EqualFold(dir, "SecRuleUpdateActionById") {
 		return
 	}

@@ -23,7 +23,15 @@ func TestFuse_Rewrite(t *testing.T) {
     phase:2,\
     t:none,t:urlDecodeUni,t:lowercase,\
     block"`,
-		want: "\n\n\n\n" + `SecRule ARGS "@sekisho_t urlDecodeUni,lowercase rx foo" "id:1,phase:2,block"`,
+		want: "\n\n\n\n" + `SecRule ARGS "@sekisho_t gate=1/urlDecodeUni,lowercase rx foo" "id:1,phase:2,block"`,
+	}, {
+		name: "no transformations, in phase 2: rewritten for the gate",
+		src:  `SecRule REQUEST_COOKIES|!REQUEST_COOKIES:/a|b/|ARGS|XML:/* "@rx a" "id:1,phase:2,t:none,pass"`,
+		want: `SecRule REQUEST_COOKIES|!REQUEST_COOKIES:/a|b/|ARGS|XML:/* "@sekisho_t gate=1/ rx a" "id:1,phase:2,pass"`,
+	}, {
+		name: "a collection the gate does not read: not gated",
+		src:  `SecRule ARGS|TX:x "@rx a" "id:1,phase:2,t:none,t:lowercase,pass"`,
+		want: `SecRule ARGS|TX:x "@sekisho_t lowercase rx a" "id:1,phase:2,pass"`,
 	}, {
 		name: "negated operator",
 		src:  `SecRule ARGS "!@within a b" "id:1,t:none,t:lowercase,pass"`,
@@ -47,6 +55,8 @@ func TestFuse_Rewrite(t *testing.T) {
 	}}
 	kept := []struct{ name, src string }{
 		{"no transformations", `SecRule ARGS "@rx a" "id:1,t:none,pass"`},
+		{"no transformations, a count", `SecRule &ARGS "@rx a" "id:1,phase:2,t:none,pass"`},
+		{"no transformations, negated", `SecRule ARGS "!@rx a" "id:1,phase:2,t:none,pass"`},
 		{"inherits transformations", `SecRule ARGS "@rx a" "id:1,t:lowercase,pass"`},
 		{"multiMatch", `SecRule ARGS "@rx a" "id:1,t:none,t:lowercase,multiMatch,pass"`},
 		{"msg reads MATCHED_VAR", `SecRule ARGS "@rx a" "id:1,t:none,t:lowercase,msg:'%{MATCHED_VAR}',pass"`},

@@ -2,6 +2,7 @@ package waf
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"unicode/utf8"
@@ -36,11 +37,18 @@ type fusedOp struct {
 func newFusedOp(o plugintypes.OperatorOptions) (plugintypes.Operator, error) {
 	names, rest, _ := strings.Cut(o.Arguments, " ")
 	op := &fusedOp{}
+	gateID := -1
 	if flags, chain, ok := strings.Cut(names, "/"); ok {
 		names = chain
 		for _, f := range strings.Split(flags, ",") {
 			if f == "multi" {
 				op.multi = true
+			} else if id, ok := strings.CutPrefix(f, gateFlag); ok {
+				n, err := strconv.Atoi(id)
+				if err != nil {
+					return nil, fmt.Errorf("@%s: bad flag %q", fusedOperator, f)
+				}
+				gateID = n
 			} else if op.confirm = semanticCheck(f); op.confirm == nil {
 				return nil, fmt.Errorf("@%s: unknown flag %q", fusedOperator, f)
 			}
@@ -61,6 +69,9 @@ func newFusedOp(o plugintypes.OperatorOptions) (plugintypes.Operator, error) {
 		return nil, err
 	}
 	op.inner = inner
+	if fsys, ok := o.Root.(fusedFS); ok && gateID >= 0 {
+		fsys.f.noteGateOp(gateID, op)
+	}
 	return op, nil
 }
 
@@ -199,7 +210,14 @@ func (c *tchain) apply(m *txMemo, value string) string {
 	if m == nil || c.mask == 0 {
 		return c.run(value, 0)
 	}
-	v := m.valueState(value)
+	return c.applyTo(m.valueState(value), value)
+}
+
+// applyTo is apply with what the transaction learnt about value at hand.
+func (c *tchain) applyTo(v *valueMemo, value string) string {
+	if c.mask == 0 {
+		return c.run(value, 0)
+	}
 	if unknown := c.mask &^ v.known; unknown != 0 {
 		for _, s := range c.steps {
 			if unknown&s.bit == 0 {

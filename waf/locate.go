@@ -182,6 +182,7 @@ func (e *parseEvent) IsEnabled() bool                              { return true
 // by its line there. err is returned as it is when the place is unknown.
 func locate(cfg Config, local ruleFiles, root fs.FS, used *fuser, err error) error {
 	f := &fuser{off: used.off, keep: used.keep, semantic: used.semantic, semanticOff: used.semanticOff} // the same rewrite, fresh state
+	defer f.finishGate()
 	src := directives(cfg, local)
 	l := newLocator(root, src)
 	conf := coraza.NewWAFConfig().WithRootFS(locFS{fusedFS{root, f}, l}).

@@ -25,6 +25,7 @@ func registerPlugins() {
 		plugins.RegisterOperator(fusedOperator, newFusedOp)
 		plugins.RegisterOperator(crsOperator, newCRSOp)
 		plugins.RegisterAction(viewsAction, newViewsAction)
+		plugins.RegisterAction(gateAction, newGateAction)
 		registerTransformations()
 		pluginsRegistered.Store(true)
 	})

@@ -20,6 +20,7 @@ type txMemo struct {
 	views map[string]goView // values that are not UTF-8, as Go's regexp reads them
 
 	unconfirmed []Unconfirmed // matches the semantic checks rejected
+	gate        gateState     // the gate's unions (gate.go)
 }
 
 // valueMemo is what a transaction learnt about one value.
@@ -50,6 +51,7 @@ func untrackTx(tx any) {
 	if v, ok := txMemos.LoadAndDelete(tx); ok {
 		c := v.(*txMemo)
 		c.forget()
+		c.gate.removed = 0
 		txMemoPool.Put(c)
 	}
 }
@@ -65,6 +67,7 @@ func forgetValues(tx any) {
 
 func (c *txMemo) forget() {
 	c.unconfirmed = c.unconfirmed[:0]
+	c.gate.reset()
 	clear(c.views)
 	c.slab = c.slab[:0]
 	clear(c.vidx)

@@ -71,9 +71,11 @@ func New(cfg Config, root fs.FS) (*Engine, error) {
 	registerPlugins()
 	f := &fuser{semantic: *cfg.SemanticChecks, semanticOff: semanticOff(cfg)}
 	w, err := build(cfg, local, root, f)
+	f.finishGate()
 	if again := f.retry(); err == nil && again != nil {
 		f = again
 		w, err = build(cfg, local, root, f)
+		f.finishGate()
 	}
 	if err != nil {
 		return nil, fmt.Errorf("waf policy %q: loading rules: %w", cfg.Name, locate(cfg, local, root, f, err))

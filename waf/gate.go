@@ -1,0 +1,463 @@
+package waf
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"unicode/utf8"
+
+	"github.com/corazawaf/coraza/v3/experimental/plugins/plugintypes"
+	"github.com/corazawaf/coraza/v3/types/variables"
+)
+
+// Coraza pays for every rule it evaluates, match or not: it fills the RULE
+// collection, expands the rule's msg and logdata, and gathers each of its
+// variables into a fresh list of MatchData before the operator sees a
+// value. On a benign GET that bookkeeping, for ~150 attack rules that
+// cannot match, is most of the WAF's time.
+//
+// So once a request's values are all known (the start of phase 2, after
+// sekisho's views, rule 200032), the gate asks, for each attack rule whose
+// operator is a fused @rx with a known condition on atoms (prefilter.go):
+// could any value of its variables, through its transformations, meet the
+// condition? It answers with the union of the atoms of those values (the
+// condition only ever asks "contains", so a union that does not meet it
+// proves that no single value does) and the longest of them (against the
+// pattern's shortest match). A rule that certainly cannot match is removed
+// for this transaction (as ctl:ruleRemoveById does); every doubt keeps it.
+//
+// The values a rule reads are taken as the whole collection of each of its
+// variables: a key selection or an exclusion only ever reads fewer. Rules
+// are gated only on request collections that no rule changes once phase 2
+// has begun, only when they run in phase 2, are not negated, not
+// multiMatch, and no SecRuleUpdateTarget* gives them other variables.
+
+// gateAction is the action name of the rule that runs the gate (views.conf).
+const gateAction = "sekisho_gate"
+
+// gateRule is one rule the gate may remove.
+type gateRule struct {
+	id    int
+	vars  []int // its collections, by index in the gate's vars
+	op    *fusedOp
+	atoms []uint64 // every atom its condition names: it needs one of them
+}
+
+// gateVar is a collection gated rules read, with their transformations.
+type gateVar struct {
+	v      variables.RuleVariable
+	chains []*tchain // distinct, none nil
+}
+
+// ruleGate is the rules of one compiled policy that the gate may remove.
+type ruleGate struct {
+	rules []gateRule
+	vars  []gateVar
+	need  int // atoms the DFA must know for every rule's condition
+}
+
+// gateVariables are the collections the gate reads: request values that
+// are final once phase 2 begins.
+var gateVariables = map[string]bool{
+	"ARGS": true, "ARGS_NAMES": true, "ARGS_GET": true, "ARGS_GET_NAMES": true,
+	"ARGS_POST": true, "ARGS_POST_NAMES": true, "ARGS_PATH": true,
+	"REQUEST_COOKIES": true, "REQUEST_COOKIES_NAMES": true,
+	"REQUEST_HEADERS": true, "REQUEST_HEADERS_NAMES": true,
+	"REQUEST_FILENAME": true, "REQUEST_BASENAME": true, "REQUEST_URI": true,
+	"REQUEST_URI_RAW": true, "REQUEST_LINE": true, "QUERY_STRING": true,
+	"REQUEST_BODY": true, "REQUEST_METHOD": true, "REQUEST_PROTOCOL": true,
+	"FILES": true, "FILES_NAMES": true, "XML": true,
+}
+
+// gateVars reads a rule's variable list ("ARGS|!ARGS:/x|y/|XML:/*") as the
+// collections it reads, or false when the gate cannot vouch for one of
+// them (a count, a collection outside gateVariables). Keys are skipped as
+// Coraza's parser reads them: an XPath up to the next '|', a regular
+// expression up to its closing '/', a quoted key up to its quote.
+func gateVars(list string) ([]variables.RuleVariable, bool) {
+	var out []variables.RuleVariable
+	for list != "" {
+		end := strings.IndexAny(list, ":|")
+		name := list
+		if end >= 0 {
+			name = list[:end]
+		}
+		rest := ""
+		if end >= 0 && list[end] == ':' {
+			key := list[end+1:]
+			skip := 0
+			switch {
+			case name == "XML" || name == "JSON" || name == "!XML" || name == "!JSON":
+				skip = strings.IndexByte(key, '|')
+			case strings.HasPrefix(key, "/") || strings.HasPrefix(key, "'"):
+				close := closingIndex(key[1:], key[0])
+				if close < 0 {
+					return nil, false
+				}
+				skip = close + 2
+				if skip < len(key) && key[skip] != '|' {
+					return nil, false
+				}
+			default:
+				skip = strings.IndexByte(key, '|')
+			}
+			if skip >= 0 && skip < len(key) {
+				rest = key[skip+1:]
+			}
+		} else if end >= 0 {
+			rest = list[end+1:]
+		}
+		list = rest
+		if strings.HasPrefix(name, "!") {
+			continue // an exclusion reads fewer values
+		}
+		if !gateVariables[name] {
+			return nil, false
+		}
+		v, err := variables.Parse(name)
+		if err != nil {
+			return nil, false
+		}
+		out = append(out, v)
+	}
+	return out, true
+}
+
+// closingIndex is the index in s of the first delim not escaped by '\'.
+func closingIndex(s string, delim byte) int {
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '\\':
+			i++
+		case delim:
+			return i
+		}
+	}
+	return -1
+}
+
+// gateFlag is the fused operator's flag that names its rule to the gate.
+const gateFlag = "gate="
+
+// gateVarsOf returns the collections rule r (with the given id) reads
+// when the gate may remove it: it runs in phase 2 and reads only
+// collections the gate reads. Otherwise nil.
+func gateVarsOf(id int, r secRule) []variables.RuleVariable {
+	phase := ""
+	for _, a := range r.acts {
+		if a.key == "phase" {
+			phase = a.val
+		}
+	}
+	if id < 0 || phase != "2" && phase != "request" {
+		return nil
+	}
+	vars, ok := gateVars(r.vars)
+	if !ok {
+		return nil
+	}
+	return vars
+}
+
+// noteGateVars records the collections of the rule with the given id.
+func (f *fuser) noteGateVars(id int, vars []variables.RuleVariable) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.gateVars == nil {
+		f.gateVars = map[int][]variables.RuleVariable{}
+	}
+	f.gateVars[id] = vars
+}
+
+// varIndex returns the index of v in g.vars, noting that chain reads it.
+func (g *ruleGate) varIndex(v variables.RuleVariable, chain *tchain) int {
+	i := slices.IndexFunc(g.vars, func(x gateVar) bool { return x.v == v })
+	if i < 0 {
+		i = len(g.vars)
+		g.vars = append(g.vars, gateVar{v: v})
+	}
+	if chain != nil && !slices.Contains(g.vars[i].chains, chain) {
+		g.vars[i].chains = append(g.vars[i].chains, chain)
+	}
+	return i
+}
+
+// gateBuilds holds, while a policy compiles, the gate its gate rule will
+// run: the action is created as the rule is parsed, before the rules it
+// gates, and is given the build's key (keyGateAction).
+var (
+	gateBuilds sync.Map // key -> *ruleGate
+	gateSeq    atomic.Int64
+)
+
+// keyGateAction gives the gate action in directive l the key of f's gate.
+func (f *fuser) keyGateAction(l string) (string, bool) {
+	i := strings.Index(l, gateAction)
+	if i < 0 || !isSecRule(l) && !strings.HasPrefix(l, "SecAction") {
+		return "", false
+	}
+	end := i + len(gateAction)
+	if end < len(l) && l[end] != '"' && l[end] != ',' {
+		return "", false
+	}
+	f.mu.Lock()
+	if f.g == nil {
+		f.g = &ruleGate{}
+		f.gateKey = strconv.FormatInt(gateSeq.Add(1), 10)
+		gateBuilds.Store(f.gateKey, f.g)
+	}
+	key := f.gateKey
+	f.mu.Unlock()
+	return l[:end] + ":" + key + l[end:], true
+}
+
+// noteGateOp records the fused operator of a rule the gate may remove.
+func (f *fuser) noteGateOp(id int, op *fusedOp) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.gateOps == nil {
+		f.gateOps = map[int]*fusedOp{}
+	}
+	f.gateOps[id] = op
+}
+
+// finishGate gives the build's gate rule the rules it may remove; it is
+// called once the build is done (or failed), before any transaction.
+func (f *fuser) finishGate() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.g == nil {
+		return
+	}
+	gateBuilds.Delete(f.gateKey)
+	if f.gateOff {
+		return
+	}
+	g := f.g
+	for id, vars := range f.gateVars {
+		op := f.gateOps[id]
+		if op == nil || f.gateKeep.has(id) {
+			continue
+		}
+		r, ok := op.inner.(*rx)
+		if !ok || op.multi || r.latin1 || r.pf.cond == nil {
+			continue
+		}
+		for _, x := range f.gateExtra {
+			if x.ids[0] <= id && id <= x.ids[1] {
+				vars = append(slices.Clip(vars), x.vars...)
+			}
+		}
+		gr := gateRule{id: id, op: op}
+		for _, v := range vars {
+			gr.vars = append(gr.vars, g.varIndex(v, op.chain))
+		}
+		for _, a := range r.pf.cond.atoms(nil) {
+			for len(gr.atoms) <= a.id>>6 {
+				gr.atoms = append(gr.atoms, 0)
+			}
+			gr.atoms[a.id>>6] |= 1 << (a.id & 63)
+		}
+		g.rules = append(g.rules, gr)
+		g.need = max(g.need, r.pf.need)
+	}
+	// In rule order, for the debugger's sake: the outcome is the same.
+	slices.SortFunc(g.rules, func(a, b gateRule) int { return a.id - b.id })
+}
+
+// noteTargetUpdate records what a SecRuleUpdateTarget* directive adds: the
+// rules it names then read those collections too, or cannot be gated.
+func (f *fuser) noteTargetUpdate(dir, opts string) {
+	fields := strings.Fields(opts)
+	if len(fields) < 2 {
+		return
+	}
+	targets := strings.Trim(fields[1], `"'`)
+	adds, ok := gateVars(targets)
+	if len(adds) == 0 && ok {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !strings.EqualFold(dir, "SecRuleUpdateTargetById") {
+		f.gateOff = true // by tag or message: any rule
+		return
+	}
+	for _, one := range strings.Split(fields[0], ",") {
+		lo, hi, isRange := strings.Cut(one, "-")
+		a, err1 := strconv.Atoi(lo)
+		b, err2 := strconv.Atoi(hi)
+		if !isRange {
+			b, err2 = a, nil
+		}
+		switch {
+		case err1 != nil || err2 != nil:
+			f.gateOff = true
+			return
+		case ok:
+			f.gateExtra = append(f.gateExtra, gateExtra{ids: [2]int{a, b}, vars: adds})
+		default:
+			f.gateKeep = append(f.gateKeep, [2]int{a, b})
+		}
+	}
+}
+
+// gateExtra is the collections a SecRuleUpdateTargetById adds to rules.
+type gateExtra struct {
+	ids  [2]int
+	vars []variables.RuleVariable
+}
+
+// gateState is one transaction's view of its values for the gate: per
+// collection, the atoms its values hold as they are and through each chain
+// of the rules that read it, and the longest of them.
+type gateState struct {
+	bits    []uint64 // one atom set per collection of the gate, in order
+	maxLen  []int
+	outs    []string // scratch
+	removed int      // rules removed, for tests
+}
+
+func (s *gateState) reset() { s.bits, s.maxLen = s.bits[:0], s.maxLen[:0] }
+
+// ruleRemover is Coraza's transaction, which can drop a rule for itself.
+type ruleRemover interface{ RemoveRuleByID(id int) }
+
+// run removes, for tx, the rules that cannot match its values. It returns
+// how many it removed.
+func (g *ruleGate) run(tx plugintypes.TransactionState, m *txMemo) int {
+	rm, ok := tx.(ruleRemover)
+	if len(g.rules) == 0 || m == nil || !ok {
+		return 0
+	}
+	s := &m.gate
+	words := atomDFA(g.need).words()
+	s.reset()
+	for i := range g.vars {
+		s.collect(tx, m, &g.vars[i], words, g.need)
+	}
+	s.removed = 0
+	for i := range g.rules {
+		if r := &g.rules[i]; !r.mayMatch(s, words) {
+			rm.RemoveRuleByID(r.id)
+			s.removed++
+		}
+	}
+	return s.removed
+}
+
+// mayMatch reports whether some value of r's variables could match r.
+func (r *gateRule) mayMatch(s *gateState, words int) bool {
+	pf := &r.op.inner.(*rx).pf
+	for _, i := range r.vars {
+		found := s.bits[i*words : (i+1)*words]
+		if s.maxLen[i] >= pf.minLen && intersects(r.atoms, found) && pf.cond.holdsBits(found) {
+			return true
+		}
+	}
+	return false
+}
+
+// collect adds the atom set and longest length of v's values, as they are
+// and through each of v's chains, to s.
+func (s *gateState) collect(tx plugintypes.TransactionState, m *txMemo, v *gateVar, words, need int) {
+	off := len(s.bits)
+	s.bits = append(s.bits, make([]uint64, words)...)
+	maxLen := 0
+	col := tx.Collection(v.v)
+	if col == nil {
+		s.maxLen = append(s.maxLen, 0)
+		return
+	}
+	for _, md := range col.FindAll() {
+		value := md.Value()
+		s.outs = append(s.outs[:0], value)
+		vs := m.valueState(value) // good until the next valueState: none below
+		for _, c := range v.chains {
+			if out := c.applyTo(vs, value); out != value {
+				s.outs = append(s.outs, out)
+			}
+		}
+		for _, out := range s.outs {
+			if !utf8.ValidString(out) {
+				out, _ = goViewOf(m, out) // as rx reads it
+			}
+			maxLen = max(maxLen, len(out))
+			for _, id := range atomsIn(m, out, need) {
+				s.bits[off+int(id>>6)] |= 1 << (id & 63)
+			}
+		}
+	}
+	s.maxLen = append(s.maxLen, maxLen)
+}
+
+// intersects reports whether two sets of bits have one in common.
+func intersects(a, b []uint64) bool {
+	for i := range min(len(a), len(b)) {
+		if a[i]&b[i] != 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// holdsBits is holds over a set of atoms given as bits by id.
+func (c *cond) holdsBits(found []uint64) bool {
+	switch c.op {
+	case condAtom:
+		w := c.id >> 6
+		return w < len(found) && found[w]&(1<<(c.id&63)) != 0
+	case condAnd:
+		for _, s := range c.subs {
+			if !s.holdsBits(found) {
+				return false
+			}
+		}
+		return true
+	default:
+		for w, bits := range c.anyOf {
+			if w < len(found) && bits&found[w] != 0 {
+				return true
+			}
+		}
+		for _, s := range c.others {
+			if s.holdsBits(found) {
+				return true
+			}
+		}
+		return false
+	}
+}
+
+// gateAct is the action that runs the gate of its build.
+type gateAct struct{ g *ruleGate }
+
+func newGateAction() plugintypes.Action { return &gateAct{} }
+
+// Init implements plugintypes.Action: data is the build's key. Without one
+// (the rule was not loaded through sekisho's rewriting), the action does
+// nothing.
+func (a *gateAct) Init(_ plugintypes.RuleMetadata, data string) error {
+	if data == "" {
+		return nil
+	}
+	g, ok := gateBuilds.Load(data)
+	if !ok {
+		return fmt.Errorf("%s: no policy is being compiled with key %q", gateAction, data)
+	}
+	a.g = g.(*ruleGate)
+	return nil
+}
+
+// Evaluate implements plugintypes.Action.
+func (a *gateAct) Evaluate(_ plugintypes.RuleMetadata, tx plugintypes.TransactionState) {
+	if a.g != nil {
+		a.g.run(tx, memoOf(tx))
+	}
+}
+
+// Type implements plugintypes.Action.
+func (*gateAct) Type() plugintypes.ActionType { return plugintypes.ActionTypeNondisruptive }
