@@ -8,8 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-
-	"github.com/corazawaf/coraza/v3/types/variables"
 )
 
 // Coraza transforms each argument for each rule before the operator runs,
@@ -52,13 +50,13 @@ type fuser struct {
 	// What the gate may remove (gate.go): each candidate rule's variables
 	// and fused operator, rules a SecRuleUpdateTargetById gives more
 	// variables, whether one by tag or message does; the build's gate.
-	gateVars  map[int][]variables.RuleVariable
+	gated     map[int]gatedRule
 	gateOps   map[int]*fusedOp
 	gateKeep  idRanges
 	gateExtra []gateExtra
 	gateOff   bool
 	gateKey   string
-	g         *ruleGate
+	g         *gateSet
 }
 
 // idRanges is a list of inclusive rule ID ranges.
@@ -407,7 +405,8 @@ func (f *fuser) fuse(r secRule, head, move bool) (string, bool) {
 	// keep lists whose new first byte would have mattered.
 	// A rule with no transformations is rewritten too when the gate may
 	// remove it: the fused operator is how the gate learns its condition.
-	gated := head && neg == "" && !multi && gateVarsOf(id, r) != nil
+	gate, gated := gateOf(id, r)
+	gated = gated && head && neg == "" && !multi
 	movable = movable && (len(chain) > 0 || none && gated) && !(head && id < 0) &&
 		(firstRaw == "" || strings.IndexByte(`':,\`, firstRaw[0]) < 0) && !(head && f.keep.has(id))
 	var names string
@@ -417,7 +416,7 @@ func (f *fuser) fuse(r secRule, head, move bool) (string, bool) {
 		if multi {
 			flags += ",multi"
 		} else if gated {
-			f.noteGateVars(id, gateVarsOf(id, r))
+			f.noteGate(id, gate)
 			flags += "," + gateFlag + strconv.Itoa(id)
 		}
 		flags = strings.TrimPrefix(flags, ",")

@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/corazawaf/coraza/v3/experimental/plugins/plugintypes"
+	"github.com/corazawaf/coraza/v3/types"
 	"github.com/corazawaf/coraza/v3/types/variables"
 )
 
@@ -52,33 +53,45 @@ type gateVar struct {
 	chains []*tchain // distinct, none nil
 }
 
-// ruleGate is the rules of one compiled policy that the gate may remove.
+// gateSet is the gates of one compiled policy, by phase: 2 for the request
+// (rule 200032), 4 for the response body (rule 200033).
+type gateSet struct {
+	byPhase [types.PhaseLogging + 1]ruleGate
+}
+
+// ruleGate is the rules of one phase of a policy that the gate may remove.
 type ruleGate struct {
 	rules []gateRule
 	vars  []gateVar
 	need  int // atoms the DFA must know for every rule's condition
 }
 
-// gateVariables are the collections the gate reads: request values that
-// are final once phase 2 begins.
-var gateVariables = map[string]bool{
-	"ARGS": true, "ARGS_NAMES": true, "ARGS_GET": true, "ARGS_GET_NAMES": true,
-	"ARGS_POST": true, "ARGS_POST_NAMES": true, "ARGS_PATH": true,
-	"REQUEST_COOKIES": true, "REQUEST_COOKIES_NAMES": true,
-	"REQUEST_HEADERS": true, "REQUEST_HEADERS_NAMES": true,
-	"REQUEST_FILENAME": true, "REQUEST_BASENAME": true, "REQUEST_URI": true,
-	"REQUEST_URI_RAW": true, "REQUEST_LINE": true, "QUERY_STRING": true,
-	"REQUEST_BODY": true, "REQUEST_METHOD": true, "REQUEST_PROTOCOL": true,
-	"FILES": true, "FILES_NAMES": true, "XML": true,
+// gateVariables are the collections the gate reads, each with the phase
+// from which no rule changes it: the request's values once phase 2 begins
+// (sekisho's views come before the gate), the response's once its body is
+// read.
+var gateVariables = map[string]types.RulePhase{
+	"ARGS": 2, "ARGS_NAMES": 2, "ARGS_GET": 2, "ARGS_GET_NAMES": 2,
+	"ARGS_POST": 2, "ARGS_POST_NAMES": 2, "ARGS_PATH": 2,
+	"REQUEST_COOKIES": 2, "REQUEST_COOKIES_NAMES": 2,
+	"REQUEST_HEADERS": 2, "REQUEST_HEADERS_NAMES": 2,
+	"REQUEST_FILENAME": 2, "REQUEST_BASENAME": 2, "REQUEST_URI": 2,
+	"REQUEST_URI_RAW": 2, "REQUEST_LINE": 2, "QUERY_STRING": 2,
+	"REQUEST_BODY": 2, "REQUEST_METHOD": 2, "REQUEST_PROTOCOL": 2,
+	"FILES": 2, "FILES_NAMES": 2, "XML": 2,
+	"RESPONSE_BODY": 4, "RESPONSE_HEADERS": 4, "RESPONSE_HEADERS_NAMES": 4,
+	"RESPONSE_STATUS": 4, "RESPONSE_PROTOCOL": 4, "RESPONSE_CONTENT_TYPE": 4,
 }
 
 // gateVars reads a rule's variable list ("ARGS|!ARGS:/x|y/|XML:/*") as the
-// collections it reads, or false when the gate cannot vouch for one of
-// them (a count, a collection outside gateVariables). Keys are skipped as
-// Coraza's parser reads them: an XPath up to the next '|', a regular
-// expression up to its closing '/', a quoted key up to its quote.
-func gateVars(list string) ([]variables.RuleVariable, bool) {
+// collections it reads and the phase from which they are all final, or
+// false when the gate cannot vouch for one of them (a count, a collection
+// outside gateVariables). Keys are skipped as Coraza's parser reads them:
+// an XPath up to the next '|', a regular expression up to its closing '/',
+// a quoted key up to its quote.
+func gateVars(list string) ([]variables.RuleVariable, types.RulePhase, bool) {
 	var out []variables.RuleVariable
+	final := types.RulePhase(0)
 	for list != "" {
 		end := strings.IndexAny(list, ":|")
 		name := list
@@ -95,11 +108,11 @@ func gateVars(list string) ([]variables.RuleVariable, bool) {
 			case strings.HasPrefix(key, "/") || strings.HasPrefix(key, "'"):
 				close := closingIndex(key[1:], key[0])
 				if close < 0 {
-					return nil, false
+					return nil, 0, false
 				}
 				skip = close + 2
 				if skip < len(key) && key[skip] != '|' {
-					return nil, false
+					return nil, 0, false
 				}
 			default:
 				skip = strings.IndexByte(key, '|')
@@ -114,16 +127,18 @@ func gateVars(list string) ([]variables.RuleVariable, bool) {
 		if strings.HasPrefix(name, "!") {
 			continue // an exclusion reads fewer values
 		}
-		if !gateVariables[name] {
-			return nil, false
+		phase, known := gateVariables[name]
+		if !known {
+			return nil, 0, false
 		}
 		v, err := variables.Parse(name)
 		if err != nil {
-			return nil, false
+			return nil, 0, false
 		}
 		out = append(out, v)
+		final = max(final, phase)
 	}
-	return out, true
+	return out, final, true
 }
 
 // closingIndex is the index in s of the first delim not escaped by '\'.
@@ -142,34 +157,44 @@ func closingIndex(s string, delim byte) int {
 // gateFlag is the fused operator's flag that names its rule to the gate.
 const gateFlag = "gate="
 
-// gateVarsOf returns the collections rule r (with the given id) reads
-// when the gate may remove it: it runs in phase 2 and reads only
-// collections the gate reads. Otherwise nil.
-func gateVarsOf(id int, r secRule) []variables.RuleVariable {
-	phase := ""
-	for _, a := range r.acts {
-		if a.key == "phase" {
-			phase = a.val
-		}
-	}
-	if id < 0 || phase != "2" && phase != "request" {
-		return nil
-	}
-	vars, ok := gateVars(r.vars)
-	if !ok {
-		return nil
-	}
-	return vars
+// gatedRule is what the fuser learns of a rule the gate may remove.
+type gatedRule struct {
+	phase types.RulePhase
+	vars  []variables.RuleVariable
 }
 
-// noteGateVars records the collections of the rule with the given id.
-func (f *fuser) noteGateVars(id int, vars []variables.RuleVariable) {
+// gateOf returns the phase and collections of rule r (with the given id)
+// when the gate may remove it: it runs in phase 2 or 4 and reads only
+// collections the gate reads that are final by then. Otherwise false.
+func gateOf(id int, r secRule) (gatedRule, bool) {
+	var phase types.RulePhase
+	for _, a := range r.acts {
+		if a.key == "phase" {
+			switch a.val {
+			case "2", "request":
+				phase = 2
+			case "4", "response":
+				phase = 4
+			default:
+				phase = 0
+			}
+		}
+	}
+	vars, final, ok := gateVars(r.vars)
+	if id < 0 || phase == 0 || !ok || len(vars) == 0 || final > phase {
+		return gatedRule{}, false
+	}
+	return gatedRule{phase: phase, vars: vars}, true
+}
+
+// noteGate records the rule with the given id as one the gate may remove.
+func (f *fuser) noteGate(id int, r gatedRule) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.gateVars == nil {
-		f.gateVars = map[int][]variables.RuleVariable{}
+	if f.gated == nil {
+		f.gated = map[int]gatedRule{}
 	}
-	f.gateVars[id] = vars
+	f.gated[id] = r
 }
 
 // varIndex returns the index of v in g.vars, noting that chain reads it.
@@ -189,7 +214,7 @@ func (g *ruleGate) varIndex(v variables.RuleVariable, chain *tchain) int {
 // run: the action is created as the rule is parsed, before the rules it
 // gates, and is given the build's key (keyGateAction).
 var (
-	gateBuilds sync.Map // key -> *ruleGate
+	gateBuilds sync.Map // key -> *gateSet
 	gateSeq    atomic.Int64
 )
 
@@ -205,7 +230,7 @@ func (f *fuser) keyGateAction(l string) (string, bool) {
 	}
 	f.mu.Lock()
 	if f.g == nil {
-		f.g = &ruleGate{}
+		f.g = &gateSet{}
 		f.gateKey = strconv.FormatInt(gateSeq.Add(1), 10)
 		gateBuilds.Store(f.gateKey, f.g)
 	}
@@ -236,8 +261,8 @@ func (f *fuser) finishGate() {
 	if f.gateOff {
 		return
 	}
-	g := f.g
-	for id, vars := range f.gateVars {
+	for id, gr := range f.gated {
+		g, vars := &f.g.byPhase[gr.phase], gr.vars
 		op := f.gateOps[id]
 		if op == nil || f.gateKeep.has(id) {
 			continue
@@ -246,26 +271,33 @@ func (f *fuser) finishGate() {
 		if !ok || op.multi || r.latin1 || r.pf.cond == nil {
 			continue
 		}
+		late := false
 		for _, x := range f.gateExtra {
 			if x.ids[0] <= id && id <= x.ids[1] {
 				vars = append(slices.Clip(vars), x.vars...)
+				late = late || x.final > gr.phase
 			}
 		}
-		gr := gateRule{id: id, op: op}
+		if late {
+			continue
+		}
+		rule := gateRule{id: id, op: op}
 		for _, v := range vars {
-			gr.vars = append(gr.vars, g.varIndex(v, op.chain))
+			rule.vars = append(rule.vars, g.varIndex(v, op.chain))
 		}
 		for _, a := range r.pf.cond.atoms(nil) {
-			for len(gr.atoms) <= a.id>>6 {
-				gr.atoms = append(gr.atoms, 0)
+			for len(rule.atoms) <= a.id>>6 {
+				rule.atoms = append(rule.atoms, 0)
 			}
-			gr.atoms[a.id>>6] |= 1 << (a.id & 63)
+			rule.atoms[a.id>>6] |= 1 << (a.id & 63)
 		}
-		g.rules = append(g.rules, gr)
+		g.rules = append(g.rules, rule)
 		g.need = max(g.need, r.pf.need)
 	}
-	// In rule order, for the debugger's sake: the outcome is the same.
-	slices.SortFunc(g.rules, func(a, b gateRule) int { return a.id - b.id })
+	for i := range f.g.byPhase {
+		// In rule order, for the debugger's sake: the outcome is the same.
+		slices.SortFunc(f.g.byPhase[i].rules, func(a, b gateRule) int { return a.id - b.id })
+	}
 }
 
 // noteTargetUpdate records what a SecRuleUpdateTarget* directive adds: the
@@ -276,7 +308,7 @@ func (f *fuser) noteTargetUpdate(dir, opts string) {
 		return
 	}
 	targets := strings.Trim(fields[1], `"'`)
-	adds, ok := gateVars(targets)
+	adds, final, ok := gateVars(targets)
 	if len(adds) == 0 && ok {
 		return
 	}
@@ -298,7 +330,7 @@ func (f *fuser) noteTargetUpdate(dir, opts string) {
 			f.gateOff = true
 			return
 		case ok:
-			f.gateExtra = append(f.gateExtra, gateExtra{ids: [2]int{a, b}, vars: adds})
+			f.gateExtra = append(f.gateExtra, gateExtra{ids: [2]int{a, b}, vars: adds, final: final})
 		default:
 			f.gateKeep = append(f.gateKeep, [2]int{a, b})
 		}
@@ -307,8 +339,9 @@ func (f *fuser) noteTargetUpdate(dir, opts string) {
 
 // gateExtra is the collections a SecRuleUpdateTargetById adds to rules.
 type gateExtra struct {
-	ids  [2]int
-	vars []variables.RuleVariable
+	ids   [2]int
+	vars  []variables.RuleVariable
+	final types.RulePhase
 }
 
 // gateState is one transaction's view of its values for the gate: per
@@ -432,8 +465,9 @@ func (c *cond) holdsBits(found []uint64) bool {
 	}
 }
 
-// gateAct is the action that runs the gate of its build.
-type gateAct struct{ g *ruleGate }
+// gateAct is the action that runs the gate of its build, for the phase of
+// its rule.
+type gateAct struct{ set *gateSet }
 
 func newGateAction() plugintypes.Action { return &gateAct{} }
 
@@ -448,15 +482,17 @@ func (a *gateAct) Init(_ plugintypes.RuleMetadata, data string) error {
 	if !ok {
 		return fmt.Errorf("%s: no policy is being compiled with key %q", gateAction, data)
 	}
-	a.g = g.(*ruleGate)
+	a.set = g.(*gateSet)
 	return nil
 }
 
 // Evaluate implements plugintypes.Action.
-func (a *gateAct) Evaluate(_ plugintypes.RuleMetadata, tx plugintypes.TransactionState) {
-	if a.g != nil {
-		a.g.run(tx, memoOf(tx))
+func (a *gateAct) Evaluate(r plugintypes.RuleMetadata, tx plugintypes.TransactionState) {
+	rm, ok := r.(types.RuleMetadata)
+	if a.set == nil || !ok || int(rm.Phase()) >= len(a.set.byPhase) {
+		return
 	}
+	a.set.byPhase[rm.Phase()].run(tx, memoOf(tx))
 }
 
 // Type implements plugintypes.Action.

@@ -41,7 +41,7 @@ func TestGateVars(t *testing.T) {
 		{"ARGS:/unclosed", nil, false},
 	}
 	for _, tt := range tests {
-		got, ok := gateVars(tt.list)
+		got, _, ok := gateVars(tt.list)
 		if ok != tt.ok || ok && !slices.Equal(got, tt.want) {
 			t.Errorf("gateVars(%q) = %v, %v; want %v, %v", tt.list, got, ok, tt.want, tt.ok)
 		}

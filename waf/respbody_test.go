@@ -2,6 +2,7 @@ package waf_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -175,5 +176,25 @@ func TestInspectResponseBody_ExclusionWorks(t *testing.T) {
 	}
 	if v := respond(t, e, "text/html", responseLeaks[0].body); v == nil || v.Blocked() {
 		t.Errorf("with %s: verdict %+v, want a pass", v.Matches[0].Exclusion, v)
+	}
+}
+
+// TestInspectResponseBody_GateSameVerdicts: with the response gate (rule
+// 200033) the verdict on every leaking page, and on a page that leaks
+// nothing, is the one without it, at paranoia level 1 and 4.
+func TestInspectResponseBody_GateSameVerdicts(t *testing.T) {
+	pages := []string{"<html><body><p>The quick brown fox jumps over the lazy dog.</p></body></html>"}
+	for _, l := range responseLeaks {
+		pages = append(pages, "<html><body><h1>Orders</h1>"+l.body+"</body></html>")
+	}
+	for _, pl := range []int{1, 4} {
+		on := engine(t, waf.Config{Name: fmt.Sprintf("gate-pl%d", pl), ParanoiaLevel: pl})
+		off := engine(t, waf.Config{Name: fmt.Sprintf("nogate-pl%d", pl), ParanoiaLevel: pl, RulesOff: []string{"200033"}})
+		for i, page := range pages {
+			got, want := respond(t, on, "text/html", page), respond(t, off, "text/html", page)
+			if (got == nil) != (want == nil) || got != nil && (got.Action != want.Action || !slices.Equal(got.Rules, want.Rules)) {
+				t.Errorf("PL%d page %d: with the gate %+v, without %+v", pl, i, got, want)
+			}
+		}
 	}
 }
