@@ -267,8 +267,7 @@ func (f *fuser) finishGate() {
 		if op == nil || f.gateKeep.has(id) {
 			continue
 		}
-		r, ok := op.inner.(*rx)
-		if !ok || op.multi || r.latin1 || r.pf.cond == nil {
+		if op.multi || !gateable(op.inner) {
 			continue
 		}
 		late := false
@@ -285,19 +284,34 @@ func (f *fuser) finishGate() {
 		for _, v := range vars {
 			rule.vars = append(rule.vars, g.varIndex(v, op.chain))
 		}
-		for _, a := range r.pf.cond.atoms(nil) {
-			for len(rule.atoms) <= a.id>>6 {
-				rule.atoms = append(rule.atoms, 0)
+		if r, ok := op.inner.(*rx); ok {
+			for _, a := range r.pf.cond.atoms(nil) {
+				for len(rule.atoms) <= a.id>>6 {
+					rule.atoms = append(rule.atoms, 0)
+				}
+				rule.atoms[a.id>>6] |= 1 << (a.id & 63)
 			}
-			rule.atoms[a.id>>6] |= 1 << (a.id & 63)
+			g.need = max(g.need, r.pf.need)
 		}
 		g.rules = append(g.rules, rule)
-		g.need = max(g.need, r.pf.need)
 	}
 	for i := range f.g.byPhase {
 		// In rule order, for the debugger's sake: the outcome is the same.
 		slices.SortFunc(f.g.byPhase[i].rules, func(a, b gateRule) int { return a.id - b.id })
 	}
+}
+
+// gateable reports whether the gate can tell that op cannot match: an @rx
+// with a condition on atoms, or a @pm (through its dictionary's DFA,
+// built on first use, pmMayMatch).
+func gateable(op plugintypes.Operator) bool {
+	switch o := op.(type) {
+	case *rx:
+		return !o.latin1 && o.pf.cond != nil
+	case *pm:
+		return true
+	}
+	return false
 }
 
 // noteTargetUpdate records what a SecRuleUpdateTarget* directive adds: the
@@ -350,11 +364,14 @@ type gateExtra struct {
 type gateState struct {
 	bits    []uint64 // one atom set per collection of the gate, in order
 	maxLen  []int
-	outs    []string // scratch
+	outs    []string // every collection's values and what its chains make of them
+	outsEnd []int    // where each collection's end in outs
 	removed int      // rules removed, for tests
 }
 
-func (s *gateState) reset() { s.bits, s.maxLen = s.bits[:0], s.maxLen[:0] }
+func (s *gateState) reset() {
+	s.bits, s.maxLen, s.outs, s.outsEnd = s.bits[:0], s.maxLen[:0], s.outs[:0], s.outsEnd[:0]
+}
 
 // ruleRemover is Coraza's transaction, which can drop a rule for itself.
 type ruleRemover interface{ RemoveRuleByID(id int) }
@@ -384,11 +401,36 @@ func (g *ruleGate) run(tx plugintypes.TransactionState, m *txMemo) int {
 
 // mayMatch reports whether some value of r's variables could match r.
 func (r *gateRule) mayMatch(s *gateState, words int) bool {
+	if p, ok := r.op.inner.(*pm); ok {
+		return r.pmMayMatch(s, p)
+	}
 	pf := &r.op.inner.(*rx).pf
 	for _, i := range r.vars {
 		found := s.bits[i*words : (i+1)*words]
 		if s.maxLen[i] >= pf.minLen && intersects(r.atoms, found) && pf.cond.holdsBits(found) {
 			return true
+		}
+	}
+	return false
+}
+
+// pmMayMatch reports whether one of r's phrases could be in a value of
+// r's variables through any chain of theirs: the dictionary's own DFA,
+// which says "maybe" wherever @pm could match, on each of them.
+func (r *gateRule) pmMayMatch(s *gateState, p *pm) bool {
+	dfa := p.dict.prefilter()
+	if dfa == nil {
+		return true // a phrase is empty, or the DFA would be too large
+	}
+	for _, i := range r.vars {
+		lo := 0
+		if i > 0 {
+			lo = s.outsEnd[i-1]
+		}
+		for _, out := range s.outs[lo:s.outsEnd[i]] {
+			if len(out) >= p.minLen && dfa.any(out) {
+				return true
+			}
 		}
 	}
 	return false
@@ -402,19 +444,20 @@ func (s *gateState) collect(tx plugintypes.TransactionState, m *txMemo, v *gateV
 	maxLen := 0
 	col := tx.Collection(v.v)
 	if col == nil {
-		s.maxLen = append(s.maxLen, 0)
+		s.maxLen, s.outsEnd = append(s.maxLen, 0), append(s.outsEnd, len(s.outs))
 		return
 	}
 	for _, md := range col.FindAll() {
 		value := md.Value()
-		s.outs = append(s.outs[:0], value)
+		start := len(s.outs)
+		s.outs = append(s.outs, value)
 		vs := m.valueState(value) // good until the next valueState: none below
 		for _, c := range v.chains {
 			if out := c.applyTo(vs, value); out != value {
 				s.outs = append(s.outs, out)
 			}
 		}
-		for _, out := range s.outs {
+		for _, out := range s.outs[start:] {
 			if !utf8.ValidString(out) {
 				out, _ = goViewOf(m, out) // as rx reads it
 			}
@@ -424,7 +467,7 @@ func (s *gateState) collect(tx plugintypes.TransactionState, m *txMemo, v *gateV
 			}
 		}
 	}
-	s.maxLen = append(s.maxLen, maxLen)
+	s.maxLen, s.outsEnd = append(s.maxLen, maxLen), append(s.outsEnd, len(s.outs))
 }
 
 // intersects reports whether two sets of bits have one in common.

