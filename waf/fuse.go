@@ -57,6 +57,7 @@ type fuser struct {
 	gateOff   bool
 	gateKey   string
 	g         *gateSet
+	pl        int // the policy's paranoia level: rules above it are not gated
 }
 
 // idRanges is a list of inclusive rule ID ranges.
@@ -81,11 +82,11 @@ func (f *fuser) retry() *fuser {
 		if f.rewritten == 0 {
 			return nil
 		}
-		return &fuser{off: true, semantic: f.semantic, semanticOff: f.semanticOff}
+		return &fuser{off: true, semantic: f.semantic, semanticOff: f.semanticOff, pl: f.pl}
 	}
 	for _, id := range f.fused {
 		if f.touched.has(id) {
-			return &fuser{keep: append(slices.Clip(f.keep), f.touched...), semantic: f.semantic, semanticOff: f.semanticOff}
+			return &fuser{keep: append(slices.Clip(f.keep), f.touched...), semantic: f.semantic, semanticOff: f.semanticOff, pl: f.pl}
 		}
 	}
 	return nil

@@ -43,6 +43,7 @@ const gateAction = "sekisho_gate"
 type gateRule struct {
 	id    int
 	vars  []int // its collections, by index in the gate's vars
+	outAt []int // for each, where its chain's output is (chainIndex)
 	op    *fusedOp
 	atoms []uint64 // every atom its condition names: it needs one of them
 }
@@ -51,6 +52,12 @@ type gateRule struct {
 type gateVar struct {
 	v      variables.RuleVariable
 	chains []*tchain // distinct, none nil
+}
+
+// chainIndex is where, among a value's outputs in gateState.outs, chain's
+// is: 0 for the value itself (no chain), 1+i for v.chains[i].
+func (v *gateVar) chainIndex(chain *tchain) int {
+	return 1 + slices.Index(v.chains, chain) // -1+1 when nil
 }
 
 // gateSet is the gates of one compiled policy, by phase: 2 for the request
@@ -161,6 +168,7 @@ const gateFlag = "gate="
 type gatedRule struct {
 	phase types.RulePhase
 	vars  []variables.RuleVariable
+	pl    int // CRS's paranoia-level/N tag; 0 when none
 }
 
 // gateOf returns the phase and collections of rule r (with the given id)
@@ -168,7 +176,11 @@ type gatedRule struct {
 // collections the gate reads that are final by then. Otherwise false.
 func gateOf(id int, r secRule) (gatedRule, bool) {
 	var phase types.RulePhase
+	pl := 0
 	for _, a := range r.acts {
+		if n, ok := strings.CutPrefix(a.val, "paranoia-level/"); ok && a.key == "tag" {
+			pl, _ = strconv.Atoi(n)
+		}
 		if a.key == "phase" {
 			switch a.val {
 			case "2", "request":
@@ -184,7 +196,7 @@ func gateOf(id int, r secRule) (gatedRule, bool) {
 	if id < 0 || phase == 0 || !ok || len(vars) == 0 || final > phase {
 		return gatedRule{}, false
 	}
-	return gatedRule{phase: phase, vars: vars}, true
+	return gatedRule{phase: phase, vars: vars, pl: pl}, true
 }
 
 // noteGate records the rule with the given id as one the gate may remove.
@@ -264,7 +276,10 @@ func (f *fuser) finishGate() {
 	for id, gr := range f.gated {
 		g, vars := &f.g.byPhase[gr.phase], gr.vars
 		op := f.gateOps[id]
-		if op == nil || f.gateKeep.has(id) {
+		// A rule above the policy's paranoia level is skipped by CRS itself:
+		// asking about it would be wasted work (and leaving any rule to
+		// Coraza is always safe).
+		if op == nil || f.gateKeep.has(id) || gr.pl > f.pl {
 			continue
 		}
 		if op.multi || !gateable(op.inner) {
@@ -283,6 +298,9 @@ func (f *fuser) finishGate() {
 		rule := gateRule{id: id, op: op}
 		for _, v := range vars {
 			rule.vars = append(rule.vars, g.varIndex(v, op.chain))
+		}
+		for _, i := range rule.vars {
+			rule.outAt = append(rule.outAt, g.vars[i].chainIndex(op.chain))
 		}
 		if r, ok := op.inner.(*rx); ok {
 			for _, a := range r.pf.cond.atoms(nil) {
@@ -362,11 +380,14 @@ type gateExtra struct {
 // collection, the atoms its values hold as they are and through each chain
 // of the rules that read it, and the longest of them.
 type gateState struct {
-	bits    []uint64 // one atom set per collection of the gate, in order
-	maxLen  []int
-	outs    []string // every collection's values and what its chains make of them
-	outsEnd []int    // where each collection's end in outs
-	removed int      // rules removed, for tests
+	bits   []uint64 // one atom set per collection of the gate, in order
+	maxLen []int
+	// Every collection's values, each followed by what each of the
+	// collection's chains makes of it (gateVar.chainIndex), and where each
+	// collection's end in outs.
+	outs    []string
+	outsEnd []int
+	removed int // rules removed, for tests
 }
 
 func (s *gateState) reset() {
@@ -391,7 +412,7 @@ func (g *ruleGate) run(tx plugintypes.TransactionState, m *txMemo) int {
 	}
 	s.removed = 0
 	for i := range g.rules {
-		if r := &g.rules[i]; !r.mayMatch(s, words) {
+		if r := &g.rules[i]; !r.mayMatch(s, g, words) {
 			rm.RemoveRuleByID(r.id)
 			s.removed++
 		}
@@ -400,9 +421,9 @@ func (g *ruleGate) run(tx plugintypes.TransactionState, m *txMemo) int {
 }
 
 // mayMatch reports whether some value of r's variables could match r.
-func (r *gateRule) mayMatch(s *gateState, words int) bool {
+func (r *gateRule) mayMatch(s *gateState, g *ruleGate, words int) bool {
 	if p, ok := r.op.inner.(*pm); ok {
-		return r.pmMayMatch(s, p)
+		return r.pmMayMatch(s, g, p)
 	}
 	pf := &r.op.inner.(*rx).pf
 	for _, i := range r.vars {
@@ -415,20 +436,21 @@ func (r *gateRule) mayMatch(s *gateState, words int) bool {
 }
 
 // pmMayMatch reports whether one of r's phrases could be in a value of
-// r's variables through any chain of theirs: the dictionary's own DFA,
-// which says "maybe" wherever @pm could match, on each of them.
-func (r *gateRule) pmMayMatch(s *gateState, p *pm) bool {
+// r's variables through r's chain: the dictionary's own DFA, which says
+// "maybe" wherever @pm could match, on each of them.
+func (r *gateRule) pmMayMatch(s *gateState, g *ruleGate, p *pm) bool {
 	dfa := p.dict.prefilter()
 	if dfa == nil {
 		return true // a phrase is empty, or the DFA would be too large
 	}
-	for _, i := range r.vars {
+	for k, i := range r.vars {
 		lo := 0
 		if i > 0 {
 			lo = s.outsEnd[i-1]
 		}
-		for _, out := range s.outs[lo:s.outsEnd[i]] {
-			if len(out) >= p.minLen && dfa.any(out) {
+		stride := 1 + len(g.vars[i].chains)
+		for j := lo + r.outAt[k]; j < s.outsEnd[i]; j += stride {
+			if out := s.outs[j]; len(out) >= p.minLen && dfa.any(out) {
 				return true
 			}
 		}
@@ -453,11 +475,12 @@ func (s *gateState) collect(tx plugintypes.TransactionState, m *txMemo, v *gateV
 		s.outs = append(s.outs, value)
 		vs := m.valueState(value) // good until the next valueState: none below
 		for _, c := range v.chains {
-			if out := c.applyTo(vs, value); out != value {
-				s.outs = append(s.outs, out)
-			}
+			s.outs = append(s.outs, c.applyTo(vs, value))
 		}
-		for _, out := range s.outs[start:] {
+		for k, out := range s.outs[start:] {
+			if k > 0 && out == value {
+				continue // its atoms are the value's
+			}
 			if !utf8.ValidString(out) {
 				out, _ = goViewOf(m, out) // as rx reads it
 			}

@@ -132,8 +132,10 @@ func TestGate_SameVerdicts(t *testing.T) {
 			if want.Blocked() {
 				blocked++
 			}
-			if name == "benign GET" && pl == 1 && removed < 100 {
-				t.Errorf("PL1 benign GET: the gate removed %d rules, want at least 100", removed)
+			// At PL1 the gate holds the ~95 phase-2 rules of PL1 (those
+			// above the policy's level are left to CRS's own skips).
+			if name == "benign GET" && pl == 1 && removed < 80 {
+				t.Errorf("PL1 benign GET: the gate removed %d rules, want at least 80", removed)
 			}
 		}
 		if blocked < len(requests)-4 {

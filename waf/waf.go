@@ -69,7 +69,7 @@ func New(cfg Config, root fs.FS) (*Engine, error) {
 		return nil, fmt.Errorf("waf policy %q: crs_dir: %w", cfg.Name, err)
 	}
 	registerPlugins()
-	f := &fuser{semantic: *cfg.SemanticChecks, semanticOff: semanticOff(cfg)}
+	f := &fuser{semantic: *cfg.SemanticChecks, semanticOff: semanticOff(cfg), pl: cfg.ParanoiaLevel}
 	w, err := build(cfg, local, root, f)
 	f.finishGate()
 	if again := f.retry(); err == nil && again != nil {
