@@ -21,7 +21,7 @@
 #        wrk/form1m.lua    POST application/x-www-form-urlencoded, exactly 1048576 bytes
 #      and their curl bodies for verification (curl/json16k-body.txt,
 #      curl/form1m-body.txt, curl/form1m-attack-body.txt, curl/json-attack.txt).
-#   3. The sekisho configs (sekisho.yaml, sekisho-wafoff.yaml), from the BENCH_*
+#   3. The sekisho configs (sekisho.yaml, sekisho-wafoff.yaml, sekisho-noresp.yaml), from the BENCH_*
 #      variables run.sh exports: plain + TLS bind with the bench certificate,
 #      one backend with the two backend servers, access log off.
 # Usage: gen-extra.sh WORKDIR      (BENCH_BACKEND_ADDRS, BENCH_TLS_CERT, BENCH_TLS_KEY set)
@@ -131,8 +131,8 @@ printf '%s&comment=%s' "$form" "%27+OR+1%3D1--" > "$W/curl/form1m-attack-body.tx
 } > "$W/wrk/form1m.lua"
 
 # ---- 3. sekisho configs ------------------------------------------------------------
-gen_sekisho() { # target mode
-  local t=$1 mode=$2 p ps _w a
+gen_sekisho() { # target mode [policy line]
+  local t=$1 mode=$2 extra=${3:-} p ps _w a
   read -r p ps _w < <(target_ports "$t")
   {
     cat <<YAML
@@ -162,7 +162,8 @@ waf:
       paranoia_level: 1
       request_body_limit: $BODY_LIMIT
       request_body_no_files_limit: $BODY_LIMIT
-log:
+${extra:+      $extra
+}log:
   level: warn
   access: "off"
 YAML
@@ -170,5 +171,6 @@ YAML
 }
 gen_sekisho sekisho block
 gen_sekisho sekisho-wafoff off
+gen_sekisho sekisho-noresp block "inspect_response_body: false"
 
 echo "extra workloads (json16k, form1m), ${KB} KiB body limits and sekisho configs generated in $W"

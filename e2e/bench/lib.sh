@@ -1,9 +1,11 @@
 # shellcheck shell=bash
 # sekisho's additions to the shared bench harness's lib.sh (sourced, not executed).
 # Sources ../shared/bench/lib.sh (or $SHARED_BENCH/lib.sh) for the ports, the
-# backend layout and crs_rules_dir, then adds two targets to its target table:
+# backend layout and crs_rules_dir, then adds three targets to its target table:
 #   sekisho          sekisho, WAF policy "default": CRS v4, PL1, blocking
 #   sekisho-wafoff   sekisho, WAF policy "default" with mode: off (no inspection)
+#   sekisho-noresp   sekisho as "sekisho" but inspect_response_body: false (what
+#                    response body inspection costs; not in the default targets)
 # Their ports sit above the shared harness's range (BASE_PORT..BASE_PORT+131).
 _E2E_BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 SHARED_BENCH=${SHARED_BENCH:-$_E2E_BENCH_DIR/../../../shared/bench}
@@ -17,6 +19,7 @@ target_ports() {
   case "$1" in
     sekisho)        echo "$((BASE_PORT + 140)) $((BASE_PORT + 141)) 1" ;;
     sekisho-wafoff) echo "$((BASE_PORT + 150)) $((BASE_PORT + 151)) 0" ;;
+    sekisho-noresp) echo "$((BASE_PORT + 160)) $((BASE_PORT + 161)) 1" ;;
     *) shared_target_ports "$1" ;;
   esac
 }
