@@ -2,10 +2,16 @@ package gateway
 
 import "github.com/sekisho/sekisho/waf/alert"
 
-// admit decides whether the client may send this request now: the route's
-// rate limit (ratelimit.go). A refused request is answered here (429, or a
-// tarpit) and reported as an alert.
+// admit decides whether the client may send this request now, in this
+// order: the route's rate limit (ratelimit.go), then its challenge
+// (challenge.go). A refused or challenged request is answered here.
 func (h *handler) admit(q *request, rt *route) bool {
+	return h.withinLimit(q, rt) && !h.challenged(q, rt)
+}
+
+// withinLimit applies the route's rate limit: a request over it is
+// answered (429, or a tarpit) and reported as an alert.
+func (h *handler) withinLimit(q *request, rt *route) bool {
 	r, e := q.r, q.e
 	if rt.limit == nil || rt.limit.allow(r.Context(), r, e.ClientIP) {
 		return true

@@ -436,6 +436,10 @@ func newGateway(c *config.Config, o Options, prev *Gateway) (g *Gateway, err err
 		}
 		access = accesslog.NewText(o.Access, f)
 	}
+	issuer, err := g.challengeIssuer(c)
+	if err != nil {
+		return nil, err
+	}
 	for _, fc := range c.Frontends {
 		f := &frontend{name: fc.Name, cfg: fc, binds: fc.Bind}
 		flog := o.Log.With().Str("frontend", fc.Name).Logger()
@@ -481,7 +485,7 @@ func newGateway(c *config.Config, o Options, prev *Gateway) (g *Gateway, err err
 		}
 		h := &handler{name: fc.Name, access: access, idle: g.idle, log: flog, redirectHTTPS: fc.RedirectHTTPS, acme: f.acme,
 			monitorURI: fc.MonitorURI, health: g.serveHealth, alerts: g.alerts, audit: g.audit,
-			capture: fc.Capture, active: &g.sh.active, metrics: g.metrics.requests}
+			capture: fc.Capture, active: &g.sh.active, metrics: g.metrics.requests, challenge: issuer}
 		if ci := fc.ClientIP; ci != nil {
 			r, err := clientip.New(ci.TrustedProxies, ci.Header)
 			if err != nil {
@@ -512,7 +516,8 @@ func newGateway(c *config.Config, o Options, prev *Gateway) (g *Gateway, err err
 				host: rc.Host, prefix: rc.PathPrefix,
 				backend: backends[rc.Backend], backendName: rc.Backend,
 				policy: engines[rc.WAFPolicy], policyName: rc.WAFPolicy, limit: limit,
-				name: fmt.Sprintf("%s/routes[%d]", fc.Name, i),
+				challenge: ruleOf(rc.Challenge),
+				name:      fmt.Sprintf("%s/routes[%d]", fc.Name, i),
 			})
 		}
 		if fc.DefaultBackend != "" {
@@ -522,7 +527,8 @@ func newGateway(c *config.Config, o Options, prev *Gateway) (g *Gateway, err err
 			}
 			h.def = &route{backend: backends[fc.DefaultBackend], backendName: fc.DefaultBackend,
 				policy: engines[fc.DefaultWAFPolicy], policyName: fc.DefaultWAFPolicy, limit: limit,
-				name: fc.Name + "/default"}
+				challenge: ruleOf(fc.DefaultChallenge),
+				name:      fc.Name + "/default"}
 		}
 		f.handler = h
 		l := fc.Limits

@@ -18,6 +18,7 @@ import (
 	"github.com/sekisho/sekisho/certs"
 	"github.com/sekisho/sekisho/gateway/accesslog"
 	"github.com/sekisho/sekisho/gateway/audit"
+	"github.com/sekisho/sekisho/gateway/challenge"
 	"github.com/sekisho/sekisho/gateway/clientip"
 	"github.com/sekisho/sekisho/gateway/forward"
 	"github.com/sekisho/sekisho/waf"
@@ -31,6 +32,8 @@ type route struct {
 	backend *forward.Backend
 	policy  *policy
 	limit   *rateLimiter // nil: no rate limit
+	// challenge is what a client needs a clearance for; nil: none.
+	challenge *challenge.Rule
 	// names for the log and alerts
 	name                    string // "FRONTEND/routes[N]" or "FRONTEND/default"
 	backendName, policyName string
@@ -68,6 +71,7 @@ type handler struct {
 	hsts          string             // Strict-Transport-Security for responses over TLS
 	altSvc        string             // advertises HTTP/3 on responses over TLS on TCP
 	acme          *certs.ACME        // answers HTTP-01 challenges; nil without ACME
+	challenge     *challenge.Issuer  // clearances; nil when no route has a challenge
 	clientIP      *clientip.Resolver // nil: the peer is the client
 	alerts        *alert.Dispatcher  // nil: no alerts
 	audit         *audit.Log         // nil: no audit log
@@ -108,7 +112,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	q := h.begin(w, r)
 	defer h.finish(q)
 	h.identify(q)
-	if h.checked(q) {
+	if h.checked(q) || h.challengeAnswer(q) {
 		return
 	}
 	rt := h.route(q)

@@ -22,6 +22,8 @@ type requestMetrics struct {
 	blocked   *prometheus.CounterVec
 	// unconfirmed counts the CRS matches a semantic check rejected.
 	unconfirmed *prometheus.CounterVec
+	// access counts the access step's decisions other than pass.
+	access *prometheus.CounterVec
 }
 
 func newRequestMetrics() *requestMetrics {
@@ -42,11 +44,14 @@ func newRequestMetrics() *requestMetrics {
 		unconfirmed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sekisho_waf_unconfirmed_total", Help: "CRS matches a semantic check rejected (they did not score), by policy, rule and check.",
 		}, []string{"policy", "rule", "check"}),
+		access: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sekisho_access_decisions_total", Help: "Requests the access step answered itself (challenge, cleared, refused, deny), by frontend and decision.",
+		}, []string{"frontend", "decision"}),
 	}
 }
 
 func (m *requestMetrics) register(reg *prometheus.Registry) {
-	reg.MustRegister(m.requests, m.durations, m.wafBlocks, m.blocked, m.unconfirmed)
+	reg.MustRegister(m.requests, m.durations, m.wafBlocks, m.blocked, m.unconfirmed, m.access)
 }
 
 // observe counts one request from its access log entry.
@@ -62,6 +67,9 @@ func (m *requestMetrics) observe(e *accesslog.Entry) {
 	}
 	for _, u := range e.WAFUnconfirmed {
 		m.unconfirmed.WithLabelValues(e.WAFPolicy, strconv.Itoa(u.RuleID), u.Check).Inc()
+	}
+	if e.AccessDecision != "" && e.AccessDecision != "pass" {
+		m.access.WithLabelValues(e.Frontend, e.AccessDecision).Inc()
 	}
 	if e.WAFAction == "block" {
 		m.blocked.WithLabelValues(e.WAFPolicy).Inc()

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sekisho/sekisho/certs"
+	"github.com/sekisho/sekisho/gateway/challenge"
 	"github.com/sekisho/sekisho/gateway/listen"
 	"github.com/sekisho/sekisho/waf/alert"
 )
@@ -41,6 +42,10 @@ type shared struct {
 	// newGateway only, which Run's goroutine calls.
 	conns map[string]*atomic.Int64
 	rates atomic.Pointer[requestRates] // for the stats page
+	// challengeKeys sign clearances across generations; fleetKey is set
+	// once they hold the fleet's key from Redis. Written by newGateway.
+	challengeKeys *challenge.Keys
+	fleetKey      atomic.Bool
 }
 
 // openConns is frontend's connection counter.

@@ -46,6 +46,10 @@ const (
 	FieldWAFMatches     = "waf_matches"
 	FieldWAFUnconfirmed = "waf_unconfirmed"
 	FieldUserAgent      = "user_agent"
+	// The access step's decision (pass, challenge, cleared, refused) and
+	// what made it; absent when no access rule applied.
+	FieldAccessDecision = "access_decision"
+	FieldAccessReason   = "access_reason"
 	FieldRetries        = "retries"
 	FieldError          = "error"
 	FieldTermination    = "termination"
@@ -85,6 +89,7 @@ type Entry struct {
 	WAFMatches                   []waf.Match       // on a block or a detection: what matched and how to exclude it
 	WAFUnconfirmed               []waf.Unconfirmed // CRS matches a semantic check rejected: they did not score
 	UserAgent                    string
+	AccessDecision, AccessReason string // the access step's (challenge, lists, bans)
 	Retries                      int
 	Error                        string
 	Termination                  string // a TCP connection's end (tcpproxy's causes)
@@ -211,6 +216,9 @@ func (l *Logger) Write(e *Entry) {
 		ev.Str(FieldVPCEndpoint, e.VPCEndpointID)
 	}
 	ev.Str(FieldUserAgent, e.UserAgent)
+	if e.AccessDecision != "" {
+		ev.Str(FieldAccessDecision, e.AccessDecision).Str(FieldAccessReason, e.AccessReason)
+	}
 	if e.Retries > 0 {
 		ev.Int(FieldRetries, e.Retries)
 	}

@@ -41,7 +41,13 @@ func (k *Keys) Set(key []byte) {
 }
 
 func (k *Keys) current() []byte { return (*k.ring.Load())[0] }
-func (k *Keys) all() [][]byte   { return *k.ring.Load() }
+
+// Current is the key that signs now.
+func (k *Keys) Current() []byte { return k.current() }
+
+// Prefixes is the IPv4 and IPv6 prefix lengths clients are bound to.
+func (k *Keys) Prefixes() [2]int { return [2]int{k.v4Bits, k.v6Bits} }
+func (k *Keys) all() [][]byte    { return *k.ring.Load() }
 
 // RandomKey is a fresh 32-byte key.
 func RandomKey() []byte {

@@ -33,6 +33,8 @@ type Config struct {
 	// Redis, when set, holds the stick tables and rate-limit counts that
 	// the replicas share; without it each replica keeps its own.
 	Redis *Redis `yaml:"redis"`
+	// Challenge sets how clearances are signed and kept (routes' challenge).
+	Challenge *Challenge `yaml:"challenge"`
 	// ShutdownTimeout bounds how long in-flight requests may take to finish
 	// after SIGINT/SIGTERM before their connections are closed.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
@@ -68,7 +70,9 @@ type Frontend struct {
 	DefaultWAFPolicy string `yaml:"default_waf_policy"`
 	// DefaultRateLimit limits requests sent to DefaultBackend.
 	DefaultRateLimit *RateLimit `yaml:"default_rate_limit"`
-	Limits           Limits     `yaml:"limits"`
+	// DefaultChallenge is the default route's challenge (Route.Challenge).
+	DefaultChallenge *RouteChallenge `yaml:"default_challenge"`
+	Limits           Limits          `yaml:"limits"`
 	// RedirectHTTPS answers requests on the plain-HTTP binds with a 308 to
 	// the same URL over HTTPS, on the port of the first TLS bind; ACME
 	// HTTP-01 challenges (/.well-known/acme-challenge/) are not redirected.
@@ -157,7 +161,58 @@ type Route struct {
 	WAFPolicy  string `yaml:"waf_policy"`
 	// RateLimit, when set, caps the route's requests per client key.
 	RateLimit *RateLimit `yaml:"rate_limit"`
+	// Challenge, when set, lets through only clients with a clearance:
+	// the others get the challenge (see Challenge).
+	Challenge *RouteChallenge `yaml:"challenge"`
 }
+
+// RouteChallenge is what a route asks of a client without clearance.
+type RouteChallenge struct {
+	// Mode is pow (a proof of work in a script), js (a script must run),
+	// cookie (a cookie must be kept across a redirect) or 429 (no page:
+	// for API clients, which get 429 unless they hold a clearance).
+	Mode string `yaml:"mode"`
+	// Difficulty is pow's work, in leading zero bits of a SHA-256 (default
+	// 16: about 65,000 hashes, under a second in a browser; at most 24).
+	Difficulty int `yaml:"difficulty"`
+}
+
+// Challenge is how clearances are made, for every route with a challenge.
+type Challenge struct {
+	// KeyFile holds the key clearances are signed with (32 bytes or more),
+	// the same on every replica. Without it the key is made once for the
+	// fleet in Redis (redis:), or per process without Redis.
+	KeyFile string `yaml:"key_file"`
+	// Cookie names the clearance cookie (default sekisho_clearance).
+	Cookie string `yaml:"cookie"`
+	// TTL is how long a clearance lasts (default 1h).
+	TTL time.Duration `yaml:"ttl"`
+	// IPv4Prefix and IPv6Prefix are the client networks a clearance is
+	// bound to (default /24 and /64): a clearance used from another
+	// network is refused.
+	IPv4Prefix int `yaml:"ipv4_prefix"`
+	IPv6Prefix int `yaml:"ipv6_prefix"`
+}
+
+// SetDefaults fills what is not set.
+func (c *Challenge) SetDefaults() {
+	if c.Cookie == "" {
+		c.Cookie = DefaultChallengeCookie
+	}
+	setDuration(&c.TTL, DefaultChallengeTTL)
+	if c.IPv4Prefix == 0 {
+		c.IPv4Prefix = 24
+	}
+	if c.IPv6Prefix == 0 {
+		c.IPv6Prefix = 64
+	}
+}
+
+// Defaults of clearances.
+const (
+	DefaultChallengeCookie = "sekisho_clearance"
+	DefaultChallengeTTL    = time.Hour
+)
 
 // RateLimit caps requests per key over a period, counted in a stick table
 // (in Redis when one is configured, so the cap holds for the whole fleet),
@@ -430,6 +485,9 @@ func (c *Config) SetDefaults() {
 		if f.DefaultBackend != "" && f.DefaultWAFPolicy == "" && f.Mode == "http" {
 			f.DefaultWAFPolicy = DefaultPolicy
 		}
+	}
+	if c.Challenge != nil {
+		c.Challenge.SetDefaults()
 	}
 	for i := range c.Backends {
 		b := &c.Backends[i]

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sekisho/sekisho/gateway/accesslog"
+	"github.com/sekisho/sekisho/gateway/challenge"
 	"github.com/sekisho/sekisho/gateway/clientip"
 	"github.com/sekisho/sekisho/gateway/forward"
 )
@@ -267,9 +268,15 @@ func (c *Config) Validate() error {
 			if r.RateLimit != nil {
 				add(rkey+".rate_limit", r.RateLimit.validate())
 			}
+			if r.Challenge != nil {
+				add(rkey+".challenge", r.Challenge.validate())
+			}
 		}
 		if f.DefaultRateLimit != nil {
 			add(key+".default_rate_limit", f.DefaultRateLimit.validate())
+		}
+		if f.DefaultChallenge != nil {
+			add(key+".default_challenge", f.DefaultChallenge.validate())
 		}
 		if f.DefaultBackend != "" && !backends[f.DefaultBackend] {
 			fail("%s.default_backend: unknown backend %q", key, f.DefaultBackend)
@@ -312,6 +319,9 @@ func (c *Config) Validate() error {
 	if c.ShutdownTimeout < 0 {
 		fail("shutdown_timeout: must not be negative")
 	}
+	if c.Challenge != nil {
+		add("challenge", c.Challenge.validate())
+	}
 	return errors.Join(errs...)
 }
 
@@ -325,6 +335,37 @@ func flatten(err error) []error {
 		return out
 	}
 	return []error{err}
+}
+
+func (rc *RouteChallenge) validate() error {
+	return challenge.Rule{Mode: challenge.Mode(rc.Mode), Difficulty: rc.Difficulty}.Validate()
+}
+
+func (c *Challenge) validate() error {
+	var errs []error
+	if c.TTL < time.Minute {
+		errs = append(errs, errors.New("ttl: at least 1m"))
+	}
+	if c.IPv4Prefix < 8 || c.IPv4Prefix > 32 {
+		errs = append(errs, fmt.Errorf("ipv4_prefix: %d is not 8 to 32", c.IPv4Prefix))
+	}
+	if c.IPv6Prefix < 16 || c.IPv6Prefix > 128 {
+		errs = append(errs, fmt.Errorf("ipv6_prefix: %d is not 16 to 128", c.IPv6Prefix))
+	}
+	if !validCookieName(c.Cookie) {
+		errs = append(errs, fmt.Errorf("cookie: %q is not a cookie name", c.Cookie))
+	}
+	return errors.Join(errs...)
+}
+
+// validCookieName: RFC 6265's token characters.
+func validCookieName(s string) bool {
+	for _, r := range s {
+		if r <= ' ' || r >= 0x7f || strings.ContainsRune("()<>@,;:\\\"/[]?={}", r) {
+			return false
+		}
+	}
+	return s != ""
 }
 
 func (l *RateLimit) validate() error {

@@ -1,0 +1,147 @@
+package gateway
+
+import (
+	"context"
+	"net/netip"
+	"time"
+
+	"github.com/sekisho/sekisho/gateway/challenge"
+	"github.com/sekisho/sekisho/gateway/config"
+)
+
+// challengeIssuer builds the issuer of clearances for c, or nil when no
+// route asks for a challenge. The keys outlive config reloads (a reload
+// must not void every clearance): a key file is read again at each, a
+// fleet key is adopted from Redis once, a key of its own is kept.
+func (g *Gateway) challengeIssuer(c *config.Config) (*challenge.Issuer, error) {
+	if !usesChallenge(c) {
+		return nil, nil
+	}
+	cc := c.Challenge
+	if cc == nil {
+		cc = &config.Challenge{}
+		cc.SetDefaults()
+	}
+	keys := g.sh.challengeKeys
+	if keys == nil || keys.Prefixes() != [2]int{cc.IPv4Prefix, cc.IPv6Prefix} {
+		key := challenge.RandomKey()
+		if keys != nil {
+			key = keys.Current()
+		}
+		keys = challenge.NewKeys(key, cc.IPv4Prefix, cc.IPv6Prefix)
+		g.sh.challengeKeys = keys
+	}
+	switch {
+	case cc.KeyFile != "":
+		key, err := challenge.LoadKeyFile(cc.KeyFile)
+		if err != nil {
+			return nil, configError("challenge.key_file", err)
+		}
+		keys.Set(key)
+	case g.redis != nil && !g.sh.fleetKey.Load():
+		g.adoptFleetKey(keys)
+	}
+	return &challenge.Issuer{Keys: keys, Cookie: cc.Cookie, TTL: cc.TTL}, nil
+}
+
+func usesChallenge(c *config.Config) bool {
+	for _, f := range c.Frontends {
+		if f.DefaultChallenge != nil {
+			return true
+		}
+		for _, r := range f.Routes {
+			if r.Challenge != nil {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// adoptFleetKey makes keys use the fleet's key from Redis: now if Redis
+// answers within a second, else in the background, every 10 s for at most
+// an hour. Until then clearances are signed with this replica's own key,
+// which other replicas refuse (their clients are challenged again).
+func (g *Gateway) adoptFleetKey(keys *challenge.Keys) {
+	try := func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		key, err := challenge.FleetKey(ctx, g.redis)
+		if err != nil {
+			g.log.Warn().Err(err).Msg("challenge: the fleet's key is not in reach yet; clearances are this replica's until it is")
+			return false
+		}
+		keys.Set(key)
+		g.sh.fleetKey.Store(true)
+		return true
+	}
+	if try() {
+		return
+	}
+	go func() {
+		for range 360 {
+			time.Sleep(10 * time.Second)
+			if g.sh.fleetKey.Load() || try() {
+				return
+			}
+		}
+	}()
+}
+
+// ruleOf is a route's challenge as the issuer takes it; nil without one.
+func ruleOf(rc *config.RouteChallenge) *challenge.Rule {
+	if rc == nil {
+		return nil
+	}
+	return &challenge.Rule{Mode: challenge.Mode(rc.Mode), Difficulty: rc.Difficulty}
+}
+
+// challengeAnswer checks an answer to a challenge page, whichever route
+// its path would match (or none): a right one earns a clearance and goes
+// back where it came from. It reports whether the request was one.
+func (h *handler) challengeAnswer(q *request) bool {
+	if h.challenge == nil || q.r.URL.Path != challenge.VerifyPath {
+		return false
+	}
+	// The token names the challenge it answers; a js rule is the least a
+	// page's answer must meet.
+	h.serveChallenge(q, challenge.Rule{Mode: challenge.ModeJS})
+	return true
+}
+
+// challenged lets through a request whose client holds a clearance for
+// the route's challenge, and answers the others with the challenge. It
+// reports whether the request was answered here.
+func (h *handler) challenged(q *request, rt *route) bool {
+	if h.challenge == nil || rt.challenge == nil {
+		return false
+	}
+	if h.challenge.Cleared(q.r, q.challengeClient(), *rt.challenge) {
+		q.e.AccessDecision, q.e.AccessReason = "pass", "clearance"
+		return false
+	}
+	h.serveChallenge(q, *rt.challenge)
+	return true
+}
+
+func (h *handler) serveChallenge(q *request, rule challenge.Rule) {
+	o := h.challenge.Serve(q.w, q.r, q.challengeClient(), rule, q.e.TLS != nil)
+	q.e.AccessDecision, q.e.AccessReason = o.Decision, "challenge "+o.Reason
+}
+
+// challengeClient is the client a clearance is bound to.
+func (q *request) challengeClient() challenge.Client {
+	addr, _ := netip.ParseAddr(q.e.ClientIP)
+	return challenge.Client{Addr: addr, UserAgent: q.r.UserAgent()}
+}
+
+// configError names the config key an error is about.
+func configError(key string, err error) error { return &keyError{key, err} }
+
+type keyError struct {
+	key string
+	err error
+}
+
+func (e *keyError) Error() string { return e.key + ": " + e.err.Error() }
+func (e *keyError) Unwrap() error { return e.err }
