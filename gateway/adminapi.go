@@ -33,6 +33,8 @@ func (g *Gateway) adminAPI(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/tables", now((*Gateway).apiTables))
 	mux.HandleFunc("GET /api/tables/{table}", now((*Gateway).apiTableEntries))
 	mux.HandleFunc("DELETE /api/tables/{table}/entries/{key}", now((*Gateway).apiClearEntry))
+	mux.HandleFunc("GET /api/bans", now((*Gateway).apiBans))
+	mux.HandleFunc("DELETE /api/bans/{client}", now((*Gateway).apiLiftBan))
 	mux.HandleFunc("GET /api/tls", now(func(g *Gateway, w http.ResponseWriter, r *http.Request) {
 		out := map[string]TLSUsage{}
 		for _, f := range g.frontends {

@@ -486,6 +486,9 @@ func newGateway(c *config.Config, o Options, prev *Gateway) (g *Gateway, err err
 		h := &handler{name: fc.Name, access: access, idle: g.idle, log: flog, redirectHTTPS: fc.RedirectHTTPS, acme: f.acme,
 			monitorURI: fc.MonitorURI, health: g.serveHealth, alerts: g.alerts, audit: g.audit,
 			capture: fc.Capture, active: &g.sh.active, metrics: g.metrics.requests, challenge: issuer}
+		if h.bans, err = g.banGuard(fc.Name, fc.Ban); err != nil {
+			return nil, fmt.Errorf("frontend %q: ban: %w", fc.Name, err)
+		}
 		if ci := fc.ClientIP; ci != nil {
 			r, err := clientip.New(ci.TrustedProxies, ci.Header)
 			if err != nil {

@@ -72,6 +72,7 @@ type handler struct {
 	altSvc        string             // advertises HTTP/3 on responses over TLS on TCP
 	acme          *certs.ACME        // answers HTTP-01 challenges; nil without ACME
 	challenge     *challenge.Issuer  // clearances; nil when no route has a challenge
+	bans          *banGuard          // nil without a ban: config
 	clientIP      *clientip.Resolver // nil: the peer is the client
 	alerts        *alert.Dispatcher  // nil: no alerts
 	audit         *audit.Log         // nil: no audit log

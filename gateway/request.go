@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"net/http"
 	"net/netip"
 	"time"
@@ -62,6 +63,9 @@ func (h *handler) finish(q *request) {
 		e.BytesIn = q.body.n
 	}
 	e.Total = time.Since(e.Time)
+	if h.bans != nil {
+		h.bans.offence(context.WithoutCancel(q.r.Context()), e)
+	}
 	h.access.Write(e)
 	h.metrics.observe(e)
 	if !answered {

@@ -23,6 +23,8 @@ const ctlUsage = `usage:
   sekisho ctl ... tables
   sekisho ctl ... table NAME [OFFSET [LIMIT]]
   sekisho ctl ... clear TABLE KEY
+  sekisho ctl ... bans
+  sekisho ctl ... unban CLIENT
   sekisho ctl ... reload
   sekisho ctl ... tls
 
@@ -70,6 +72,10 @@ func cmdCtl(args []string, stdout, stderr io.Writer) int {
 		body, _ = json.Marshal(map[string]int{"weight": w})
 	case len(a) == 1 && a[0] == "tables":
 		method, path = "GET", "/api/tables"
+	case len(a) == 1 && a[0] == "bans":
+		method, path = "GET", "/api/bans"
+	case len(a) == 2 && a[0] == "unban":
+		method, path = "DELETE", "/api/bans/"+url.PathEscape(a[1])
 	case len(a) >= 2 && len(a) <= 4 && a[0] == "table":
 		q := url.Values{}
 		for i, name := range []string{"offset", "limit"} {

@@ -72,7 +72,9 @@ type Frontend struct {
 	DefaultRateLimit *RateLimit `yaml:"default_rate_limit"`
 	// DefaultChallenge is the default route's challenge (Route.Challenge).
 	DefaultChallenge *RouteChallenge `yaml:"default_challenge"`
-	Limits           Limits          `yaml:"limits"`
+	// Ban, when set, bans the frontend's clients that misbehave (Ban).
+	Ban    *Ban   `yaml:"ban"`
+	Limits Limits `yaml:"limits"`
 	// RedirectHTTPS answers requests on the plain-HTTP binds with a 308 to
 	// the same URL over HTTPS, on the port of the first TLS bind; ACME
 	// HTTP-01 challenges (/.well-known/acme-challenge/) are not redirected.
@@ -175,6 +177,39 @@ type RouteChallenge struct {
 	// Difficulty is pow's work, in leading zero bits of a SHA-256 (default
 	// 16: about 65,000 hashes, under a second in a browser; at most 24).
 	Difficulty int `yaml:"difficulty"`
+}
+
+// Ban bans a client (its address) that collects WAFBlocks WAF blocks, or
+// Errors4xx 4xx responses, or trips a rate limit RateLimited times within
+// Within, for Duration. Counts and bans are kept in Redis when one is
+// configured, so a ban made on one replica holds on every one; without
+// Redis, or while it is down, each replica keeps its own.
+type Ban struct {
+	WAFBlocks   int `yaml:"waf_blocks"`   // 0: not counted
+	Errors4xx   int `yaml:"errors_4xx"`   // 0: not counted
+	RateLimited int `yaml:"rate_limited"` // 0: not counted
+	// Within is the period the counts are over (default 1m).
+	Within time.Duration `yaml:"within"`
+	// Duration is how long a ban lasts (default 10m).
+	Duration time.Duration `yaml:"duration"`
+	// Action is deny (403, the default) or challenge (a pow challenge, or
+	// the route's own, which the client must pass even with a clearance
+	// of a lighter one).
+	Action string `yaml:"action"`
+	// Size bounds the clients counted and banned at once (default 100000).
+	Size int `yaml:"size"`
+}
+
+// SetDefaults fills what is not set.
+func (b *Ban) SetDefaults() {
+	setDuration(&b.Within, time.Minute)
+	setDuration(&b.Duration, 10*time.Minute)
+	if b.Action == "" {
+		b.Action = "deny"
+	}
+	if b.Size == 0 {
+		b.Size = DefaultRateLimitSize
+	}
 }
 
 // Challenge is how clearances are made, for every route with a challenge.
@@ -481,6 +516,9 @@ func (c *Config) SetDefaults() {
 		}
 		if f.DefaultRateLimit != nil {
 			f.DefaultRateLimit.setDefaults(f.Name + "/default")
+		}
+		if f.Ban != nil {
+			f.Ban.SetDefaults()
 		}
 		if f.DefaultBackend != "" && f.DefaultWAFPolicy == "" && f.Mode == "http" {
 			f.DefaultWAFPolicy = DefaultPolicy

@@ -278,6 +278,9 @@ func (c *Config) Validate() error {
 		if f.DefaultChallenge != nil {
 			add(key+".default_challenge", f.DefaultChallenge.validate())
 		}
+		if f.Ban != nil {
+			add(key+".ban", f.Ban.validate())
+		}
 		if f.DefaultBackend != "" && !backends[f.DefaultBackend] {
 			fail("%s.default_backend: unknown backend %q", key, f.DefaultBackend)
 		}
@@ -339,6 +342,26 @@ func flatten(err error) []error {
 
 func (rc *RouteChallenge) validate() error {
 	return challenge.Rule{Mode: challenge.Mode(rc.Mode), Difficulty: rc.Difficulty}.Validate()
+}
+
+func (b *Ban) validate() error {
+	var errs []error
+	if b.WAFBlocks < 0 || b.Errors4xx < 0 || b.RateLimited < 0 {
+		errs = append(errs, errors.New("waf_blocks, errors_4xx and rate_limited must not be negative"))
+	}
+	if b.WAFBlocks == 0 && b.Errors4xx == 0 && b.RateLimited == 0 {
+		errs = append(errs, errors.New("waf_blocks: give at least one of waf_blocks, errors_4xx, rate_limited"))
+	}
+	if b.Within < time.Second || b.Duration < time.Second {
+		errs = append(errs, errors.New("within and duration: at least 1s"))
+	}
+	if b.Action != "deny" && b.Action != "challenge" {
+		errs = append(errs, fmt.Errorf("action: %q is not deny or challenge", b.Action))
+	}
+	if b.Size < 0 {
+		errs = append(errs, errors.New("size: must not be negative"))
+	}
+	return errors.Join(errs...)
 }
 
 func (c *Challenge) validate() error {

@@ -21,6 +21,7 @@ const (
 	EventRedisDown          = "redis.down"           // Redis stopped answering; state is local
 	EventRedisUp            = "redis.up"             // Redis answers again
 	EventRateLimitTriggered = "rate_limit.triggered" // a client went over a rate limit
+	EventBanAdded           = "ban.added"            // a client was banned for its behaviour
 )
 
 // eventTypes lists each type with its severity when the emitter leaves it
@@ -32,6 +33,7 @@ var eventTypes = []struct {
 }{
 	{EventBackendDown, SeverityCritical},
 	{EventBackendUp, SeverityInfo},
+	{EventBanAdded, SeverityWarning},
 	{EventCertExpiring, SeverityWarning},
 	{EventCertRenewalFailed, SeverityCritical},
 	{EventConfigReloadFailed, SeverityCritical},
@@ -77,7 +79,7 @@ func categories() []string {
 func DefaultSeverity(t string) Severity {
 	// A switch, not a map: this is on Emit's path.
 	switch t {
-	case EventWAFBlock, EventCertExpiring, EventRateLimitTriggered:
+	case EventWAFBlock, EventCertExpiring, EventRateLimitTriggered, EventBanAdded:
 		return SeverityWarning
 	case EventBackendDown, EventRulesReloadFailed, EventConfigReloadFailed, EventCertRenewalFailed, EventRedisDown:
 		return SeverityCritical

@@ -1,0 +1,218 @@
+package gateway
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sekisho/sekisho/balancer/sticktable"
+	"github.com/sekisho/sekisho/gateway/accesslog"
+	"github.com/sekisho/sekisho/gateway/challenge"
+	"github.com/sekisho/sekisho/gateway/config"
+	"github.com/sekisho/sekisho/waf/alert"
+)
+
+// banGuard bans a frontend's clients that misbehave (config.Ban). Its two
+// stick tables are shared through Redis when there is one: "ban-count:F"
+// counts each client's offences by kind over Within, "ban:F" holds the
+// bans, each entry's server field saying "ACTION@UNTIL". Lookups go through
+// the tables' near-cache (at most one Redis call per request and second),
+// and the replica keeps its own copy of the bans it knows, which answers
+// while Redis does not: an outage lifts no known ban.
+type banGuard struct {
+	cfg            config.Ban
+	frontend       string
+	bans, counts   sticktable.Store
+	banCfg, cntCfg sticktable.Config
+	known          knownBans
+	alerts         *alert.Dispatcher
+}
+
+// ban is one client's ban.
+type ban struct {
+	action string // deny or challenge
+	until  time.Time
+}
+
+func (g *Gateway) banGuard(frontend string, c *config.Ban) (*banGuard, error) {
+	if c == nil {
+		return nil, nil
+	}
+	b := &banGuard{cfg: *c, frontend: frontend, alerts: g.alerts, known: knownBans{max: c.Size, m: map[string]ban{}}}
+	b.banCfg = sticktable.Config{Name: "ban:" + frontend, Type: sticktable.TypeIP, Size: c.Size, Expire: c.Duration}
+	b.cntCfg = sticktable.Config{Name: "ban-count:" + frontend, Type: sticktable.TypeString, KeyLen: 64,
+		Size: c.Size, Expire: 2 * c.Within, RatePeriod: c.Within}
+	var err error
+	if b.bans, err = g.newStore(b.banCfg); err != nil {
+		return nil, err
+	}
+	if b.counts, err = g.newStore(b.cntCfg); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// check returns the client's ban, if it has one now.
+func (b *banGuard) check(ctx context.Context, client string, now time.Time) (ban, bool) {
+	key, err := b.banCfg.Key(client)
+	if err != nil {
+		return ban{}, false
+	}
+	e, found, err := b.bans.Lookup(ctx, key)
+	if err != nil {
+		return b.known.get(client, now) // the store is out of reach: what this replica knows
+	}
+	bn, ok := parseBan(e.Server)
+	if !found || !ok || !now.Before(bn.until) {
+		b.known.drop(client)
+		return ban{}, false
+	}
+	b.known.put(client, bn, now)
+	return bn, true
+}
+
+func parseBan(s string) (ban, bool) {
+	action, until, ok := strings.Cut(s, "@")
+	sec, err := strconv.ParseInt(until, 10, 64)
+	if !ok || err != nil || (action != "deny" && action != "challenge") {
+		return ban{}, false
+	}
+	return ban{action: action, until: time.Unix(sec, 0)}, true
+}
+
+// offence counts what a finished request says against its client, and
+// bans the client when a count reaches its threshold.
+func (b *banGuard) offence(ctx context.Context, e *accesslog.Entry) {
+	kind, limit := offenceOf(e, b.cfg)
+	if limit == 0 || e.ClientIP == "" {
+		return
+	}
+	key, err := b.cntCfg.Key(kind + "|" + e.ClientIP)
+	if err != nil {
+		return
+	}
+	c, err := b.counts.Hit(ctx, key)
+	if err != nil || c.ReqRate < int64(limit) {
+		return
+	}
+	now := time.Now()
+	if _, banned := b.known.get(e.ClientIP, now); banned {
+		return
+	}
+	bn := ban{action: b.cfg.Action, until: now.Add(b.cfg.Duration).Truncate(time.Second)}
+	b.add(ctx, e.ClientIP, bn, now)
+	b.alerts.Emit(alert.Event{Type: alert.EventBanAdded, Time: now, RequestID: e.RequestID, ClientIP: e.ClientIP,
+		Host: e.Host, Path: e.Path, Fields: map[string]string{"frontend": b.frontend, "reason": strconv.Itoa(limit) + " " + kind + " within " + b.cfg.Within.String(),
+			"action": bn.action, "until": bn.until.UTC().Format(time.RFC3339)}})
+}
+
+// add bans client: in the shared table, and in what this replica knows.
+func (b *banGuard) add(ctx context.Context, client string, bn ban, now time.Time) {
+	b.known.put(client, bn, now)
+	if key, err := b.banCfg.Key(client); err == nil {
+		b.bans.Stick(ctx, key, bn.action+"@"+strconv.FormatInt(bn.until.Unix(), 10))
+	}
+}
+
+// lift ends client's ban.
+func (b *banGuard) lift(ctx context.Context, client string) error {
+	b.known.drop(client)
+	key, err := b.banCfg.Key(client)
+	if err != nil {
+		return err
+	}
+	return b.bans.Delete(ctx, key)
+}
+
+// offenceOf is what kind of offence a finished request is, with the
+// count that bans for it (0: none). The gateway's own access answers (a
+// challenge, a ban) are not offences.
+func offenceOf(e *accesslog.Entry, c config.Ban) (string, int) {
+	switch {
+	case e.AccessDecision != "" && e.AccessDecision != "pass":
+		return "", 0
+	case e.WAFAction == "block":
+		return "waf_blocks", c.WAFBlocks
+	case e.Error == "rate limited":
+		return "rate_limited", c.RateLimited
+	case e.Status >= 400 && e.Status < 500:
+		return "errors_4xx", c.Errors4xx
+	}
+	return "", 0
+}
+
+// banned answers a request whose client is banned: 403 for deny; for
+// challenge, the route's challenge (or pow) unless the client holds a
+// clearance for it. It reports whether the request was answered here.
+func (h *handler) banned(q *request, rt *route) bool {
+	if h.bans == nil {
+		return false
+	}
+	bn, ok := h.bans.check(q.r.Context(), q.e.ClientIP, time.Now())
+	if !ok {
+		return false
+	}
+	reason := "ban until " + bn.until.UTC().Format(time.RFC3339)
+	if bn.action == "challenge" && h.challenge != nil {
+		rule := challenge.Rule{Mode: challenge.ModePoW}
+		if rt.challenge != nil && rt.challenge.Mode != challenge.ModeStatus {
+			rule = *rt.challenge
+		}
+		if h.challenge.Cleared(q.r, q.challengeClient(), rule) {
+			q.e.AccessDecision, q.e.AccessReason = "pass", "clearance despite "+reason
+			return false
+		}
+		h.serveChallenge(q, rule)
+		q.e.AccessReason += "; " + reason
+		return true
+	}
+	q.e.AccessDecision, q.e.AccessReason = "deny", reason
+	q.fail(http.StatusForbidden, "banned")
+	return true
+}
+
+// knownBans is this replica's copy of the bans it made or saw, bounded.
+type knownBans struct {
+	mu  sync.Mutex
+	m   map[string]ban
+	max int
+}
+
+func (k *knownBans) get(client string, now time.Time) (ban, bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	bn, ok := k.m[client]
+	if ok && !now.Before(bn.until) {
+		delete(k.m, client)
+		return ban{}, false
+	}
+	return bn, ok
+}
+
+func (k *knownBans) put(client string, bn ban, now time.Time) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if _, ok := k.m[client]; !ok && len(k.m) >= k.max {
+		for c, old := range k.m {
+			if !now.Before(old.until) {
+				delete(k.m, c)
+			}
+		}
+		for c := range k.m { // still full: any one goes
+			if len(k.m) < k.max {
+				break
+			}
+			delete(k.m, c)
+		}
+	}
+	k.m[client] = bn
+}
+
+func (k *knownBans) drop(client string) {
+	k.mu.Lock()
+	delete(k.m, client)
+	k.mu.Unlock()
+}

@@ -1,0 +1,58 @@
+package gateway
+
+import (
+	"net/http"
+	"net/netip"
+	"time"
+)
+
+// apiBan is one ban as the admin API lists it.
+type apiBan struct {
+	Frontend string    `json:"frontend"`
+	Client   string    `json:"client"`
+	Action   string    `json:"action"`
+	Until    time.Time `json:"until"`
+}
+
+// apiBans lists the bans in force, every frontend's (up to a page each).
+func (g *Gateway) apiBans(w http.ResponseWriter, r *http.Request) {
+	out := []apiBan{}
+	now := time.Now()
+	for _, f := range g.frontends {
+		if f.handler == nil || f.handler.bans == nil {
+			continue
+		}
+		b := f.handler.bans
+		entries, err := b.bans.Entries(r.Context(), 0, maxEntriesPage)
+		if err != nil {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": err.Error()})
+			return
+		}
+		for _, e := range entries {
+			if bn, ok := parseBan(e.Server); ok && now.Before(bn.until) {
+				out = append(out, apiBan{f.cfg.Name, b.banCfg.Display(e.Key), bn.action, bn.until.UTC()})
+			}
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"bans": out})
+}
+
+// apiLiftBan ends a client's ban on every frontend.
+func (g *Gateway) apiLiftBan(w http.ResponseWriter, r *http.Request) {
+	client := r.PathValue("client")
+	if _, err := netip.ParseAddr(client); err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "client: not an IP address"})
+		return
+	}
+	for _, f := range g.frontends {
+		if f.handler != nil && f.handler.bans != nil {
+			b := f.handler.bans
+			if err := b.lift(r.Context(), client); err != nil {
+				writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": err.Error()})
+				return
+			}
+		}
+	}
+	g.log.Info().Str("client", client).Msg("ban lifted")
+	writeJSON(w, http.StatusOK, map[string]string{"lifted": client})
+}
