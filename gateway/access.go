@@ -3,10 +3,16 @@ package gateway
 import "github.com/sekisho/sekisho/waf/alert"
 
 // admit decides whether the client may send this request now, in this
-// order: a ban (ban.go), the route's rate limit (ratelimit.go), then its
-// challenge (challenge.go). A refused or challenged request is answered here.
+// order: the access rules by address, country and AS (iplists.go), whose
+// allow skips the rest; a ban (ban.go); the route's rate limit
+// (ratelimit.go); then its challenge (challenge.go). A refused or
+// challenged request is answered here.
 func (h *handler) admit(q *request, rt *route) bool {
-	return !h.banned(q, rt) && h.withinLimit(q, rt) && !h.challenged(q, rt)
+	answered, allowed := h.screened(q, rt)
+	if answered {
+		return false
+	}
+	return allowed || !h.banned(q, rt) && h.withinLimit(q, rt) && !h.challenged(q, rt)
 }
 
 // withinLimit applies the route's rate limit: a request over it is

@@ -10,7 +10,6 @@ import (
 
 	"github.com/sekisho/sekisho/balancer/sticktable"
 	"github.com/sekisho/sekisho/gateway/accesslog"
-	"github.com/sekisho/sekisho/gateway/challenge"
 	"github.com/sekisho/sekisho/gateway/config"
 	"github.com/sekisho/sekisho/waf/alert"
 )
@@ -156,18 +155,8 @@ func (h *handler) banned(q *request, rt *route) bool {
 		return false
 	}
 	reason := "ban until " + bn.until.UTC().Format(time.RFC3339)
-	if bn.action == "challenge" && h.challenge != nil {
-		rule := challenge.Rule{Mode: challenge.ModePoW}
-		if rt.challenge != nil && rt.challenge.Mode != challenge.ModeStatus {
-			rule = *rt.challenge
-		}
-		if h.challenge.Cleared(q.r, q.challengeClient(), rule) {
-			q.e.AccessDecision, q.e.AccessReason = "pass", "clearance despite "+reason
-			return false
-		}
-		h.serveChallenge(q, rule)
-		q.e.AccessReason += "; " + reason
-		return true
+	if bn.action == "challenge" {
+		return h.challengeFor(q, rt, reason)
 	}
 	q.e.AccessDecision, q.e.AccessReason = "deny", reason
 	q.fail(http.StatusForbidden, "banned")

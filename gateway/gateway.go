@@ -28,6 +28,7 @@ import (
 	"github.com/sekisho/sekisho/gateway/config"
 	"github.com/sekisho/sekisho/gateway/forward"
 	"github.com/sekisho/sekisho/gateway/listen"
+	"github.com/sekisho/sekisho/gateway/reputation"
 	"github.com/sekisho/sekisho/rules"
 	"github.com/sekisho/sekisho/waf"
 	"github.com/sekisho/sekisho/waf/alert"
@@ -171,6 +172,8 @@ type Gateway struct {
 	serving         atomic.Bool
 	draining        atomic.Bool
 	drainGrace      time.Duration
+	lists           map[string]*ipList // by name; taken over at a reload when unchanged
+	geo             *reputation.GeoDB  // nil without geoip:
 	redis           redis.UniversalClient
 	redisCfg        config.Redis
 	onRedis         func(up bool, err error)
@@ -440,6 +443,16 @@ func newGateway(c *config.Config, o Options, prev *Gateway) (g *Gateway, err err
 	if err != nil {
 		return nil, err
 	}
+	lists, err := g.ipLists(c, prev)
+	if err != nil {
+		return nil, err
+	}
+	g.lists = lists
+	geo, err := g.geoDB(c, prev)
+	if err != nil {
+		return nil, err
+	}
+	g.geo = geo
 	for _, fc := range c.Frontends {
 		f := &frontend{name: fc.Name, cfg: fc, binds: fc.Bind}
 		flog := o.Log.With().Str("frontend", fc.Name).Logger()
@@ -486,6 +499,7 @@ func newGateway(c *config.Config, o Options, prev *Gateway) (g *Gateway, err err
 		h := &handler{name: fc.Name, access: access, idle: g.idle, log: flog, redirectHTTPS: fc.RedirectHTTPS, acme: f.acme,
 			monitorURI: fc.MonitorURI, health: g.serveHealth, alerts: g.alerts, audit: g.audit,
 			capture: fc.Capture, active: &g.sh.active, metrics: g.metrics.requests, challenge: issuer}
+		h.rules, h.geo = newAccessRules(fc.Access, lists, geo), geo
 		if h.bans, err = g.banGuard(fc.Name, fc.Ban); err != nil {
 			return nil, fmt.Errorf("frontend %q: ban: %w", fc.Name, err)
 		}
@@ -519,7 +533,7 @@ func newGateway(c *config.Config, o Options, prev *Gateway) (g *Gateway, err err
 				host: rc.Host, prefix: rc.PathPrefix,
 				backend: backends[rc.Backend], backendName: rc.Backend,
 				policy: engines[rc.WAFPolicy], policyName: rc.WAFPolicy, limit: limit,
-				challenge: ruleOf(rc.Challenge),
+				challenge: ruleOf(rc.Challenge), access: newAccessRules(rc.Access, lists, geo),
 				name:      fmt.Sprintf("%s/routes[%d]", fc.Name, i),
 			})
 		}
@@ -907,6 +921,11 @@ func (g *Gateway) release(other *Gateway) {
 	}
 	if g.redis != nil && g.redis != other.redis {
 		g.redis.Close()
+	}
+	for name, l := range g.lists {
+		if other.lists[name] != l {
+			l.close()
+		}
 	}
 	if g.audit != nil && g.audit != other.audit {
 		g.audit.Close()

@@ -21,6 +21,7 @@ import (
 	"github.com/sekisho/sekisho/gateway/challenge"
 	"github.com/sekisho/sekisho/gateway/clientip"
 	"github.com/sekisho/sekisho/gateway/forward"
+	"github.com/sekisho/sekisho/gateway/reputation"
 	"github.com/sekisho/sekisho/waf"
 	"github.com/sekisho/sekisho/waf/alert"
 )
@@ -34,6 +35,7 @@ type route struct {
 	limit   *rateLimiter // nil: no rate limit
 	// challenge is what a client needs a clearance for; nil: none.
 	challenge *challenge.Rule
+	access    *accessRules // nil: the frontend's
 	// names for the log and alerts
 	name                    string // "FRONTEND/routes[N]" or "FRONTEND/default"
 	backendName, policyName string
@@ -73,6 +75,8 @@ type handler struct {
 	acme          *certs.ACME        // answers HTTP-01 challenges; nil without ACME
 	challenge     *challenge.Issuer  // clearances; nil when no route has a challenge
 	bans          *banGuard          // nil without a ban: config
+	rules         *accessRules       // nil without access: rules
+	geo           *reputation.GeoDB  // nil without geoip:
 	clientIP      *clientip.Resolver // nil: the peer is the client
 	alerts        *alert.Dispatcher  // nil: no alerts
 	audit         *audit.Log         // nil: no audit log

@@ -50,6 +50,9 @@ const (
 	// what made it; absent when no access rule applied.
 	FieldAccessDecision = "access_decision"
 	FieldAccessReason   = "access_reason"
+	// The client's country (ISO 3166-1 alpha-2) and AS number (geoip:).
+	FieldCountry = "country"
+	FieldASN     = "asn"
 	FieldRetries        = "retries"
 	FieldError          = "error"
 	FieldTermination    = "termination"
@@ -90,6 +93,8 @@ type Entry struct {
 	WAFUnconfirmed               []waf.Unconfirmed // CRS matches a semantic check rejected: they did not score
 	UserAgent                    string
 	AccessDecision, AccessReason string // the access step's (challenge, lists, bans)
+	Country                      string // "" without geoip or when unknown
+	ASN                          uint
 	Retries                      int
 	Error                        string
 	Termination                  string // a TCP connection's end (tcpproxy's causes)
@@ -218,6 +223,12 @@ func (l *Logger) Write(e *Entry) {
 	ev.Str(FieldUserAgent, e.UserAgent)
 	if e.AccessDecision != "" {
 		ev.Str(FieldAccessDecision, e.AccessDecision).Str(FieldAccessReason, e.AccessReason)
+	}
+	if e.Country != "" {
+		ev.Str(FieldCountry, e.Country)
+	}
+	if e.ASN != 0 {
+		ev.Uint(FieldASN, e.ASN)
 	}
 	if e.Retries > 0 {
 		ev.Int(FieldRetries, e.Retries)

@@ -35,6 +35,12 @@ type Config struct {
 	Redis *Redis `yaml:"redis"`
 	// Challenge sets how clearances are signed and kept (routes' challenge).
 	Challenge *Challenge `yaml:"challenge"`
+	// IPLists are the address lists that frontends' and routes' access
+	// rules name.
+	IPLists []IPList `yaml:"ip_lists"`
+	// GeoIP gives access rules and the access log each client's country
+	// and autonomous system.
+	GeoIP *GeoIP `yaml:"geoip"`
 	// ShutdownTimeout bounds how long in-flight requests may take to finish
 	// after SIGINT/SIGTERM before their connections are closed.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
@@ -73,8 +79,11 @@ type Frontend struct {
 	// DefaultChallenge is the default route's challenge (Route.Challenge).
 	DefaultChallenge *RouteChallenge `yaml:"default_challenge"`
 	// Ban, when set, bans the frontend's clients that misbehave (Ban).
-	Ban    *Ban   `yaml:"ban"`
-	Limits Limits `yaml:"limits"`
+	Ban *Ban `yaml:"ban"`
+	// Access is who may come in, by address list, country and AS (Access);
+	// a route's own access replaces it for that route.
+	Access *Access `yaml:"access"`
+	Limits Limits  `yaml:"limits"`
 	// RedirectHTTPS answers requests on the plain-HTTP binds with a 308 to
 	// the same URL over HTTPS, on the port of the first TLS bind; ACME
 	// HTTP-01 challenges (/.well-known/acme-challenge/) are not redirected.
@@ -166,6 +175,47 @@ type Route struct {
 	// Challenge, when set, lets through only clients with a clearance:
 	// the others get the challenge (see Challenge).
 	Challenge *RouteChallenge `yaml:"challenge"`
+	// Access replaces the frontend's access rules for this route.
+	Access *Access `yaml:"access"`
+}
+
+// IPList is a named list of addresses and CIDR prefixes, one per line
+// (# comments): from a file (watched, reloaded when it changes), from a URL
+// (fetched every Interval, conditionally), or inline. A list that cannot be
+// read at start is a config error; later, the last good copy stays.
+type IPList struct {
+	Name string `yaml:"name"`
+	File string `yaml:"file"`
+	URL  string `yaml:"url"`
+	// Interval is how often a file is checked (default 2s) or a URL
+	// fetched again (default 1h).
+	Interval time.Duration `yaml:"interval"`
+	// MaxBytes bounds a URL's list (default 64 MiB).
+	MaxBytes int64 `yaml:"max_bytes"`
+	// CacheFile keeps a URL's last good copy, for a start without network.
+	CacheFile string   `yaml:"cache_file"`
+	CIDRs     []string `yaml:"cidrs"`
+}
+
+// GeoIP is MaxMind-format databases (GeoLite2 / GeoIP2 Country and ASN).
+type GeoIP struct {
+	CountryDB string `yaml:"country_db"`
+	ASNDB     string `yaml:"asn_db"`
+}
+
+// Access is an access step's rules by the client's address (the one the
+// gateway decided: trusted X-Forwarded-For or PROXY). Allow comes first
+// and skips the rest of the access step (bans, rate limit, challenge; the
+// WAF still inspects); then deny (403) and challenge (the route's
+// challenge, or pow).
+type Access struct {
+	Allow              []string `yaml:"allow"` // list names
+	Deny               []string `yaml:"deny"`
+	Challenge          []string `yaml:"challenge"`
+	DenyCountries      []string `yaml:"deny_countries"` // ISO 3166-1 alpha-2
+	ChallengeCountries []string `yaml:"challenge_countries"`
+	DenyASNs           []uint   `yaml:"deny_asns"`
+	ChallengeASNs      []uint   `yaml:"challenge_asns"`
 }
 
 // RouteChallenge is what a route asks of a client without clearance.

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
+	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -324,6 +326,103 @@ func (c *Config) Validate() error {
 	}
 	if c.Challenge != nil {
 		add("challenge", c.Challenge.validate())
+	}
+	lists := map[string]bool{}
+	for i, l := range c.IPLists {
+		key := fmt.Sprintf("ip_lists[%d]", i)
+		if lists[l.Name] {
+			fail("%s.name: duplicate list name %q", key, l.Name)
+		}
+		lists[l.Name] = true
+		add(key, l.validate())
+	}
+	for i, f := range c.Frontends {
+		if f.Access != nil {
+			add(fmt.Sprintf("frontends[%d].access", i), f.Access.validate(lists, c.GeoIP))
+		}
+		for j, r := range f.Routes {
+			if r.Access != nil {
+				add(fmt.Sprintf("frontends[%d].routes[%d].access", i, j), r.Access.validate(lists, c.GeoIP))
+			}
+		}
+	}
+	if g := c.GeoIP; g != nil && g.CountryDB == "" && g.ASNDB == "" {
+		fail("geoip.country_db: give country_db, asn_db or both")
+	}
+	return errors.Join(errs...)
+}
+
+func (l *IPList) validate() error {
+	var errs []error
+	if l.Name == "" {
+		errs = append(errs, errors.New("name: is required"))
+	}
+	sources := 0
+	for _, set := range []bool{l.File != "", l.URL != "", len(l.CIDRs) > 0} {
+		if set {
+			sources++
+		}
+	}
+	if sources != 1 {
+		errs = append(errs, errors.New("file: give exactly one of file, url and cidrs"))
+	}
+	if l.URL != "" {
+		if u, err := url.Parse(l.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("url: %q is not an http or https URL", redactURL(l.URL)))
+		}
+	}
+	for i, c := range l.CIDRs {
+		if _, err := netip.ParsePrefix(c); err != nil {
+			if _, err := netip.ParseAddr(c); err != nil {
+				errs = append(errs, fmt.Errorf("cidrs[%d]: %q is not an address or CIDR prefix", i, c))
+			}
+		}
+	}
+	if l.Interval < 0 || l.MaxBytes < 0 {
+		errs = append(errs, errors.New("interval and max_bytes must not be negative"))
+	}
+	return errors.Join(errs...)
+}
+
+// redactURL keeps a URL's credentials and query (a token, often) out of errors.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	u.User, u.RawQuery = nil, ""
+	return u.String()
+}
+
+func (a *Access) validate(lists map[string]bool, geo *GeoIP) error {
+	var errs []error
+	for _, k := range []struct {
+		key   string
+		names []string
+	}{{"allow", a.Allow}, {"deny", a.Deny}, {"challenge", a.Challenge}} {
+		key := k.key
+		for i, n := range k.names {
+			if !lists[n] {
+				errs = append(errs, fmt.Errorf("%s[%d]: unknown list %q (ip_lists)", key, i, n))
+			}
+		}
+	}
+	for _, k := range []struct {
+		key string
+		cs  []string
+	}{{"deny_countries", a.DenyCountries}, {"challenge_countries", a.ChallengeCountries}} {
+		key, cs := k.key, k.cs
+		if len(cs) > 0 && (geo == nil || geo.CountryDB == "") {
+			errs = append(errs, fmt.Errorf("%s: needs geoip.country_db", key))
+		}
+		for i, c := range cs {
+			if len(c) != 2 || strings.ToUpper(c) != c {
+				errs = append(errs, fmt.Errorf("%s[%d]: %q is not a two-letter ISO country code in capitals", key, i, c))
+			}
+		}
+	}
+	if len(a.DenyASNs)+len(a.ChallengeASNs) > 0 && (geo == nil || geo.ASNDB == "") {
+		errs = append(errs, errors.New("deny_asns: AS rules need geoip.asn_db"))
 	}
 	return errors.Join(errs...)
 }

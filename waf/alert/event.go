@@ -22,6 +22,7 @@ const (
 	EventRedisUp            = "redis.up"             // Redis answers again
 	EventRateLimitTriggered = "rate_limit.triggered" // a client went over a rate limit
 	EventBanAdded           = "ban.added"            // a client was banned for its behaviour
+	EventIPListFailed       = "ip_list.failed"       // an address list did not load; its last good copy stays
 )
 
 // eventTypes lists each type with its severity when the emitter leaves it
@@ -37,6 +38,7 @@ var eventTypes = []struct {
 	{EventCertExpiring, SeverityWarning},
 	{EventCertRenewalFailed, SeverityCritical},
 	{EventConfigReloadFailed, SeverityCritical},
+	{EventIPListFailed, SeverityWarning},
 	{EventRateLimitTriggered, SeverityWarning},
 	{EventRedisDown, SeverityCritical},
 	{EventRedisUp, SeverityInfo},
@@ -79,7 +81,7 @@ func categories() []string {
 func DefaultSeverity(t string) Severity {
 	// A switch, not a map: this is on Emit's path.
 	switch t {
-	case EventWAFBlock, EventCertExpiring, EventRateLimitTriggered, EventBanAdded:
+	case EventWAFBlock, EventCertExpiring, EventRateLimitTriggered, EventBanAdded, EventIPListFailed:
 		return SeverityWarning
 	case EventBackendDown, EventRulesReloadFailed, EventConfigReloadFailed, EventCertRenewalFailed, EventRedisDown:
 		return SeverityCritical
