@@ -19,7 +19,7 @@ func (h *handler) admit(q *request, rt *route) bool {
 // answered (429, or a tarpit) and reported as an alert.
 func (h *handler) withinLimit(q *request, rt *route) bool {
 	r, e := q.r, q.e
-	if rt.limit == nil || rt.limit.allow(r.Context(), r, e.ClientIP) {
+	if rt.limit == nil || rt.limit.allow(r.Context(), r, e.ClientIP, e.JA4) {
 		return true
 	}
 	e.Error, e.TermState = "rate limited", "PR--"

@@ -42,7 +42,10 @@ func (g *Gateway) banGuard(frontend string, c *config.Ban) (*banGuard, error) {
 	}
 	b := &banGuard{cfg: *c, frontend: frontend, alerts: g.alerts, known: knownBans{max: c.Size, m: map[string]ban{}}}
 	b.banCfg = sticktable.Config{Name: "ban:" + frontend, Type: sticktable.TypeIP, Size: c.Size, Expire: c.Duration}
-	b.cntCfg = sticktable.Config{Name: "ban-count:" + frontend, Type: sticktable.TypeString, KeyLen: 64,
+	if c.Key == "src+ja4" {
+		b.banCfg.Type, b.banCfg.KeyLen = sticktable.TypeString, 128
+	}
+	b.cntCfg = sticktable.Config{Name: "ban-count:" + frontend, Type: sticktable.TypeString, KeyLen: 160,
 		Size: c.Size, Expire: 2 * c.Within, RatePeriod: c.Within}
 	var err error
 	if b.bans, err = g.newStore(b.banCfg); err != nil {
@@ -86,10 +89,11 @@ func parseBan(s string) (ban, bool) {
 // bans the client when a count reaches its threshold.
 func (b *banGuard) offence(ctx context.Context, e *accesslog.Entry) {
 	kind, limit := offenceOf(e, b.cfg)
-	if limit == 0 || e.ClientIP == "" {
+	client := b.client(e)
+	if limit == 0 || client == "" {
 		return
 	}
-	key, err := b.cntCfg.Key(kind + "|" + e.ClientIP)
+	key, err := b.cntCfg.Key(kind + "|" + client)
 	if err != nil {
 		return
 	}
@@ -98,14 +102,22 @@ func (b *banGuard) offence(ctx context.Context, e *accesslog.Entry) {
 		return
 	}
 	now := time.Now()
-	if _, banned := b.known.get(e.ClientIP, now); banned {
+	if _, banned := b.known.get(client, now); banned {
 		return
 	}
 	bn := ban{action: b.cfg.Action, until: now.Add(b.cfg.Duration).Truncate(time.Second)}
-	b.add(ctx, e.ClientIP, bn, now)
+	b.add(ctx, client, bn, now)
 	b.alerts.Emit(alert.Event{Type: alert.EventBanAdded, Time: now, RequestID: e.RequestID, ClientIP: e.ClientIP,
 		Host: e.Host, Path: e.Path, Fields: map[string]string{"frontend": b.frontend, "reason": strconv.Itoa(limit) + " " + kind + " within " + b.cfg.Within.String(),
 			"action": bn.action, "until": bn.until.UTC().Format(time.RFC3339)}})
+}
+
+// client is what a request is banned by: its address, or with its JA4.
+func (b *banGuard) client(e *accesslog.Entry) string {
+	if b.cfg.Key == "src+ja4" && e.ClientIP != "" {
+		return e.ClientIP + "|" + e.JA4
+	}
+	return e.ClientIP
 }
 
 // add bans client: in the shared table, and in what this replica knows.
@@ -150,7 +162,7 @@ func (h *handler) banned(q *request, rt *route) bool {
 	if h.bans == nil {
 		return false
 	}
-	bn, ok := h.bans.check(q.r.Context(), q.e.ClientIP, time.Now())
+	bn, ok := h.bans.check(q.r.Context(), h.bans.client(q.e), time.Now())
 	if !ok {
 		return false
 	}

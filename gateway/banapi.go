@@ -3,6 +3,7 @@ package gateway
 import (
 	"net/http"
 	"net/netip"
+	"strings"
 	"time"
 )
 
@@ -40,8 +41,9 @@ func (g *Gateway) apiBans(w http.ResponseWriter, r *http.Request) {
 // apiLiftBan ends a client's ban on every frontend.
 func (g *Gateway) apiLiftBan(w http.ResponseWriter, r *http.Request) {
 	client := r.PathValue("client")
-	if _, err := netip.ParseAddr(client); err != nil {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "client: not an IP address"})
+	addr, _, _ := strings.Cut(client, "|") // "ADDRESS|JA4" for bans by src+ja4
+	if _, err := netip.ParseAddr(addr); err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "client: not an IP address (or ADDRESS|JA4)"})
 		return
 	}
 	for _, f := range g.frontends {

@@ -41,7 +41,7 @@ func (g *Gateway) challengeIssuer(c *config.Config) (*challenge.Issuer, error) {
 	case g.redis != nil && !g.sh.fleetKey.Load():
 		g.adoptFleetKey(keys)
 	}
-	return &challenge.Issuer{Keys: keys, Cookie: cc.Cookie, TTL: cc.TTL}, nil
+	return &challenge.Issuer{Keys: keys, Cookie: cc.Cookie, TTL: cc.TTL, BindJA4: cc.BindJA4}, nil
 }
 
 func usesChallenge(c *config.Config) bool {
@@ -132,7 +132,7 @@ func (h *handler) serveChallenge(q *request, rule challenge.Rule) {
 // challengeClient is the client a clearance is bound to.
 func (q *request) challengeClient() challenge.Client {
 	addr, _ := netip.ParseAddr(q.e.ClientIP)
-	return challenge.Client{Addr: addr, UserAgent: q.r.UserAgent()}
+	return challenge.Client{Addr: addr, UserAgent: q.r.UserAgent(), JA4: q.e.JA4}
 }
 
 // configError names the config key an error is about.

@@ -500,6 +500,9 @@ func newGateway(c *config.Config, o Options, prev *Gateway) (g *Gateway, err err
 			monitorURI: fc.MonitorURI, health: g.serveHealth, alerts: g.alerts, audit: g.audit,
 			capture: fc.Capture, active: &g.sh.active, metrics: g.metrics.requests, challenge: issuer}
 		h.rules, h.geo = newAccessRules(fc.Access, lists, geo), geo
+		if fc.JA4Header != "" {
+			h.ja4Header = http.CanonicalHeaderKey(fc.JA4Header)
+		}
 		if h.bans, err = g.banGuard(fc.Name, fc.Ban); err != nil {
 			return nil, fmt.Errorf("frontend %q: ban: %w", fc.Name, err)
 		}
@@ -534,7 +537,7 @@ func newGateway(c *config.Config, o Options, prev *Gateway) (g *Gateway, err err
 				backend: backends[rc.Backend], backendName: rc.Backend,
 				policy: engines[rc.WAFPolicy], policyName: rc.WAFPolicy, limit: limit,
 				challenge: ruleOf(rc.Challenge), access: newAccessRules(rc.Access, lists, geo),
-				name:      fmt.Sprintf("%s/routes[%d]", fc.Name, i),
+				name: fmt.Sprintf("%s/routes[%d]", fc.Name, i),
 			})
 		}
 		if fc.DefaultBackend != "" {

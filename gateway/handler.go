@@ -76,6 +76,7 @@ type handler struct {
 	challenge     *challenge.Issuer  // clearances; nil when no route has a challenge
 	bans          *banGuard          // nil without a ban: config
 	rules         *accessRules       // nil without access: rules
+	ja4Header     string             // canonical name of the JA4 header to servers; "" none
 	geo           *reputation.GeoDB  // nil without geoip:
 	clientIP      *clientip.Resolver // nil: the peer is the client
 	alerts        *alert.Dispatcher  // nil: no alerts

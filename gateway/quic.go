@@ -11,6 +11,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/quic-go/quic-go"
 	"github.com/quic-go/quic-go/http3"
+
+	"github.com/sekisho/sekisho/gateway/fingerprint"
 )
 
 // quicSocket is a UDP address serving HTTP/3. QUIC connections live in
@@ -33,7 +35,40 @@ type quicSocket struct {
 	// closing ends the handshakes still in progress when the socket
 	// shuts down, instead of waiting out their handshake timeout.
 	closing chan struct{}
+	// hellos holds each handshake's JA4 by client address, from the
+	// ClientHello until the connection is accepted (ConnContext).
+	hellos helloFingerprints
 }
+
+// helloFingerprints maps a client address to the JA4 of its ClientHello,
+// for the short time between the hello and the accepted connection.
+// Bounded: handshakes that never complete are forgotten in bulk.
+type helloFingerprints struct {
+	mu sync.Mutex
+	m  map[string]string
+}
+
+const maxPendingHellos = 10000
+
+func (h *helloFingerprints) put(addr, ja4 string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.m == nil || len(h.m) >= maxPendingHellos {
+		h.m = map[string]string{}
+	}
+	h.m[addr] = ja4
+}
+
+func (h *helloFingerprints) take(addr string) string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	ja4 := h.m[addr]
+	delete(h.m, addr)
+	return ja4
+}
+
+// ja4Key is the context key of an HTTP/3 connection's JA4.
+type ja4Key struct{}
 
 // halfOpenDone is the context key of a connection's release of its
 // half-open count.
@@ -51,6 +86,9 @@ func newQUICSocket(pc net.PacketConn, f *frontend, m *metrics) *quicSocket {
 		IdleTimeout:    l.IdleTimeout,
 		ConnContext: func(ctx context.Context, c *quic.Conn) context.Context {
 			go q.track(c, m)
+			if ja4 := q.hellos.take(c.RemoteAddr().String()); ja4 != "" {
+				ctx = context.WithValue(ctx, ja4Key{}, ja4)
+			}
 			return ctx
 		},
 	}
@@ -59,7 +97,12 @@ func newQUICSocket(pc net.PacketConn, f *frontend, m *metrics) *quicSocket {
 
 // serve accepts QUIC connections until the socket shuts down.
 func (q *quicSocket) serve() error {
-	tlsConf := http3.ConfigureTLSConfig(&tls.Config{GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
+	tlsConf := http3.ConfigureTLSConfig(&tls.Config{GetConfigForClient: func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+		// QUIC carries the hello in CRYPTO frames that crypto/tls reads:
+		// its ClientHelloInfo is the hello as parsed (fingerprint package).
+		if hello.Conn != nil {
+			q.hellos.put(hello.Conn.RemoteAddr().String(), fingerprint.FromClientHelloInfo(hello).JA4(fingerprint.TransportQUIC))
+		}
 		return q.front.Load().tls, nil
 	}})
 	ln, err := q.tr.ListenEarly(tlsConf, q.srv.QUICConfig)

@@ -30,6 +30,9 @@ func newRateLimiter(c config.RateLimit, newStore func(sticktable.Config) (stickt
 	if l.kind == "src" {
 		l.table.Type, l.table.KeyLen = sticktable.TypeIP, 0
 	}
+	if l.kind == "src+ja4" {
+		l.table.KeyLen = 128 // an address, "|" and a 36-character JA4
+	}
 	// The rate is a sliding estimate over two periods: one period is the
 	// least a refused client must wait, and the honest hint.
 	l.retryAfter = strconv.FormatInt(int64((c.Period+time.Second-1)/time.Second), 10)
@@ -44,9 +47,17 @@ func newRateLimiter(c config.RateLimit, newStore func(sticktable.Config) (stickt
 // allow counts r and tells whether it is within the cap. A request without
 // the key is not counted; a store that fails lets the request through, as
 // the limit protects the servers and must not take the gateway down with it.
-func (l *rateLimiter) allow(ctx context.Context, r *http.Request, clientIP string) bool {
+func (l *rateLimiter) allow(ctx context.Context, r *http.Request, clientIP, ja4 string) bool {
 	raw := clientIP
 	switch l.kind {
+	case "ja4", "src+ja4":
+		if ja4 == "" {
+			return true // plain HTTP: no fingerprint to count
+		}
+		raw = ja4
+		if l.kind == "src+ja4" {
+			raw = clientIP + "|" + ja4
+		}
 	case "header":
 		raw = r.Header.Get(l.name)
 	case "cookie":

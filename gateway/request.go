@@ -103,6 +103,19 @@ func (h *handler) identify(q *request) {
 	if e.TLS == nil && q.conn != nil {
 		e.TLS = q.conn.TLS()
 	}
+	if q.conn != nil {
+		e.JA4 = q.conn.JA4()
+	} else if ja4, ok := r.Context().Value(ja4Key{}).(string); ok {
+		e.JA4 = ja4 // HTTP/3 (quic.go)
+	}
+	if h.ja4Header != "" {
+		// The gateway's word only: a client's own header of that name goes.
+		if e.JA4 != "" {
+			r.Header[h.ja4Header] = []string{e.JA4}
+		} else {
+			delete(r.Header, h.ja4Header)
+		}
+	}
 }
 
 // fail answers the request with the gateway's error page: it refused it.

@@ -61,6 +61,8 @@ type Conn struct {
 	ClientPort int
 	ServerIP   string
 	ServerPort int
+	// JA4 is the client's TLS fingerprint; rules read it as TX:sekisho_ja4.
+	JA4 string
 }
 
 // Tx is one request's inspection. Close it when the response is done.
@@ -116,6 +118,11 @@ func (t *Tx) InspectRequest(r *http.Request, uri string, c Conn) *Verdict {
 	tx := t.tx
 	t.path = r.URL.Path
 	tx.ProcessConnection(c.ClientIP, c.ClientPort, c.ServerIP, c.ServerPort)
+	if c.JA4 != "" {
+		if st, ok := tx.(plugintypes.TransactionState); ok {
+			st.Variables().TX().Set("sekisho_ja4", []string{c.JA4})
+		}
+	}
 	tx.ProcessURI(uri, r.Method, r.Proto)
 	for k, vs := range r.Header {
 		k = lowerName(k)

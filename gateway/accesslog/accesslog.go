@@ -53,10 +53,12 @@ const (
 	// The client's country (ISO 3166-1 alpha-2) and AS number (geoip:).
 	FieldCountry = "country"
 	FieldASN     = "asn"
-	FieldRetries        = "retries"
-	FieldError          = "error"
-	FieldTermination    = "termination"
-	FieldTermState      = "termination_state"
+	// The client's TLS fingerprint (FoxIO's JA4) over TLS and QUIC.
+	FieldJA4         = "ja4"
+	FieldRetries     = "retries"
+	FieldError       = "error"
+	FieldTermination = "termination"
+	FieldTermState   = "termination_state"
 	// Captures (a frontend's capture:): headers by name, the cookie's values.
 	FieldCapturedRequest   = "captured_request_headers"
 	FieldCapturedResponse  = "captured_response_headers"
@@ -95,6 +97,7 @@ type Entry struct {
 	AccessDecision, AccessReason string // the access step's (challenge, lists, bans)
 	Country                      string // "" without geoip or when unknown
 	ASN                          uint
+	JA4                          string // "" over plain HTTP
 	Retries                      int
 	Error                        string
 	Termination                  string // a TCP connection's end (tcpproxy's causes)
@@ -229,6 +232,9 @@ func (l *Logger) Write(e *Entry) {
 	}
 	if e.ASN != 0 {
 		ev.Uint(FieldASN, e.ASN)
+	}
+	if e.JA4 != "" {
+		ev.Str(FieldJA4, e.JA4)
 	}
 	if e.Retries > 0 {
 		ev.Int(FieldRetries, e.Retries)

@@ -15,7 +15,18 @@ type Issuer struct {
 	Keys   *Keys
 	Cookie string        // the clearance cookie's name
 	TTL    time.Duration // how long a clearance lasts
-	Now    func() time.Time
+	// BindJA4 binds tokens and clearances to the client's TLS fingerprint
+	// too (Client.JA4); without it the fingerprint is not looked at.
+	BindJA4 bool
+	Now     func() time.Time
+}
+
+// bound is c as this issuer binds to it.
+func (is *Issuer) bound(c Client) Client {
+	if !is.BindJA4 {
+		c.JA4 = ""
+	}
+	return c
 }
 
 // Outcome is what the issuer did with a request, for the log.
@@ -33,6 +44,7 @@ func (is *Issuer) now() time.Time {
 
 // Cleared reports whether r carries a clearance for c good enough for rule.
 func (is *Issuer) Cleared(r *http.Request, c Client, rule Rule) bool {
+	c = is.bound(c)
 	ck, err := r.Cookie(is.Cookie)
 	if err != nil {
 		return false
@@ -46,6 +58,7 @@ func (is *Issuer) Cleared(r *http.Request, c Client, rule Rule) bool {
 // redirect back; any other request gets the challenge. secure marks a
 // request that came over TLS (the cookie's Secure attribute).
 func (is *Issuer) Serve(w http.ResponseWriter, r *http.Request, c Client, rule Rule, secure bool) Outcome {
+	c = is.bound(c)
 	now := is.now()
 	if r.URL.Path == VerifyPath && rule.Mode != ModeStatus {
 		return is.verify(w, r, c, rule, secure, now)

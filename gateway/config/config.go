@@ -83,7 +83,11 @@ type Frontend struct {
 	// Access is who may come in, by address list, country and AS (Access);
 	// a route's own access replaces it for that route.
 	Access *Access `yaml:"access"`
-	Limits Limits  `yaml:"limits"`
+	// JA4Header, when set, names a request header that carries the client's
+	// TLS fingerprint (JA4) to the servers; a client's own header of that
+	// name is removed.
+	JA4Header string `yaml:"ja4_header"`
+	Limits    Limits `yaml:"limits"`
 	// RedirectHTTPS answers requests on the plain-HTTP binds with a 308 to
 	// the same URL over HTTPS, on the port of the first TLS bind; ACME
 	// HTTP-01 challenges (/.well-known/acme-challenge/) are not redirected.
@@ -248,6 +252,10 @@ type Ban struct {
 	Action string `yaml:"action"`
 	// Size bounds the clients counted and banned at once (default 100000).
 	Size int `yaml:"size"`
+	// Key is what is banned: src (the client's address, the default) or
+	// src+ja4 (the address with its TLS fingerprint: one client behind a
+	// shared address, a NAT, rather than all of them).
+	Key string `yaml:"key"`
 }
 
 // SetDefaults fills what is not set.
@@ -256,6 +264,9 @@ func (b *Ban) SetDefaults() {
 	setDuration(&b.Duration, 10*time.Minute)
 	if b.Action == "" {
 		b.Action = "deny"
+	}
+	if b.Key == "" {
+		b.Key = "src"
 	}
 	if b.Size == 0 {
 		b.Size = DefaultRateLimitSize
@@ -277,6 +288,9 @@ type Challenge struct {
 	// network is refused.
 	IPv4Prefix int `yaml:"ipv4_prefix"`
 	IPv6Prefix int `yaml:"ipv6_prefix"`
+	// BindJA4 binds clearances to the client's TLS fingerprint too: a
+	// clearance copied into another TLS client is refused.
+	BindJA4 bool `yaml:"bind_ja4"`
 }
 
 // SetDefaults fills what is not set.
@@ -308,9 +322,9 @@ type RateLimit struct {
 	// Name names the counting table: the same on every replica. Default
 	// "FRONTEND/routes[N]" or "FRONTEND/default".
 	Name string `yaml:"name"`
-	// Key is what is counted: src (the client IP, the default),
-	// header:NAME or cookie:NAME. A request without the header or cookie
-	// is not limited.
+	// Key is what is counted: src (the client IP, the default), ja4 (the
+	// client's TLS fingerprint), src+ja4, header:NAME or cookie:NAME. A
+	// request without the header, cookie or fingerprint is not limited.
 	Key      string        `yaml:"key"`
 	Requests int           `yaml:"requests"`
 	Period   time.Duration `yaml:"period"` // default 10s

@@ -82,7 +82,7 @@ func TestParse_ErrorsNameFileLineAndKey(t *testing.T) {
 				`frontends[0].tls.cipher_suites[0]: "DES-CBC3-SHA" is not a TLS 1.2 cipher suite`}},
 		{"rate limit, retries and stick", strings.NewReplacer("        waf_policy: strict\n", "        waf_policy: strict\n        rate_limit: {key: \"query:q\", requests: 0, action: drop}\n",
 			"        weight: 3\n", "        weight: 3\n    retries: -1\n    retry_on: [timeout]\n    stick: {on: header}\n").Replace(good),
-			[]string{`cfg.yaml:11: frontends[0].routes[0].rate_limit.key: "query:q" is not src, header:NAME or cookie:NAME`,
+			[]string{`cfg.yaml:11: frontends[0].routes[0].rate_limit.key: "query:q" is not src, ja4, src+ja4, header:NAME or cookie:NAME`,
 				`frontends[0].routes[0].rate_limit.requests: must be at least 1`,
 				`frontends[0].routes[0].rate_limit.action: "drop" is not deny or tarpit`,
 				`backends[0].retries: must not be negative`,

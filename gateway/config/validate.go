@@ -454,6 +454,9 @@ func (b *Ban) validate() error {
 	if b.Within < time.Second || b.Duration < time.Second {
 		errs = append(errs, errors.New("within and duration: at least 1s"))
 	}
+	if b.Key != "src" && b.Key != "src+ja4" {
+		errs = append(errs, fmt.Errorf("key: %q is not src or src+ja4", b.Key))
+	}
 	if b.Action != "deny" && b.Action != "challenge" {
 		errs = append(errs, fmt.Errorf("action: %q is not deny or challenge", b.Action))
 	}
@@ -494,10 +497,10 @@ func (l *RateLimit) validate() error {
 	var errs []error
 	kind, name, _ := strings.Cut(l.Key, ":")
 	switch {
-	case l.Key == "src":
+	case l.Key == "src", l.Key == "ja4", l.Key == "src+ja4":
 	case (kind == "header" || kind == "cookie") && name != "":
 	default:
-		errs = append(errs, fmt.Errorf("key: %q is not src, header:NAME or cookie:NAME", l.Key))
+		errs = append(errs, fmt.Errorf("key: %q is not src, ja4, src+ja4, header:NAME or cookie:NAME", l.Key))
 	}
 	if l.Requests < 1 {
 		errs = append(errs, errors.New("requests: must be at least 1"))

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/pires/go-proxyproto"
+	"github.com/sekisho/sekisho/gateway/fingerprint"
 	"github.com/sekisho/sekisho/gateway/rawio"
 )
 
@@ -29,6 +30,7 @@ type Conn struct {
 	scan      framingScan
 	ambiguous atomic.Int32
 	refused   refusals
+	ja4       string // the client's TLS fingerprint, from its raw ClientHello
 }
 
 // Read implements net.Conn, scanning what the HTTP server reads.
@@ -59,6 +61,10 @@ func (c *Conn) CloseWrite() error {
 
 // TLS returns the connection's TLS state, or nil for plain HTTP.
 func (c *Conn) TLS() *tls.ConnectionState { return c.tls }
+
+// JA4 is the client's TLS fingerprint (FoxIO's JA4), computed from the raw
+// ClientHello it sent; "" for plain HTTP or a hello that did not parse.
+func (c *Conn) JA4() string { return c.ja4 }
 
 // TakeAmbiguousFraming reports, once per such request, that a request header
 // block on this connection carried both Content-Length and Transfer-Encoding.
@@ -246,7 +252,10 @@ func (l *Listener) HandOver(next *Listener) error {
 
 func (l *Listener) handshake(c *Conn) {
 	raw := c.Conn
-	tc := tls.Server(raw, l.o.TLS)
+	// The ClientHello's bytes are kept as they arrive, for JA4; recording
+	// stops once the hello is complete (16 KiB at most).
+	rec := fingerprint.NewRecordingConn(raw)
+	tc := tls.Server(rec, l.o.TLS)
 	ctx, cancel := context.WithTimeout(context.Background(), l.o.HandshakeTimeout)
 	err := tc.HandshakeContext(ctx)
 	cancel()
@@ -265,6 +274,11 @@ func (l *Listener) handshake(c *Conn) {
 	}
 	if l.o.OnHandshake != nil {
 		l.o.OnHandshake(&st, raw.RemoteAddr())
+	}
+	if b, err := rec.ClientHello(); err == nil {
+		if h, err := fingerprint.ParseClientHello(b); err == nil {
+			c.ja4 = h.JA4(fingerprint.TransportTCP)
+		}
 	}
 	c.Conn, c.tls = tc, &st
 	if st.NegotiatedProtocol == "h2" {
