@@ -500,6 +500,7 @@ func newGateway(c *config.Config, o Options, prev *Gateway) (g *Gateway, err err
 			monitorURI: fc.MonitorURI, health: g.serveHealth, alerts: g.alerts, audit: g.audit,
 			capture: fc.Capture, active: &g.sh.active, metrics: g.metrics.requests, challenge: issuer}
 		h.rules, h.geo = newAccessRules(fc.Access, lists, geo), geo
+		h.ja4h = fc.JA4H
 		if fc.JA4Header != "" {
 			h.ja4Header = http.CanonicalHeaderKey(fc.JA4Header)
 		}

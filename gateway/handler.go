@@ -77,6 +77,7 @@ type handler struct {
 	bans          *banGuard          // nil without a ban: config
 	rules         *accessRules       // nil without access: rules
 	ja4Header     string             // canonical name of the JA4 header to servers; "" none
+	ja4h          bool               // compute JA4H
 	geo           *reputation.GeoDB  // nil without geoip:
 	clientIP      *clientip.Resolver // nil: the peer is the client
 	alerts        *alert.Dispatcher  // nil: no alerts

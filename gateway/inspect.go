@@ -22,7 +22,7 @@ func (h *handler) inspect(q *request, rt *route, tx *waf.Tx) bool {
 		serverIP, serverPort = q.localAP.Addr().String(), int(q.localAP.Port())
 	}
 	v := tx.InspectRequest(r, r.URL.RequestURI(), waf.Conn{
-		ClientIP: e.ClientIP, ClientPort: e.ClientPort, ServerIP: serverIP, ServerPort: serverPort, JA4: e.JA4,
+		ClientIP: e.ClientIP, ClientPort: e.ClientPort, ServerIP: serverIP, ServerPort: serverPort, JA4: e.JA4, JA4H: e.JA4H,
 	})
 	e.Read, e.WAF = tx.ReadTime, tx.InspectTime
 	setVerdict(e, v)

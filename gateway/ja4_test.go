@@ -46,6 +46,7 @@ frontends:
     tls: {self_signed: [localhost]}
     http3: true
     ja4_header: X-JA4
+    ja4h: true
     routes:
       - {path_prefix: /limited/, backend: app, rate_limit: {key: ja4, requests: 2, period: 1m}}
       - {path_prefix: /, backend: app, waf_policy: fp}
@@ -134,6 +135,13 @@ backends:
 	}
 	if ja4 := one("HTTP/1.1"); ja4 != "" {
 		t.Errorf("plain HTTP logged a JA4: %q", ja4)
+	}
+	// JA4H (opt-in): method, version, no cookie, no referer, the header
+	// count, no Accept-Language; no cookies to hash.
+	for _, proto := range []string{"11", "20", "30"} {
+		if !regexp.MustCompile(`"ja4h":"ge` + proto + `nn\d\d0000_[0-9a-f]{12}_000000000000_000000000000"`).MatchString(access.String()) {
+			t.Errorf("no JA4H of a GET over HTTP/%s in the access log", proto)
+		}
 	}
 	mu.Lock()
 	defer mu.Unlock()

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/sekisho/sekisho/gateway/accesslog"
+	"github.com/sekisho/sekisho/gateway/fingerprint"
 	"github.com/sekisho/sekisho/gateway/listen"
 )
 
@@ -107,6 +108,9 @@ func (h *handler) identify(q *request) {
 		e.JA4 = q.conn.JA4()
 	} else if ja4, ok := r.Context().Value(ja4Key{}).(string); ok {
 		e.JA4 = ja4 // HTTP/3 (quic.go)
+	}
+	if h.ja4h {
+		e.JA4H = fingerprint.JA4H(r)
 	}
 	if h.ja4Header != "" {
 		// The gateway's word only: a client's own header of that name goes.

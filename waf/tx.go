@@ -63,6 +63,8 @@ type Conn struct {
 	ServerPort int
 	// JA4 is the client's TLS fingerprint; rules read it as TX:sekisho_ja4.
 	JA4 string
+	// JA4H is its HTTP fingerprint, when computed: TX:sekisho_ja4h.
+	JA4H string
 }
 
 // Tx is one request's inspection. Close it when the response is done.
@@ -118,9 +120,12 @@ func (t *Tx) InspectRequest(r *http.Request, uri string, c Conn) *Verdict {
 	tx := t.tx
 	t.path = r.URL.Path
 	tx.ProcessConnection(c.ClientIP, c.ClientPort, c.ServerIP, c.ServerPort)
-	if c.JA4 != "" {
-		if st, ok := tx.(plugintypes.TransactionState); ok {
+	if st, ok := tx.(plugintypes.TransactionState); ok && c.JA4+c.JA4H != "" {
+		if c.JA4 != "" {
 			st.Variables().TX().Set("sekisho_ja4", []string{c.JA4})
+		}
+		if c.JA4H != "" {
+			st.Variables().TX().Set("sekisho_ja4h", []string{c.JA4H})
 		}
 	}
 	tx.ProcessURI(uri, r.Method, r.Proto)

@@ -55,6 +55,7 @@ const (
 	FieldASN     = "asn"
 	// The client's TLS fingerprint (FoxIO's JA4) over TLS and QUIC.
 	FieldJA4         = "ja4"
+	FieldJA4H        = "ja4h" // the HTTP client fingerprint, when the frontend computes it
 	FieldRetries     = "retries"
 	FieldError       = "error"
 	FieldTermination = "termination"
@@ -98,6 +99,7 @@ type Entry struct {
 	Country                      string // "" without geoip or when unknown
 	ASN                          uint
 	JA4                          string // "" over plain HTTP
+	JA4H                         string // "" unless the frontend computes it
 	Retries                      int
 	Error                        string
 	Termination                  string // a TCP connection's end (tcpproxy's causes)
@@ -235,6 +237,9 @@ func (l *Logger) Write(e *Entry) {
 	}
 	if e.JA4 != "" {
 		ev.Str(FieldJA4, e.JA4)
+	}
+	if e.JA4H != "" {
+		ev.Str(FieldJA4H, e.JA4H)
 	}
 	if e.Retries > 0 {
 		ev.Int(FieldRetries, e.Retries)

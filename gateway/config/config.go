@@ -87,7 +87,13 @@ type Frontend struct {
 	// TLS fingerprint (JA4) to the servers; a client's own header of that
 	// name is removed.
 	JA4Header string `yaml:"ja4_header"`
-	Limits    Limits `yaml:"limits"`
+	// JA4H turns on the HTTP client fingerprint (FoxIO's JA4H): logged as
+	// ja4h, TX:sekisho_ja4h to WAF rules. Off by default: FoxIO licenses
+	// JA4H (unlike JA4) under its FoxIO License 1.1, and Go's server does
+	// not keep the order the headers came in, so JA4H's second part here is
+	// over the names sorted, comparable only with sekisho's own.
+	JA4H   bool   `yaml:"ja4h"`
+	Limits Limits `yaml:"limits"`
 	// RedirectHTTPS answers requests on the plain-HTTP binds with a 308 to
 	// the same URL over HTTPS, on the port of the first TLS bind; ACME
 	// HTTP-01 challenges (/.well-known/acme-challenge/) are not redirected.
