@@ -1,6 +1,9 @@
 package gateway
 
-import "github.com/sekisho/sekisho/waf/alert"
+import (
+	"github.com/sekisho/sekisho/gateway/accesslog"
+	"github.com/sekisho/sekisho/waf/alert"
+)
 
 // admit decides whether the client may send this request now, in this
 // order: the access rules by address, country and AS (iplists.go), whose
@@ -13,6 +16,25 @@ func (h *handler) admit(q *request, rt *route) bool {
 		return false
 	}
 	return allowed || !h.banned(q, rt) && h.withinLimit(q, rt) && !h.challenged(q, rt)
+}
+
+// emitAccess sends the access step's refusals and challenges as alerts
+// (the dispatcher groups a burst into a few calls).
+func (h *handler) emitAccess(e *accesslog.Entry) {
+	if h.alerts == nil {
+		return
+	}
+	typ := ""
+	switch e.AccessDecision {
+	case "deny":
+		typ = alert.EventAccessDenied
+	case "challenge":
+		typ = alert.EventAccessChallenged
+	default:
+		return
+	}
+	h.alerts.Emit(alert.Event{Type: typ, Time: e.Time, RequestID: e.RequestID, ClientIP: e.ClientIP, Host: e.Host,
+		Path: e.Path, Backend: e.Backend, Message: e.AccessReason, Fields: map[string]string{"frontend": e.Frontend, "reason": e.AccessReason}})
 }
 
 // withinLimit applies the route's rate limit: a request over it is

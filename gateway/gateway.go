@@ -26,6 +26,7 @@ import (
 	"github.com/sekisho/sekisho/gateway/audit"
 	"github.com/sekisho/sekisho/gateway/clientip"
 	"github.com/sekisho/sekisho/gateway/config"
+	"github.com/sekisho/sekisho/gateway/crowdsec"
 	"github.com/sekisho/sekisho/gateway/forward"
 	"github.com/sekisho/sekisho/gateway/listen"
 	"github.com/sekisho/sekisho/gateway/reputation"
@@ -174,6 +175,7 @@ type Gateway struct {
 	drainGrace      time.Duration
 	lists           map[string]*ipList // by name; taken over at a reload when unchanged
 	geo             *reputation.GeoDB  // nil without geoip:
+	crowdsec        *crowdsec.Bouncer  // nil without crowdsec:
 	redis           redis.UniversalClient
 	redisCfg        config.Redis
 	onRedis         func(up bool, err error)
@@ -453,6 +455,11 @@ func newGateway(c *config.Config, o Options, prev *Gateway) (g *Gateway, err err
 		return nil, err
 	}
 	g.geo = geo
+	cs, err := g.crowdSecBouncer(c, prev)
+	if err != nil {
+		return nil, err
+	}
+	g.crowdsec = cs
 	for _, fc := range c.Frontends {
 		f := &frontend{name: fc.Name, cfg: fc, binds: fc.Bind}
 		flog := o.Log.With().Str("frontend", fc.Name).Logger()
@@ -499,7 +506,7 @@ func newGateway(c *config.Config, o Options, prev *Gateway) (g *Gateway, err err
 		h := &handler{name: fc.Name, access: access, idle: g.idle, log: flog, redirectHTTPS: fc.RedirectHTTPS, acme: f.acme,
 			monitorURI: fc.MonitorURI, health: g.serveHealth, alerts: g.alerts, audit: g.audit,
 			capture: fc.Capture, active: &g.sh.active, metrics: g.metrics.requests, challenge: issuer}
-		h.rules, h.geo = newAccessRules(fc.Access, lists, geo), geo
+		h.rules, h.geo = newAccessRules(fc.Access, lists, geo, cs), geo
 		h.ja4h = fc.JA4H
 		if fc.JA4Header != "" {
 			h.ja4Header = http.CanonicalHeaderKey(fc.JA4Header)
@@ -537,7 +544,7 @@ func newGateway(c *config.Config, o Options, prev *Gateway) (g *Gateway, err err
 				host: rc.Host, prefix: rc.PathPrefix,
 				backend: backends[rc.Backend], backendName: rc.Backend,
 				policy: engines[rc.WAFPolicy], policyName: rc.WAFPolicy, limit: limit,
-				challenge: ruleOf(rc.Challenge), access: newAccessRules(rc.Access, lists, geo),
+				challenge: ruleOf(rc.Challenge), access: newAccessRules(rc.Access, lists, geo, cs),
 				name: fmt.Sprintf("%s/routes[%d]", fc.Name, i),
 			})
 		}
@@ -930,6 +937,9 @@ func (g *Gateway) release(other *Gateway) {
 		if other.lists[name] != l {
 			l.close()
 		}
+	}
+	if g.crowdsec != nil && g.crowdsec != other.crowdsec {
+		g.crowdsec.Close()
 	}
 	if g.audit != nil && g.audit != other.audit {
 		g.audit.Close()

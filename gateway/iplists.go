@@ -10,6 +10,7 @@ import (
 
 	"github.com/sekisho/sekisho/gateway/challenge"
 	"github.com/sekisho/sekisho/gateway/config"
+	"github.com/sekisho/sekisho/gateway/crowdsec"
 	"github.com/sekisho/sekisho/gateway/reputation"
 	"github.com/sekisho/sekisho/waf/alert"
 )
@@ -112,9 +113,10 @@ type accessRules struct {
 	denyCountries, challengeCounts []string
 	denyASNs, challengeASNs        []uint
 	geo                            *reputation.GeoDB
+	crowdsec                       *crowdsec.Bouncer // nil unless the rules apply CrowdSec's decisions
 }
 
-func newAccessRules(a *config.Access, lists map[string]*ipList, geo *reputation.GeoDB) *accessRules {
+func newAccessRules(a *config.Access, lists map[string]*ipList, geo *reputation.GeoDB, cs *crowdsec.Bouncer) *accessRules {
 	if a == nil {
 		return nil
 	}
@@ -125,9 +127,13 @@ func newAccessRules(a *config.Access, lists map[string]*ipList, geo *reputation.
 		}
 		return out
 	}
-	return &accessRules{allow: pick(a.Allow), deny: pick(a.Deny), challenge: pick(a.Challenge),
+	r := &accessRules{allow: pick(a.Allow), deny: pick(a.Deny), challenge: pick(a.Challenge),
 		denyCountries: a.DenyCountries, challengeCounts: a.ChallengeCountries,
 		denyASNs: a.DenyASNs, challengeASNs: a.ChallengeASNs, geo: geo}
+	if a.CrowdSec {
+		r.crowdsec = cs
+	}
+	return r
 }
 
 // decide is what the rules say of addr, with the rule that said it:
@@ -144,6 +150,11 @@ func (a *accessRules) decide(addr netip.Addr, info reputation.GeoInfo) (string, 
 	}
 	if info.ASN != 0 && slices.Contains(a.denyASNs, info.ASN) {
 		return "deny", "asn " + strconv.FormatUint(uint64(info.ASN), 10)
+	}
+	if a.crowdsec != nil {
+		if d, reason := crowdSecSays(a.crowdsec, addr); d != "" {
+			return d, reason
+		}
 	}
 	if l := inAny(a.challenge, addr); l != "" {
 		return "challenge", "list " + l

@@ -2,11 +2,13 @@ package gateway
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -57,7 +59,8 @@ func TestAccess_FileListsAllowDenyAndReload(t *testing.T) {
   - {name: everyone, cidrs: ["0.0.0.0/0", "::/0"]}
 alerts:
   window: 100ms
-  endpoints: [{name: ops, url: %q, secret_file: %q, events: [ip_list.failed]}]
+  endpoints: [{name: ops, url: %q, secret_file: %q, events: [ip_list.failed, access.denied]}]
+admin: {address: "127.0.0.1:0"}
 `, blocked, receiver.URL, secret)
 	var access syncBuffer
 	g, _, _, _ := runGatewayWith(t, accessYAML(backend, "{allow: [office], deny: [blocked]}", extra), Options{Log: zerolog.Nop(), Access: &access})
@@ -80,6 +83,23 @@ alerts:
 	}
 	if !strings.Contains(access.String(), `"access_decision":"deny","access_reason":"list blocked"`) {
 		t.Errorf("no access log line naming the list: %s", access.String())
+	}
+	eventually(t, "access.denied alert", func() bool {
+		for _, m := range receiver.Events() {
+			if m["type"] == "access.denied" && m["client_ip"] == "203.0.113.9" && m["message"] == "list blocked" {
+				return true
+			}
+		}
+		return false
+	})
+	resp, err := http.Get("http://" + g.AdminAddr().String() + "/stats")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !regexp.MustCompile(`<td>deny: [1-9]\d* </td>`).Match(page) {
+		t.Errorf("the stats page shows no access decisions:\n%s", page)
 	}
 
 	os.WriteFile(blocked+".new", []byte("203.0.113.0/24\nnot an address\n"), 0o600)

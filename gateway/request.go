@@ -67,6 +67,7 @@ func (h *handler) finish(q *request) {
 	if h.bans != nil {
 		h.bans.offence(context.WithoutCancel(q.r.Context()), e)
 	}
+	h.emitAccess(e)
 	h.access.Write(e)
 	h.metrics.observe(e)
 	if !answered {

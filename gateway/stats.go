@@ -22,8 +22,8 @@ th{background:#f0f0f0}
 <h1>sekisho</h1>
 <p>Up since {{.Started}} · {{.InFlight}} requests in flight · <a href="?refresh=5">refresh every 5 s</a></p>
 <h2>Frontends</h2>
-<table><tr><th>frontend</th><th>binds</th><th>connections</th><th>requests/s</th><th>handshakes by TLS version</th><th>distinct clients this hour</th></tr>
-{{range .Frontends}}<tr><td>{{.Name}}</td><td>{{.Binds}}</td><td>{{.Conns}}</td><td>{{printf "%.1f" .Rate}}</td><td>{{range $v, $n := .Versions}}{{$v}}: {{$n}} {{end}}</td><td>{{range $v, $n := .Distinct}}{{$v}}: {{$n}} {{end}}</td></tr>
+<table><tr><th>frontend</th><th>binds</th><th>connections</th><th>requests/s</th><th>handshakes by TLS version</th><th>distinct clients this hour</th><th>access decisions</th></tr>
+{{range .Frontends}}<tr><td>{{.Name}}</td><td>{{.Binds}}</td><td>{{.Conns}}</td><td>{{printf "%.1f" .Rate}}</td><td>{{range $v, $n := .Versions}}{{$v}}: {{$n}} {{end}}</td><td>{{range $v, $n := .Distinct}}{{$v}}: {{$n}} {{end}}</td><td>{{range $d, $n := .Access}}{{$d}}: {{$n}} {{end}}</td></tr>
 {{end}}</table>
 <h2>Backends</h2>
 {{range .Backends}}<h3>{{.Name}}</h3>
@@ -58,6 +58,7 @@ type statsFrontend struct {
 	Conns              int64
 	Rate               float64 // requests per second over the last rateWindow
 	Versions, Distinct map[string]uint64
+	Access             map[string]uint64 // the access step's answers by decision (deny, challenge, cleared, refused)
 }
 
 type statsPolicy struct {
@@ -79,7 +80,10 @@ func (g *Gateway) serveStats(w http.ResponseWriter, r *http.Request) {
 		data.Refresh = n
 	}
 	for _, f := range g.frontends {
-		sf := statsFrontend{Name: f.name, Conns: f.open.Load()}
+		sf := statsFrontend{Name: f.name, Conns: f.open.Load(), Access: map[string]uint64{}}
+		for d, n := range sums(g.metrics.requests.access, map[string]string{"frontend": f.name}, "decision") {
+			sf.Access[d] = uint64(n)
+		}
 		if r := g.sh.rates.Load(); r != nil {
 			sf.Rate = r.byFrontend[f.name]
 		}

@@ -41,6 +41,9 @@ type Config struct {
 	// GeoIP gives access rules and the access log each client's country
 	// and autonomous system.
 	GeoIP *GeoIP `yaml:"geoip"`
+	// CrowdSec makes sekisho a bouncer of a CrowdSec Local API, whose
+	// decisions access rules with crowdsec: true apply.
+	CrowdSec *CrowdSec `yaml:"crowdsec"`
 	// ShutdownTimeout bounds how long in-flight requests may take to finish
 	// after SIGINT/SIGTERM before their connections are closed.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
@@ -207,6 +210,21 @@ type IPList struct {
 	CIDRs     []string `yaml:"cidrs"`
 }
 
+// CrowdSec is a CrowdSec Local API that sekisho pulls decisions from (its
+// stream mode): ban becomes deny, captcha becomes the challenge. Each
+// replica keeps its own copy, refreshed every Interval; while the LAPI
+// is out of reach the last decisions stay, and nothing else is refused.
+type CrowdSec struct {
+	URL string `yaml:"url"` // e.g. http://127.0.0.1:8080
+	// APIKeyFile holds the bouncer's key (cscli bouncers add NAME); without
+	// it, the environment's SEKISHO_CROWDSEC_API_KEY.
+	APIKeyFile string        `yaml:"api_key_file"`
+	Interval   time.Duration `yaml:"interval"` // default 10s
+}
+
+// CrowdSecAPIKeyEnv names the environment variable read when api_key_file is not set.
+const CrowdSecAPIKeyEnv = "SEKISHO_CROWDSEC_API_KEY"
+
 // GeoIP is MaxMind-format databases (GeoLite2 / GeoIP2 Country and ASN).
 type GeoIP struct {
 	CountryDB string `yaml:"country_db"`
@@ -226,6 +244,9 @@ type Access struct {
 	ChallengeCountries []string `yaml:"challenge_countries"`
 	DenyASNs           []uint   `yaml:"deny_asns"`
 	ChallengeASNs      []uint   `yaml:"challenge_asns"`
+	// CrowdSec applies the CrowdSec LAPI's decisions (crowdsec:), after
+	// the deny rules and before the challenge ones.
+	CrowdSec bool `yaml:"crowdsec"`
 }
 
 // RouteChallenge is what a route asks of a client without clearance.

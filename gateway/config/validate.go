@@ -338,12 +338,20 @@ func (c *Config) Validate() error {
 	}
 	for i, f := range c.Frontends {
 		if f.Access != nil {
-			add(fmt.Sprintf("frontends[%d].access", i), f.Access.validate(lists, c.GeoIP))
+			add(fmt.Sprintf("frontends[%d].access", i), f.Access.validate(lists, c.GeoIP, c.CrowdSec != nil))
 		}
 		for j, r := range f.Routes {
 			if r.Access != nil {
-				add(fmt.Sprintf("frontends[%d].routes[%d].access", i, j), r.Access.validate(lists, c.GeoIP))
+				add(fmt.Sprintf("frontends[%d].routes[%d].access", i, j), r.Access.validate(lists, c.GeoIP, c.CrowdSec != nil))
 			}
+		}
+	}
+	if cs := c.CrowdSec; cs != nil {
+		if u, err := url.Parse(cs.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			fail("crowdsec.url: %q is not an http or https URL", redactURL(cs.URL))
+		}
+		if cs.Interval < 0 {
+			fail("crowdsec.interval: must not be negative")
 		}
 	}
 	if g := c.GeoIP; g != nil && g.CountryDB == "" && g.ASNDB == "" {
@@ -394,7 +402,7 @@ func redactURL(s string) string {
 	return u.String()
 }
 
-func (a *Access) validate(lists map[string]bool, geo *GeoIP) error {
+func (a *Access) validate(lists map[string]bool, geo *GeoIP, crowdsec bool) error {
 	var errs []error
 	for _, k := range []struct {
 		key   string
@@ -423,6 +431,9 @@ func (a *Access) validate(lists map[string]bool, geo *GeoIP) error {
 	}
 	if len(a.DenyASNs)+len(a.ChallengeASNs) > 0 && (geo == nil || geo.ASNDB == "") {
 		errs = append(errs, errors.New("deny_asns: AS rules need geoip.asn_db"))
+	}
+	if a.CrowdSec && !crowdsec {
+		errs = append(errs, errors.New("crowdsec: needs the top-level crowdsec: (its url and key)"))
 	}
 	return errors.Join(errs...)
 }

@@ -728,7 +728,7 @@ func TestValidate(t *testing.T) {
 		{"template field", with(func(e *Endpoint) { e.Format, e.Template = FormatTemplate, "{{.ClientAddr}}" }),
 			[]string{`endpoints[0].template: template: soc:1:2: executing "soc" at <.ClientAddr>: can't evaluate field ClientAddr in type *alert.Alert`}},
 		{"events", with(func(e *Endpoint) { e.Events = []string{"waf.block", "waf.blok", "tls.*"} }), []string{
-			`endpoints[0].events[1]: "waf.blok" is not an event type (backend.down, backend.up, ban.added, cert.expiring, cert.renewal_failed, config.reload_failed, ip_list.failed, rate_limit.triggered, redis.down, redis.up, rules.reload_failed, waf.block, waf.detect), a category (backend, ban, cert, config, ip_list, rate_limit, redis, rules, waf) or *`,
+			`endpoints[0].events[1]: "waf.blok" is not an event type (access.challenged, access.denied, backend.down, backend.up, ban.added, cert.expiring, cert.renewal_failed, config.reload_failed, ip_list.failed, rate_limit.triggered, redis.down, redis.up, rules.reload_failed, waf.block, waf.detect), a category (access, backend, ban, cert, config, ip_list, rate_limit, redis, rules, waf) or *`,
 			`endpoints[0].events[2]: "tls.*" is not an event type`}},
 		{"severity", with(func(e *Endpoint) { e.MinSeverity = "high" }), []string{`endpoints[0].min_severity: "high" is not one of info, warning, critical`}},
 		{"numbers", with(func(e *Endpoint) {

@@ -23,6 +23,8 @@ const (
 	EventRateLimitTriggered = "rate_limit.triggered" // a client went over a rate limit
 	EventBanAdded           = "ban.added"            // a client was banned for its behaviour
 	EventIPListFailed       = "ip_list.failed"       // an address list did not load; its last good copy stays
+	EventAccessDenied       = "access.denied"        // the access step refused a request (list, country, AS, CrowdSec, ban)
+	EventAccessChallenged   = "access.challenged"    // the access step answered with a challenge
 )
 
 // eventTypes lists each type with its severity when the emitter leaves it
@@ -32,6 +34,8 @@ var eventTypes = []struct {
 	name     string
 	severity Severity
 }{
+	{EventAccessChallenged, SeverityInfo},
+	{EventAccessDenied, SeverityWarning},
 	{EventBackendDown, SeverityCritical},
 	{EventBackendUp, SeverityInfo},
 	{EventBanAdded, SeverityWarning},
@@ -81,7 +85,7 @@ func categories() []string {
 func DefaultSeverity(t string) Severity {
 	// A switch, not a map: this is on Emit's path.
 	switch t {
-	case EventWAFBlock, EventCertExpiring, EventRateLimitTriggered, EventBanAdded, EventIPListFailed:
+	case EventWAFBlock, EventCertExpiring, EventRateLimitTriggered, EventBanAdded, EventIPListFailed, EventAccessDenied:
 		return SeverityWarning
 	case EventBackendDown, EventRulesReloadFailed, EventConfigReloadFailed, EventCertRenewalFailed, EventRedisDown:
 		return SeverityCritical
