@@ -44,6 +44,9 @@ func (h *handler) withinLimit(q *request, rt *route) bool {
 	if rt.limit == nil || rt.limit.allow(r.Context(), r, e.ClientIP, e.JA4) {
 		return true
 	}
+	if rt.limit.cfg.Action == "challenge" {
+		return !h.challengeFor(q, rt, "rate limit "+rt.limit.cfg.Name)
+	}
 	e.Error, e.TermState = "rate limited", "PR--"
 	if rt.limit.cfg.Action == "tarpit" {
 		e.TermState = "PT--"

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"net/netip"
+	"strconv"
 	"time"
 
 	"github.com/sekisho/sekisho/gateway/challenge"
@@ -88,12 +89,13 @@ func (g *Gateway) adoptFleetKey(keys *challenge.Keys) {
 	}()
 }
 
-// ruleOf is a route's challenge as the issuer takes it; nil without one.
-func ruleOf(rc *config.RouteChallenge) *challenge.Rule {
+// ruleOf is a route's challenge as the issuer takes it, and the WAF score
+// it is limited to; nil without one.
+func ruleOf(rc *config.RouteChallenge) (*challenge.Rule, int) {
 	if rc == nil {
-		return nil
+		return nil, 0
 	}
-	return &challenge.Rule{Mode: challenge.Mode(rc.Mode), Difficulty: rc.Difficulty}
+	return &challenge.Rule{Mode: challenge.Mode(rc.Mode), Difficulty: rc.Difficulty}, rc.WhenWAFScore
 }
 
 // challengeAnswer checks an answer to a challenge page, whichever route
@@ -113,8 +115,8 @@ func (h *handler) challengeAnswer(q *request) bool {
 // the route's challenge, and answers the others with the challenge. It
 // reports whether the request was answered here.
 func (h *handler) challenged(q *request, rt *route) bool {
-	if h.challenge == nil || rt.challenge == nil {
-		return false
+	if h.challenge == nil || rt.challenge == nil || rt.wafScore > 0 {
+		return false // a challenge by WAF score comes after the WAF (suspicious)
 	}
 	if h.challenge.Cleared(q.r, q.challengeClient(), *rt.challenge) {
 		q.e.AccessDecision, q.e.AccessReason = "pass", "clearance"
@@ -133,6 +135,16 @@ func (h *handler) serveChallenge(q *request, rule challenge.Rule) {
 func (q *request) challengeClient() challenge.Client {
 	addr, _ := netip.ParseAddr(q.e.ClientIP)
 	return challenge.Client{Addr: addr, UserAgent: q.r.UserAgent(), JA4: q.e.JA4}
+}
+
+// suspicious challenges a request the WAF let through with a score at
+// or above the route's when_waf_score, unless its client holds a
+// clearance. It reports whether the request was answered here.
+func (h *handler) suspicious(q *request, rt *route, score int) bool {
+	if rt.wafScore == 0 || score < rt.wafScore {
+		return false
+	}
+	return h.challengeFor(q, rt, "waf score "+strconv.Itoa(score))
 }
 
 // configError names the config key an error is about.

@@ -97,6 +97,8 @@ func fetch(t *testing.T, c *http.Client, u, client string) (*http.Response, stri
 	req, _ := http.NewRequest("GET", u, nil)
 	req.Header.Set("X-Forwarded-For", client)
 	req.Header.Set("User-Agent", "Mozilla/5.0 (X11; Linux x86_64) Test/1.0")
+	req.Header.Set("Accept", "text/html")
+	req.Host = "localhost" // CRS scores a numeric Host (920350)
 	resp, err := c.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -232,5 +234,61 @@ func TestChallenge_BadKeyFileIsAConfigError(t *testing.T) {
 	bad := strings.Replace(challengeYAML("127.0.0.1:9", ""), "mode: js", "mode: captcha", 1)
 	if _, err := config.Parse("test.yaml", []byte(bad)); err == nil || !strings.Contains(err.Error(), "routes[1].challenge.mode") {
 		t.Errorf("unknown mode: %v", err)
+	}
+}
+
+// A challenge instead of a refusal: for a client over a rate limit with
+// action challenge, and for a request the WAF lets through with a score
+// at or above when_waf_score (suspicious, not blocked). A clearance lets
+// both through.
+func TestChallenge_ByRateLimitAndByWAFScore(t *testing.T) {
+	backend, hits := challengeBackend(t)
+	g, _, _, _ := runGatewayWith(t, fmt.Sprintf(`
+frontends:
+  - name: web
+    bind: [{address: "127.0.0.1:0"}]
+    client_ip: {trusted_proxies: ["127.0.0.1/32"], header: X-Forwarded-For}
+    routes:
+      - {path_prefix: /busy/, backend: app, waf_policy: "off", rate_limit: {requests: 2, period: 1m, action: challenge}, challenge: {mode: js, when_waf_score: 1000}}
+      - {path_prefix: /, backend: app, challenge: {mode: js, when_waf_score: 3}}
+waf:
+  policies:
+    - name: "off"
+      mode: "off"
+    - name: default
+      directives: |
+        SecRule ARGS:odd "@streq 1" "id:9020201,phase:1,pass,log,msg:'odd',setvar:tx.inbound_anomaly_score_pl1=+3"
+backends:
+  - name: app
+    servers: [{address: "%s"}]
+`, backend), Options{Log: zerolog.Nop()})
+	base := "http://" + g.Addrs("web")[0].String()
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	const client = "198.51.100.7"
+
+	for i, want := range []int{200, 200, 403} {
+		if resp, _ := fetch(t, c, base+"/busy/", client); resp.StatusCode != want {
+			t.Errorf("busy route, request %d: %d, want %d", i+1, resp.StatusCode, want)
+		}
+	}
+	if resp, _ := fetch(t, c, base+"/?plain=1", client); resp.StatusCode != 200 {
+		t.Errorf("a request with no score: %d", resp.StatusCode)
+	}
+	before := hits.Load()
+	resp, body := fetch(t, c, base+"/?odd=1", client)
+	if resp.StatusCode != http.StatusForbidden || hits.Load() != before || !strings.Contains(body, "data-token") {
+		t.Fatalf("a request scoring 3: %d, the backend reached: %v", resp.StatusCode, hits.Load() != before)
+	}
+	answer := solvePage(t, body, 4)
+	answer.Set("r", "/?odd=1")
+	if resp, _ := fetch(t, c, base+challenge.VerifyPath+"?"+answer.Encode(), client); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("answer: %d", resp.StatusCode)
+	}
+	if resp, _ := fetch(t, c, base+"/?odd=1", client); resp.StatusCode != 200 {
+		t.Errorf("the scoring request with a clearance: %d", resp.StatusCode)
+	}
+	if resp, _ := fetch(t, c, base+"/busy/", client); resp.StatusCode != 200 {
+		t.Errorf("over the rate limit with a clearance: %d", resp.StatusCode)
 	}
 }

@@ -540,13 +540,14 @@ func newGateway(c *config.Config, o Options, prev *Gateway) (g *Gateway, err err
 			if err != nil {
 				return nil, fmt.Errorf("frontend %q: %w", fc.Name, err)
 			}
-			h.routes = append(h.routes, route{
+			rt := route{
 				host: rc.Host, prefix: rc.PathPrefix,
 				backend: backends[rc.Backend], backendName: rc.Backend,
-				policy: engines[rc.WAFPolicy], policyName: rc.WAFPolicy, limit: limit,
-				challenge: ruleOf(rc.Challenge), access: newAccessRules(rc.Access, lists, geo, cs),
+				policy: engines[rc.WAFPolicy], policyName: rc.WAFPolicy, limit: limit, access: newAccessRules(rc.Access, lists, geo, cs),
 				name: fmt.Sprintf("%s/routes[%d]", fc.Name, i),
-			})
+			}
+			rt.challenge, rt.wafScore = ruleOf(rc.Challenge)
+			h.routes = append(h.routes, rt)
 		}
 		if fc.DefaultBackend != "" {
 			limit, err := g.rateLimiter(fc.DefaultRateLimit)
@@ -555,8 +556,8 @@ func newGateway(c *config.Config, o Options, prev *Gateway) (g *Gateway, err err
 			}
 			h.def = &route{backend: backends[fc.DefaultBackend], backendName: fc.DefaultBackend,
 				policy: engines[fc.DefaultWAFPolicy], policyName: fc.DefaultWAFPolicy, limit: limit,
-				challenge: ruleOf(fc.DefaultChallenge),
-				name:      fc.Name + "/default"}
+				name: fc.Name + "/default"}
+			h.def.challenge, h.def.wafScore = ruleOf(fc.DefaultChallenge)
 		}
 		f.handler = h
 		l := fc.Limits

@@ -35,7 +35,10 @@ type route struct {
 	limit   *rateLimiter // nil: no rate limit
 	// challenge is what a client needs a clearance for; nil: none.
 	challenge *challenge.Rule
-	access    *accessRules // nil: the frontend's
+	// wafScore, when above 0, limits the challenge to requests the WAF
+	// passes with at least this score.
+	wafScore int
+	access   *accessRules // nil: the frontend's
 	// names for the log and alerts
 	name                    string // "FRONTEND/routes[N]" or "FRONTEND/default"
 	backendName, policyName string

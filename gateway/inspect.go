@@ -33,7 +33,7 @@ func (h *handler) inspect(q *request, rt *route, tx *waf.Tx) bool {
 		h.audit.Write(auditRecord(e, r, rt, v))
 	}
 	if !v.Blocked() {
-		return true
+		return !h.suspicious(q, rt, v.Score)
 	}
 	e.TermState = "WR--" // sekisho's own code: the WAF refused the request
 	if v.Action == waf.ActionError {

@@ -258,6 +258,11 @@ type RouteChallenge struct {
 	// Difficulty is pow's work, in leading zero bits of a SHA-256 (default
 	// 16: about 65,000 hashes, under a second in a browser; at most 24).
 	Difficulty int `yaml:"difficulty"`
+	// WhenWAFScore, when set, challenges only the requests the WAF lets
+	// through with an inbound anomaly score of at least this (below the
+	// policy's blocking threshold: suspicious, not blocked), instead of
+	// every request without a clearance.
+	WhenWAFScore int `yaml:"when_waf_score"`
 }
 
 // Ban bans a client (its address) that collects WAFBlocks WAF blocks, or
@@ -355,8 +360,10 @@ type RateLimit struct {
 	Key      string        `yaml:"key"`
 	Requests int           `yaml:"requests"`
 	Period   time.Duration `yaml:"period"` // default 10s
-	// Action is deny (429 with Retry-After, the default) or tarpit (the
-	// request is held for Tarpit, then 429), as HAProxy's.
+	// Action is deny (429 with Retry-After, the default), tarpit (the
+	// request is held for Tarpit, then 429), as HAProxy's, or challenge (a
+	// client over the limit must hold a clearance: the route's challenge,
+	// or pow).
 	Action string        `yaml:"action"`
 	Tarpit time.Duration `yaml:"tarpit"` // default 5s
 	// Size bounds the keys counted at once (default 100000); the least

@@ -451,7 +451,11 @@ func flatten(err error) []error {
 }
 
 func (rc *RouteChallenge) validate() error {
-	return challenge.Rule{Mode: challenge.Mode(rc.Mode), Difficulty: rc.Difficulty}.Validate()
+	err := challenge.Rule{Mode: challenge.Mode(rc.Mode), Difficulty: rc.Difficulty}.Validate()
+	if rc.WhenWAFScore < 0 {
+		err = errors.Join(err, errors.New("when_waf_score: must not be negative"))
+	}
+	return err
 }
 
 func (b *Ban) validate() error {
@@ -519,8 +523,8 @@ func (l *RateLimit) validate() error {
 	if l.Period < time.Millisecond {
 		errs = append(errs, errors.New("period: must be at least 1ms"))
 	}
-	if l.Action != "deny" && l.Action != "tarpit" {
-		errs = append(errs, fmt.Errorf("action: %q is not deny or tarpit", l.Action))
+	if l.Action != "deny" && l.Action != "tarpit" && l.Action != "challenge" {
+		errs = append(errs, fmt.Errorf("action: %q is not deny, tarpit or challenge", l.Action))
 	}
 	if l.Tarpit < 0 || l.Size < 0 {
 		errs = append(errs, errors.New("tarpit and size must not be negative"))
