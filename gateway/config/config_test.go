@@ -84,7 +84,7 @@ func TestParse_ErrorsNameFileLineAndKey(t *testing.T) {
 			"        weight: 3\n", "        weight: 3\n    retries: -1\n    retry_on: [timeout]\n    stick: {on: header}\n").Replace(good),
 			[]string{`cfg.yaml:11: frontends[0].routes[0].rate_limit.key: "query:q" is not src, ja4, src+ja4, header:NAME or cookie:NAME`,
 				`frontends[0].routes[0].rate_limit.requests: must be at least 1`,
-				`frontends[0].routes[0].rate_limit.action: "drop" is not deny or tarpit`,
+				`frontends[0].routes[0].rate_limit.action: "drop" is not deny, tarpit or challenge`,
 				`backends[0].retries: must not be negative`,
 				`backends[0].retry_on[0]: "timeout" is not conn-failure`,
 				`backends[0].stick.on: "header" is not src or cookie`}},
