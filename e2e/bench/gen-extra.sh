@@ -21,7 +21,7 @@
 #        wrk/form1m.lua    POST application/x-www-form-urlencoded, exactly 1048576 bytes
 #      and their curl bodies for verification (curl/json16k-body.txt,
 #      curl/form1m-body.txt, curl/form1m-attack-body.txt, curl/json-attack.txt).
-#   3. The sekisho configs (sekisho.yaml, sekisho-wafoff.yaml, sekisho-noresp.yaml), from the BENCH_*
+#   3. The sekisho configs (sekisho.yaml, sekisho-wafoff.yaml, sekisho-noresp.yaml, sekisho-access.yaml), from the BENCH_*
 #      variables run.sh exports: plain + TLS bind with the bench certificate,
 #      one backend with the two backend servers, access log off.
 # Usage: gen-extra.sh WORKDIR      (BENCH_BACKEND_ADDRS, BENCH_TLS_CERT, BENCH_TLS_KEY set)
@@ -131,8 +131,8 @@ printf '%s&comment=%s' "$form" "%27+OR+1%3D1--" > "$W/curl/form1m-attack-body.tx
 } > "$W/wrk/form1m.lua"
 
 # ---- 3. sekisho configs ------------------------------------------------------------
-gen_sekisho() { # target mode [policy line]
-  local t=$1 mode=$2 extra=${3:-} p ps _w a
+gen_sekisho() { # target mode [policy line [frontend lines [top-level lines]]]
+  local t=$1 mode=$2 extra=${3:-} front=${4:-} top=${5:-} p ps _w a
   read -r p ps _w < <(target_ports "$t")
   {
     cat <<YAML
@@ -148,7 +148,7 @@ frontends:
         - cert_file: $BENCH_TLS_CERT
           key_file: $BENCH_TLS_KEY
     default_backend: app
-backends:
+${front}backends:
   - name: app
     servers:
 YAML
@@ -167,10 +167,22 @@ ${extra:+      $extra
   level: warn
   access: "off"
 YAML
+    printf '%s' "$top"
   } > "$W/$t.yaml"
 }
 gen_sekisho sekisho block
 gen_sekisho sekisho-wafoff off
 gen_sekisho sekisho-noresp block "inspect_response_body: false"
+# The access step on, WAF off: lists the benchmark's client (127.0.0.1) is
+# in none of, so every request is looked up in each and goes on.
+awk 'BEGIN { srand(7); for (i = 0; i < 100000; i++) printf "%d.%d.%d.0/24\n", 11 + int(rand() * 100), int(rand() * 256), int(rand() * 256) }' > "$W/deny.txt"
+gen_sekisho sekisho-access off "" "    ja4_header: X-JA4
+    access: {allow: [office], deny: [drop], challenge: [suspects]}
+    ban: {waf_blocks: 5, errors_4xx: 100, within: 1m, duration: 10m}
+" "ip_lists:
+  - {name: drop, file: $W/deny.txt}
+  - {name: office, cidrs: [\"192.0.2.0/24\"]}
+  - {name: suspects, cidrs: [\"198.51.100.0/24\", \"2001:db8::/32\"]}
+"
 
 echo "extra workloads (json16k, form1m), ${KB} KiB body limits and sekisho configs generated in $W"

@@ -6,6 +6,9 @@
 #   sekisho-wafoff   sekisho, WAF policy "default" with mode: off (no inspection)
 #   sekisho-noresp   sekisho as "sekisho" but inspect_response_body: false (what
 #                    response body inspection costs; not in the default targets)
+#   sekisho-access   sekisho-wafoff with the access step on: a 100,000-prefix deny
+#                    list, an allow and a challenge list, bans, the JA4 header
+#                    (what the access step costs; not in the default targets)
 # Their ports sit above the shared harness's range (BASE_PORT..BASE_PORT+131).
 _E2E_BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 SHARED_BENCH=${SHARED_BENCH:-$_E2E_BENCH_DIR/../../../shared/bench}
@@ -20,6 +23,7 @@ target_ports() {
     sekisho)        echo "$((BASE_PORT + 140)) $((BASE_PORT + 141)) 1" ;;
     sekisho-wafoff) echo "$((BASE_PORT + 150)) $((BASE_PORT + 151)) 0" ;;
     sekisho-noresp) echo "$((BASE_PORT + 160)) $((BASE_PORT + 161)) 1" ;;
+    sekisho-access) echo "$((BASE_PORT + 170)) $((BASE_PORT + 171)) 0" ;;
     *) shared_target_ports "$1" ;;
   esac
 }
