@@ -15,9 +15,10 @@ import (
 // HAProxy's `stick on src` or `stick on req.cook(X)` with `stick
 // store-response res.cook(X)` do.
 type StickConfig struct {
-	// On is "src" (the client IP) or "cookie" (an application cookie such
+	// On is "src" (the client IP), "cookie" (an application cookie such
 	// as JSESSIONID: learnt from the servers' Set-Cookie, looked up in the
-	// requests' Cookie, whatever the client's address).
+	// requests' Cookie, whatever the client's address), "ja4" (the client's
+	// TLS fingerprint) or "src+ja4" (both: one client behind a shared address).
 	On string `yaml:"on"`
 	// Cookie names the application cookie for on: cookie.
 	Cookie string `yaml:"cookie"`
@@ -33,13 +34,16 @@ func (c *StickConfig) setDefaults(backend string) {
 	if c.Table.Type == "" && c.On == "src" {
 		c.Table.Type = sticktable.TypeIP
 	}
+	if c.Table.KeyLen == 0 && (c.On == "ja4" || c.On == "src+ja4") {
+		c.Table.KeyLen = 128 // an address, "|" and a 36-character JA4
+	}
 	c.Table.SetDefaults()
 }
 
 func (c *StickConfig) validate() []error {
 	var errs []error
 	switch c.On {
-	case "src":
+	case "src", "ja4", "src+ja4":
 		if c.Cookie != "" {
 			errs = append(errs, errors.New("stick.cookie: only for on: cookie"))
 		}
@@ -48,7 +52,7 @@ func (c *StickConfig) validate() []error {
 			errs = append(errs, fmt.Errorf("stick.cookie: %q is not a cookie name", c.Cookie))
 		}
 	default:
-		errs = append(errs, fmt.Errorf("stick.on: %q is not src or cookie", c.On))
+		errs = append(errs, fmt.Errorf("stick.on: %q is not src, cookie, ja4 or src+ja4", c.On))
 	}
 	if err := c.Table.Validate(); err != nil {
 		list := []error{err}
@@ -89,19 +93,29 @@ func (p *Pool) StickTable() *StickConfig {
 }
 
 // StickKey is the request's key in the pool's stick table: its client IP,
-// or the value of its application cookie; "" when it has none.
-func (p *Pool) StickKey(clientIP string, r *http.Request) string {
+// the value of its application cookie, its TLS fingerprint (ja4, "" over
+// plain HTTP) or both; "" when it has none.
+func (p *Pool) StickKey(clientIP, ja4 string, r *http.Request) string {
 	st := p.stick
 	if st == nil {
 		return ""
 	}
 	raw := clientIP
-	if st.cfg.On == "cookie" {
+	switch st.cfg.On {
+	case "cookie":
 		c, err := r.Cookie(st.cfg.Cookie)
 		if err != nil {
 			return ""
 		}
 		raw = c.Value
+	case "ja4", "src+ja4":
+		if ja4 == "" {
+			return ""
+		}
+		raw = ja4
+		if st.cfg.On == "src+ja4" {
+			raw = clientIP + "|" + ja4
+		}
 	}
 	key, err := st.cfg.Table.Key(raw)
 	if err != nil {

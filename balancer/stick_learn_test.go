@@ -15,7 +15,7 @@ func TestLearn_DeletedCookieNotLearnt(t *testing.T) {
 	stuck := func(value string) *Server {
 		r, _ := http.NewRequest("GET", "/", nil)
 		r.Header.Set("Cookie", "JSESSIONID="+value)
-		return p.Stuck(ctx, p.StickKey("192.0.2.1", r))
+		return p.Stuck(ctx, p.StickKey("192.0.2.1", "", r))
 	}
 	h := http.Header{"Set-Cookie": {
 		"JSESSIONID=live; Path=/; HttpOnly",

@@ -10,6 +10,7 @@ import (
 	"net/http/cookiejar"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/sekisho/sekisho/e2e/debpkg"
 	"github.com/sekisho/sekisho/gateway/challenge"
 	"github.com/sekisho/sekisho/gateway/config"
 )
@@ -119,6 +121,12 @@ func TestChallenge_PowPageClearanceAndBinding(t *testing.T) {
 	jar, _ := cookiejar.New(nil)
 	c := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 
+	// curl, a client that runs no script, gets the page and nothing of the site.
+	curl := debpkg.Need(t, "curl", "curl")
+	out, err := exec.Command(curl, "-s", "-w", "\n%{http_code}", base+"/shop/cart?id=7").Output()
+	if err != nil || !strings.HasSuffix(string(out), "\n403") || !strings.Contains(string(out), "<noscript>") || hits.Load() != 0 {
+		t.Fatalf("curl: %v, backend hit %d times, got %.200q", err, hits.Load(), out)
+	}
 	resp, body := fetch(t, c, base+"/shop/cart?id=7", "198.51.100.7")
 	if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "<noscript>") || hits.Load() != 0 {
 		t.Fatalf("without clearance: %d, backend hit %d times, body %q", resp.StatusCode, hits.Load(), body)

@@ -109,11 +109,11 @@ func (g *Gateway) geoDB(c *config.Config, prev *Gateway) (*reputation.GeoDB, err
 
 // accessRules is a frontend's or route's access config, with its lists.
 type accessRules struct {
-	allow, deny, challenge         []*ipList
-	denyCountries, challengeCounts []string
-	denyASNs, challengeASNs        []uint
-	geo                            *reputation.GeoDB
-	crowdsec                       *crowdsec.Bouncer // nil unless the rules apply CrowdSec's decisions
+	allow, deny, challenge                         []*ipList
+	allowCountries, denyCountries, challengeCounts []string
+	allowASNs, denyASNs, challengeASNs             []uint
+	geo                                            *reputation.GeoDB
+	crowdsec                                       *crowdsec.Bouncer // nil unless the rules apply CrowdSec's decisions
 }
 
 func newAccessRules(a *config.Access, lists map[string]*ipList, geo *reputation.GeoDB, cs *crowdsec.Bouncer) *accessRules {
@@ -128,8 +128,8 @@ func newAccessRules(a *config.Access, lists map[string]*ipList, geo *reputation.
 		return out
 	}
 	r := &accessRules{allow: pick(a.Allow), deny: pick(a.Deny), challenge: pick(a.Challenge),
-		denyCountries: a.DenyCountries, challengeCounts: a.ChallengeCountries,
-		denyASNs: a.DenyASNs, challengeASNs: a.ChallengeASNs, geo: geo}
+		allowCountries: a.AllowCountries, denyCountries: a.DenyCountries, challengeCounts: a.ChallengeCountries,
+		allowASNs: a.AllowASNs, denyASNs: a.DenyASNs, challengeASNs: a.ChallengeASNs, geo: geo}
 	if a.CrowdSec {
 		r.crowdsec = cs
 	}
@@ -141,6 +141,12 @@ func newAccessRules(a *config.Access, lists map[string]*ipList, geo *reputation.
 func (a *accessRules) decide(addr netip.Addr, info reputation.GeoInfo) (string, string) {
 	if l := inAny(a.allow, addr); l != "" {
 		return "allow", "list " + l
+	}
+	if info.Country != "" && slices.Contains(a.allowCountries, info.Country) {
+		return "allow", "country " + info.Country
+	}
+	if info.ASN != 0 && slices.Contains(a.allowASNs, info.ASN) {
+		return "allow", "asn " + strconv.FormatUint(uint64(info.ASN), 10)
 	}
 	if l := inAny(a.deny, addr); l != "" {
 		return "deny", "list " + l

@@ -160,6 +160,7 @@ func TestAccess_URLListAndGeoIP(t *testing.T) {
 	})
 	asnDB := writeTestMMDB(t, "GeoLite2-ASN", map[string]mmdbtype.Map{
 		"203.0.113.0/25": {"autonomous_system_number": mmdbtype.Uint32(64496), "autonomous_system_organization": mmdbtype.String("Example")},
+		"100.64.0.0/24":  {"autonomous_system_number": mmdbtype.Uint32(64496), "autonomous_system_organization": mmdbtype.String("Example")},
 	})
 	extra := fmt.Sprintf(`ip_lists:
   - {name: drop, url: %q, interval: 50ms}
@@ -168,9 +169,10 @@ func TestAccess_URLListAndGeoIP(t *testing.T) {
 geoip: {country_db: %q, asn_db: %q}
 `, lists.URL, countryDB, asnDB)
 	var access syncBuffer
-	g, _, _, _ := runGatewayWith(t, accessYAML(backend, "{deny: [drop], deny_countries: [KP], challenge_asns: [64496]}", extra), Options{Log: zerolog.Nop(), Access: &access})
+	g, _, _, _ := runGatewayWith(t, accessYAML(backend, "{deny: [drop], allow_countries: [JP], deny_countries: [KP], challenge_asns: [64496]}", extra), Options{Log: zerolog.Nop(), Access: &access})
 	web := "http://" + g.Addrs("web")[0].String()
-	for client, want := range map[string]int{"192.0.2.7": 403, "198.51.100.7": 403, "203.0.113.7": 403, "203.0.113.200": 200} {
+	// JP is allowed before any deny; the AS rule would challenge 203.0.113.7, but the allow comes first.
+	for client, want := range map[string]int{"192.0.2.7": 403, "198.51.100.7": 403, "203.0.113.7": 200, "203.0.113.200": 200, "100.64.0.9": 403, "10.1.1.1": 200} {
 		if s := as(t, web+"/shop/", client); s != want {
 			t.Errorf("%s: %d, want %d", client, s, want)
 		}
@@ -181,7 +183,7 @@ geoip: {country_db: %q, asn_db: %q}
 	}
 	log := access.String()
 	for _, want := range []string{`"access_reason":"list drop"`, `"access_reason":"country KP"`, `"country":"JP","asn":64496`,
-		`"access_reason":"asn 64496 (no challenge configured)"`} {
+		`"access_decision":"pass","access_reason":"allowed by country JP"`, `"access_reason":"asn 64496 (no challenge configured)"`} {
 		if !strings.Contains(log, want) {
 			t.Errorf("access log lacks %s:\n%s", want, log)
 		}

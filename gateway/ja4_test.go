@@ -198,3 +198,40 @@ backends:
 		t.Errorf("two visits, two fingerprints: %v", seen)
 	}
 }
+
+// A stick table on ja4 keeps a TLS client on one server across new
+// connections, where round robin alone would alternate.
+func TestJA4_StickTable(t *testing.T) {
+	_, a := namedServer(t, "127.0.0.1:0", "a")
+	_, b := namedServer(t, "127.0.0.1:0", "b")
+	g, _, _, _ := runGatewayWith(t, fmt.Sprintf(`
+frontends:
+  - name: web
+    bind: [{address: "127.0.0.1:0", tls: true}]
+    tls: {self_signed: [localhost]}
+    default_backend: app
+    default_waf_policy: "off"
+waf:
+  policies: [{name: "off", mode: "off"}]
+backends:
+  - name: app
+    balance: roundrobin
+    stick: {on: ja4}
+    servers: [{name: a, address: "%s"}, {name: b, address: "%s"}]
+`, a, b), Options{Log: zerolog.Nop()})
+	url := "https://" + g.Addrs("web")[0].String() + "/"
+	seen := map[string]int{}
+	for range 6 {
+		c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true, ServerName: "localhost"}, DisableKeepAlives: true}}
+		resp, err := c.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		seen[string(body)]++
+	}
+	if len(seen) != 1 {
+		t.Errorf("one TLS client over six connections reached %v", seen)
+	}
+}

@@ -28,7 +28,7 @@ func (h *handler) forward(q *request, rt *route, tx *waf.Tx) {
 	}
 	x := &forward.Exchange{
 		ClientIP: e.ClientIP, ClientPort: e.ClientPort, PeerIP: q.fwdPeer, ClientConn: r.RemoteAddr,
-		Host: r.Host, RequestID: e.RequestID, TLS: e.TLS,
+		Host: r.Host, RequestID: e.RequestID, TLS: e.TLS, JA4: e.JA4,
 		Proto:      "http",
 		OnError:    func(w http.ResponseWriter, r *http.Request, status int) { writeErrorPage(w, r, status, e.RequestID) },
 		OnResponse: func(resp *http.Response) error { return h.response(q, rt, tx, resp) },

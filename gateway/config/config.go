@@ -240,8 +240,10 @@ type Access struct {
 	Allow              []string `yaml:"allow"` // list names
 	Deny               []string `yaml:"deny"`
 	Challenge          []string `yaml:"challenge"`
-	DenyCountries      []string `yaml:"deny_countries"` // ISO 3166-1 alpha-2
+	AllowCountries     []string `yaml:"allow_countries"` // ISO 3166-1 alpha-2
+	DenyCountries      []string `yaml:"deny_countries"`
 	ChallengeCountries []string `yaml:"challenge_countries"`
+	AllowASNs          []uint   `yaml:"allow_asns"`
 	DenyASNs           []uint   `yaml:"deny_asns"`
 	ChallengeASNs      []uint   `yaml:"challenge_asns"`
 	// CrowdSec applies the CrowdSec LAPI's decisions (crowdsec:), after

@@ -87,7 +87,7 @@ func TestParse_ErrorsNameFileLineAndKey(t *testing.T) {
 				`frontends[0].routes[0].rate_limit.action: "drop" is not deny, tarpit or challenge`,
 				`backends[0].retries: must not be negative`,
 				`backends[0].retry_on[0]: "timeout" is not conn-failure`,
-				`backends[0].stick.on: "header" is not src or cookie`}},
+				`backends[0].stick.on: "header" is not src, cookie, ja4 or src+ja4`}},
 		{"redis", good + "redis: {addresses: [\"10.0.0.1:6379\", \"10.0.0.2\"], db: 2, cluster: true, master_name: m, password_file: /nonexistent/redis.pw, tls: {cert_file: c.pem}}\n",
 			[]string{`redis.addresses[1]: "10.0.0.2" is not host:port`,
 				`redis.cluster: a Cluster has no master_name (that is Sentinel)`,

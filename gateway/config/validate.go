@@ -418,7 +418,7 @@ func (a *Access) validate(lists map[string]bool, geo *GeoIP, crowdsec bool) erro
 	for _, k := range []struct {
 		key string
 		cs  []string
-	}{{"deny_countries", a.DenyCountries}, {"challenge_countries", a.ChallengeCountries}} {
+	}{{"allow_countries", a.AllowCountries}, {"deny_countries", a.DenyCountries}, {"challenge_countries", a.ChallengeCountries}} {
 		key, cs := k.key, k.cs
 		if len(cs) > 0 && (geo == nil || geo.CountryDB == "") {
 			errs = append(errs, fmt.Errorf("%s: needs geoip.country_db", key))
@@ -429,7 +429,7 @@ func (a *Access) validate(lists map[string]bool, geo *GeoIP, crowdsec bool) erro
 			}
 		}
 	}
-	if len(a.DenyASNs)+len(a.ChallengeASNs) > 0 && (geo == nil || geo.ASNDB == "") {
+	if len(a.AllowASNs)+len(a.DenyASNs)+len(a.ChallengeASNs) > 0 && (geo == nil || geo.ASNDB == "") {
 		errs = append(errs, errors.New("deny_asns: AS rules need geoip.asn_db"))
 	}
 	if a.CrowdSec && !crowdsec {

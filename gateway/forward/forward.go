@@ -55,6 +55,7 @@ type Options struct {
 type Exchange struct {
 	// Set by the handler before forwarding.
 	ClientIP   string               // the resolved client: X-Forwarded-For, the PROXY header's source, stick keys
+	JA4        string               // the client's TLS fingerprint, for stick tables on ja4
 	ClientPort int                  // 0 when a trusted proxy reported the client
 	PeerIP     string               // the trusted proxy that reported the client, if one did
 	ClientConn string               // the client connection (its remote address), which PROXY connections are private to
@@ -228,7 +229,7 @@ func (b *Backend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if b.pool.StickTable() != nil {
-		x.stickKey = b.pool.StickKey(x.ClientIP, r)
+		x.stickKey = b.pool.StickKey(x.ClientIP, x.JA4, r)
 		x.stuck = b.pool.Stuck(r.Context(), x.stickKey)
 	}
 	if n := r.ContentLength; n > 0 && n <= bufferedBodyMax && r.Body != nil {

@@ -229,7 +229,7 @@ func (p *Proxy) connect(ctx context.Context, e *Entry, client, local net.Addr) (
 	var stickKey string
 	var stuck *balancer.Server
 	if st := p.pool.StickTable(); st != nil && st.On == "src" {
-		stickKey = p.pool.StickKey(e.ClientIP, nil)
+		stickKey = p.pool.StickKey(e.ClientIP, "", nil)
 		stuck = p.pool.Stuck(ctx, stickKey)
 	}
 	var tried []*balancer.Server
