@@ -1,22 +1,18 @@
 package gateway
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
-	"github.com/sekisho/sekisho/e2e/debpkg"
 	"github.com/sekisho/sekisho/waf/alert/alerttest"
 )
 
@@ -58,23 +54,6 @@ func as(t *testing.T, url, client string) int {
 	return resp.StatusCode
 }
 
-// killableRedis is sharedCertsRedis with the process, to take it down.
-func killableRedis(t *testing.T) (string, *exec.Cmd) {
-	t.Helper()
-	bin := debpkg.Need(t, "redis-server", "redis-server")
-	port := freePort(t)
-	cmd := exec.Command(bin, "--port", fmt.Sprint(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
-	defer c.Close()
-	eventually(t, "redis-server answers", func() bool { return c.Ping(context.Background()).Err() == nil })
-	return addr, cmd
-}
-
 // Three WAF blocks ban a client on the replica that saw them and, through
 // Redis, on the other within a second; other clients pass; the ban is
 // listed, sent as ban.added, and lifted through the admin API.
@@ -84,7 +63,7 @@ func TestBan_WAFBlocksBanAcrossReplicas(t *testing.T) {
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "secret"), secret, 0o600)
 	receiver := alerttest.NewReceiver(t, secret)
-	redisAddr, _ := killableRedis(t)
+	redisAddr, _ := redisServer(t)
 	extra := fmt.Sprintf("redis: {addresses: [%q]}\nalerts:\n  window: 100ms\n  endpoints: [{name: ops, url: %q, secret_file: %q, events: [ban.added]}]\n",
 		redisAddr, receiver.URL, filepath.Join(dir, "secret"))
 	var access syncBuffer
@@ -162,7 +141,7 @@ func TestBan_InMemoryAndThroughARedisOutage(t *testing.T) {
 		t.Errorf("another client: %d", s)
 	}
 
-	redisAddr, srv := killableRedis(t)
+	redisAddr, srv := redisServer(t)
 	g2, _, _, _ := runGatewayWith(t, banYAML(backend, fmt.Sprintf("redis: {addresses: [%q]}\n", redisAddr)), Options{Log: zerolog.Nop()})
 	web2 := "http://" + g2.Addrs("web")[0].String()
 	for range 3 {

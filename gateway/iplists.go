@@ -136,26 +136,20 @@ func newAccessRules(a *config.Access, lists map[string]*ipList, geo *reputation.
 	return r
 }
 
-// decide is what the rules say of addr, with the rule that said it:
-// allow, deny, challenge, or "" when none applies.
+// decide is what the rules say of addr: allow, deny, challenge, or ""
+// when none applies; with the rule that said it.
 func (a *accessRules) decide(addr netip.Addr, info reputation.GeoInfo) (string, string) {
 	if l := inAny(a.allow, addr); l != "" {
 		return "allow", "list " + l
 	}
-	if info.Country != "" && slices.Contains(a.allowCountries, info.Country) {
-		return "allow", "country " + info.Country
-	}
-	if info.ASN != 0 && slices.Contains(a.allowASNs, info.ASN) {
-		return "allow", "asn " + strconv.FormatUint(uint64(info.ASN), 10)
+	if r := geoReason(a.allowCountries, a.allowASNs, info); r != "" {
+		return "allow", r
 	}
 	if l := inAny(a.deny, addr); l != "" {
 		return "deny", "list " + l
 	}
-	if info.Country != "" && slices.Contains(a.denyCountries, info.Country) {
-		return "deny", "country " + info.Country
-	}
-	if info.ASN != 0 && slices.Contains(a.denyASNs, info.ASN) {
-		return "deny", "asn " + strconv.FormatUint(uint64(info.ASN), 10)
+	if r := geoReason(a.denyCountries, a.denyASNs, info); r != "" {
+		return "deny", r
 	}
 	if a.crowdsec != nil {
 		if d, reason := crowdSecSays(a.crowdsec, addr); d != "" {
@@ -165,13 +159,21 @@ func (a *accessRules) decide(addr netip.Addr, info reputation.GeoInfo) (string, 
 	if l := inAny(a.challenge, addr); l != "" {
 		return "challenge", "list " + l
 	}
-	if info.Country != "" && slices.Contains(a.challengeCounts, info.Country) {
-		return "challenge", "country " + info.Country
-	}
-	if info.ASN != 0 && slices.Contains(a.challengeASNs, info.ASN) {
-		return "challenge", "asn " + strconv.FormatUint(uint64(info.ASN), 10)
+	if r := geoReason(a.challengeCounts, a.challengeASNs, info); r != "" {
+		return "challenge", r
 	}
 	return "", ""
+}
+
+// geoReason names the country or AS of info that a rule lists, or "".
+func geoReason(countries []string, asns []uint, info reputation.GeoInfo) string {
+	if info.Country != "" && slices.Contains(countries, info.Country) {
+		return "country " + info.Country
+	}
+	if info.ASN != 0 && slices.Contains(asns, info.ASN) {
+		return "asn " + strconv.FormatUint(uint64(info.ASN), 10)
+	}
+	return ""
 }
 
 func inAny(lists []*ipList, addr netip.Addr) string {

@@ -37,6 +37,13 @@ import (
 // is missing, and returns its address; the server is killed when the test
 // ends.
 func sharedCertsRedis(t testing.TB) string {
+	addr, _ := redisServer(t)
+	return addr
+}
+
+// redisServer is sharedCertsRedis with the process, for a test that takes
+// Redis down.
+func redisServer(t testing.TB) (string, *exec.Cmd) {
 	t.Helper()
 	bin := debpkg.Need(t, "redis-server", "redis-server")
 	port := freePort(t)
@@ -53,7 +60,7 @@ func sharedCertsRedis(t testing.TB) string {
 			t.Fatalf("redis-server on %s did not answer PING within 10s", addr)
 		}
 	}
-	return addr
+	return addr, cmd
 }
 
 // countingPebble runs Pebble as pebble does, validating on 127.0.0.1's
