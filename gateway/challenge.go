@@ -45,13 +45,20 @@ func (g *Gateway) challengeIssuer(c *config.Config) (*challenge.Issuer, error) {
 	return &challenge.Issuer{Keys: keys, Cookie: cc.Cookie, TTL: cc.TTL, BindJA4: cc.BindJA4}, nil
 }
 
+// usesChallenge reports whether anything in c may answer with a challenge:
+// a route's challenge, a ban or rate limit whose action is challenge, or
+// access rules that challenge.
 func usesChallenge(c *config.Config) bool {
+	challenges := func(a *config.Access) bool {
+		return a != nil && (len(a.Challenge)+len(a.ChallengeCountries)+len(a.ChallengeASNs) > 0 || a.CrowdSec)
+	}
 	for _, f := range c.Frontends {
-		if f.DefaultChallenge != nil {
+		if f.DefaultChallenge != nil || challenges(f.Access) || f.Ban != nil && f.Ban.Action == "challenge" ||
+			f.DefaultRateLimit != nil && f.DefaultRateLimit.Action == "challenge" {
 			return true
 		}
 		for _, r := range f.Routes {
-			if r.Challenge != nil {
+			if r.Challenge != nil || challenges(r.Access) || r.RateLimit != nil && r.RateLimit.Action == "challenge" {
 				return true
 			}
 		}

@@ -140,7 +140,7 @@ func TestAccess_BadListIsAConfigError(t *testing.T) {
 
 // A list from a URL, fetched again with If-None-Match; country and AS
 // rules from .mmdb databases; the access log says the client's country
-// and AS; a challenge rule without any challenge configured denies.
+// and AS; a challenge rule gets pow where the route has no challenge.
 func TestAccess_URLListAndGeoIP(t *testing.T) {
 	backend, _ := challengeBackend(t)
 	var fetches atomic.Int32
@@ -183,7 +183,7 @@ geoip: {country_db: %q, asn_db: %q}
 	}
 	log := access.String()
 	for _, want := range []string{`"access_reason":"list drop"`, `"access_reason":"country KP"`, `"country":"JP","asn":64496`,
-		`"access_decision":"pass","access_reason":"allowed by country JP"`, `"access_reason":"asn 64496 (no challenge configured)"`} {
+		`"access_decision":"pass","access_reason":"allowed by country JP"`, `"access_decision":"challenge","access_reason":"challenge pow; asn 64496"`} {
 		if !strings.Contains(log, want) {
 			t.Errorf("access log lacks %s:\n%s", want, log)
 		}
