@@ -181,6 +181,7 @@ type steadyLoad struct {
 	failures  []string
 	latencies []time.Duration
 	requests  int
+	sessions  int // workers whose session is made
 }
 
 func (l *steadyLoad) run(t *testing.T, gs []*Gateway, workers int, stop <-chan struct{}, pick func(worker, i int) int) *sync.WaitGroup {
@@ -209,6 +210,7 @@ func (l *steadyLoad) run(t *testing.T, gs []*Gateway, workers int, stop <-chan s
 					l.failures = append(l.failures, fmt.Sprintf("worker %d: %v", w, err))
 				case session == "":
 					session, server = set, got
+					l.sessions++
 				case got != server:
 					l.failures = append(l.failures, fmt.Sprintf("worker %d: session on %s went to %s", w, server, got))
 				}
@@ -218,6 +220,13 @@ func (l *steadyLoad) run(t *testing.T, gs []*Gateway, workers int, stop <-chan s
 		}()
 	}
 	return &wg
+}
+
+// established counts the workers whose session is made.
+func (l *steadyLoad) established() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.sessions
 }
 
 // mark is where the latencies recorded from now on start.
@@ -454,6 +463,18 @@ func TestShared_SentinelFailover(t *testing.T) {
 	stop := make(chan struct{})
 	wg := load.run(t, gs, 6, stop, func(w, i int) int { return (w + i) % 2 })
 	time.Sleep(700 * time.Millisecond)
+	// Redis replicates asynchronously: a failover loses what the replica
+	// has not received. Every session is made, and the replica has it,
+	// before the master dies (on a loaded machine 700 ms may not be enough
+	// for either).
+	for deadline := time.Now().Add(10 * time.Second); load.established() < 6; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d of 6 sessions made within 10s", load.established())
+		}
+	}
+	if out, err := master.CLI("WAIT", "1", "5000"); err != nil || strings.TrimSpace(out) != "1" {
+		t.Fatalf("the replica did not acknowledge the master's writes: %q %v", out, err)
+	}
 	master.Kill()
 	_, rport, _ := net.SplitHostPort(replica.Addr)
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
