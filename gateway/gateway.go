@@ -176,6 +176,7 @@ type Gateway struct {
 	lists           map[string]*ipList // by name; taken over at a reload when unchanged
 	geo             *reputation.GeoDB  // nil without geoip:
 	crowdsec        *crowdsec.Bouncer  // nil without crowdsec:
+	tracing         *tracing           // nil without tracing:
 	redis           redis.UniversalClient
 	redisCfg        config.Redis
 	onRedis         func(up bool, err error)
@@ -460,6 +461,9 @@ func newGateway(c *config.Config, o Options, prev *Gateway) (g *Gateway, err err
 		return nil, err
 	}
 	g.crowdsec = cs
+	if g.tracing, err = g.newTracing(c, prev); err != nil {
+		return nil, err
+	}
 	for _, fc := range c.Frontends {
 		f := &frontend{name: fc.Name, cfg: fc, binds: fc.Bind}
 		flog := o.Log.With().Str("frontend", fc.Name).Logger()
@@ -507,7 +511,7 @@ func newGateway(c *config.Config, o Options, prev *Gateway) (g *Gateway, err err
 			monitorURI: fc.MonitorURI, health: g.serveHealth, alerts: g.alerts, audit: g.audit,
 			capture: fc.Capture, active: &g.sh.active, metrics: g.metrics.requests, challenge: issuer}
 		h.rules, h.geo = newAccessRules(fc.Access, lists, geo, cs), geo
-		h.ja4h = fc.JA4H
+		h.ja4h, h.tracing = fc.JA4H, g.tracing
 		if fc.JA4Header != "" {
 			h.ja4Header = http.CanonicalHeaderKey(fc.JA4Header)
 		}
@@ -941,6 +945,9 @@ func (g *Gateway) release(other *Gateway) {
 	}
 	if g.crowdsec != nil && g.crowdsec != other.crowdsec {
 		g.crowdsec.Close()
+	}
+	if g.tracing != nil && g.tracing != other.tracing {
+		g.tracing.close()
 	}
 	if g.audit != nil && g.audit != other.audit {
 		g.audit.Close()

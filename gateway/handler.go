@@ -81,6 +81,7 @@ type handler struct {
 	rules         *accessRules       // nil without access: rules
 	ja4Header     string             // canonical name of the JA4 header to servers; "" none
 	ja4h          bool               // compute JA4H
+	tracing       *tracing           // nil without tracing:
 	geo           *reputation.GeoDB  // nil without geoip:
 	clientIP      *clientip.Resolver // nil: the peer is the client
 	alerts        *alert.Dispatcher  // nil: no alerts
@@ -122,6 +123,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	q := h.begin(w, r)
 	defer h.finish(q)
 	h.identify(q)
+	h.traceStart(q)
 	if h.checked(q) || h.challengeAnswer(q) {
 		return
 	}

@@ -15,6 +15,7 @@ import (
 // response, once the WAF has passed its headers and body, to the client;
 // the log line gets the server, the times and how the exchange ended.
 func (h *handler) forward(q *request, rt *route, tx *waf.Tx) {
+	defer h.traceUpstream(q)()
 	r, e, rw := q.r, q.e, q.w
 	fwdBody, n := tx.Body()
 	if n == 0 {

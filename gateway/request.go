@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/sekisho/sekisho/gateway/accesslog"
 	"github.com/sekisho/sekisho/gateway/fingerprint"
 	"github.com/sekisho/sekisho/gateway/listen"
@@ -23,6 +25,7 @@ type request struct {
 	// chain sent on; localAP the address the client asked for.
 	fwdPeer string
 	localAP netip.AddrPort
+	span    trace.Span // the request's span; nil without tracing (tracing.go)
 }
 
 // begin starts a request's log line and counts it in flight.
@@ -67,6 +70,7 @@ func (h *handler) finish(q *request) {
 	if h.bans != nil {
 		h.bans.offence(context.WithoutCancel(q.r.Context()), e)
 	}
+	q.traceEnd()
 	h.emitAccess(e)
 	h.access.Write(e)
 	h.metrics.observe(e)

@@ -55,7 +55,8 @@ const (
 	FieldASN     = "asn"
 	// The client's TLS fingerprint (FoxIO's JA4) over TLS and QUIC.
 	FieldJA4         = "ja4"
-	FieldJA4H        = "ja4h" // the HTTP client fingerprint, when the frontend computes it
+	FieldJA4H        = "ja4h"     // the HTTP client fingerprint, when the frontend computes it
+	FieldTraceID     = "trace_id" // the W3C trace the request is part of (tracing:)
 	FieldRetries     = "retries"
 	FieldError       = "error"
 	FieldTermination = "termination"
@@ -100,6 +101,7 @@ type Entry struct {
 	ASN                          uint
 	JA4                          string // "" over plain HTTP
 	JA4H                         string // "" unless the frontend computes it
+	TraceID                      string // "" without tracing
 	Retries                      int
 	Error                        string
 	Termination                  string // a TCP connection's end (tcpproxy's causes)
@@ -240,6 +242,9 @@ func (l *Logger) Write(e *Entry) {
 	}
 	if e.JA4H != "" {
 		ev.Str(FieldJA4H, e.JA4H)
+	}
+	if e.TraceID != "" {
+		ev.Str(FieldTraceID, e.TraceID)
 	}
 	if e.Retries > 0 {
 		ev.Int(FieldRetries, e.Retries)

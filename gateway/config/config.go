@@ -44,6 +44,9 @@ type Config struct {
 	// CrowdSec makes sekisho a bouncer of a CrowdSec Local API, whose
 	// decisions access rules with crowdsec: true apply.
 	CrowdSec *CrowdSec `yaml:"crowdsec"`
+	// Tracing takes part in W3C trace context and, with an OTLP endpoint,
+	// exports a span per request (Tracing).
+	Tracing *Tracing `yaml:"tracing"`
 	// ShutdownTimeout bounds how long in-flight requests may take to finish
 	// after SIGINT/SIGTERM before their connections are closed.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
@@ -220,6 +223,27 @@ type CrowdSec struct {
 	// it, the environment's SEKISHO_CROWDSEC_API_KEY.
 	APIKeyFile string        `yaml:"api_key_file"`
 	Interval   time.Duration `yaml:"interval"` // default 10s
+}
+
+// Tracing is the gateway's part in distributed traces. With it, a request
+// that carries a W3C traceparent gets a span of the gateway's own (its
+// child), and the servers get a traceparent naming that span; one without
+// gets a new trace when Start is set. Without tracing:, trace headers pass
+// through untouched.
+type Tracing struct {
+	// Start begins a trace for a request that carries none.
+	Start bool `yaml:"start"`
+	// OTLPEndpoint is an OTLP/HTTP traces URL (http://collector:4318/v1/traces);
+	// without it, spans are made for the context but not exported.
+	OTLPEndpoint string `yaml:"otlp_endpoint"`
+	// SampleRatio is the share of new traces exported (default 1); a
+	// request's own sampled flag decides for traces it brings.
+	SampleRatio *float64 `yaml:"sample_ratio"`
+	// ServiceName names the gateway in the traces (default sekisho).
+	ServiceName string `yaml:"service_name"`
+	// ExportInterval is the longest a finished span waits to be sent
+	// (default 5s).
+	ExportInterval time.Duration `yaml:"export_interval"`
 }
 
 // CrowdSecAPIKeyEnv names the environment variable read when api_key_file is not set.

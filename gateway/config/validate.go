@@ -346,6 +346,19 @@ func (c *Config) Validate() error {
 			}
 		}
 	}
+	if tr := c.Tracing; tr != nil {
+		if tr.OTLPEndpoint != "" {
+			if u, err := url.Parse(tr.OTLPEndpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				fail("tracing.otlp_endpoint: %q is not an http or https URL", redactURL(tr.OTLPEndpoint))
+			}
+		}
+		if r := tr.SampleRatio; r != nil && (*r < 0 || *r > 1) {
+			fail("tracing.sample_ratio: %g is not between 0 and 1", *r)
+		}
+		if tr.ExportInterval < 0 {
+			fail("tracing.export_interval: must not be negative")
+		}
+	}
 	if cs := c.CrowdSec; cs != nil {
 		if u, err := url.Parse(cs.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			fail("crowdsec.url: %q is not an http or https URL", redactURL(cs.URL))
