@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sekisho/sekisho/balancer"
+	"github.com/sekisho/sekisho/gateway/console"
 )
 
 // The admin API (on the admin listener, behind its token):
@@ -28,6 +29,7 @@ func (g *Gateway) adminAPI(mux *http.ServeMux) {
 		return func(w http.ResponseWriter, r *http.Request) { h(g.current(), w, r) }
 	}
 	mux.HandleFunc("GET /stats", now((*Gateway).serveStats))
+	(&console.Handler{Store: liveEvents{g}}).Register(mux)
 	mux.HandleFunc("GET /api/backends", now((*Gateway).apiBackends))
 	mux.HandleFunc("PUT /api/backends/{backend}/servers/{server}", now((*Gateway).apiSetServer))
 	mux.HandleFunc("GET /api/tables", now((*Gateway).apiTables))

@@ -26,6 +26,7 @@ import (
 	"github.com/sekisho/sekisho/gateway/audit"
 	"github.com/sekisho/sekisho/gateway/clientip"
 	"github.com/sekisho/sekisho/gateway/config"
+	"github.com/sekisho/sekisho/gateway/console"
 	"github.com/sekisho/sekisho/gateway/crowdsec"
 	"github.com/sekisho/sekisho/gateway/forward"
 	"github.com/sekisho/sekisho/gateway/listen"
@@ -177,6 +178,7 @@ type Gateway struct {
 	geo             *reputation.GeoDB  // nil without geoip:
 	crowdsec        *crowdsec.Bouncer  // nil without crowdsec:
 	tracing         *tracing           // nil without tracing:
+	events          console.Store      // the console's: the replica's ring, or the fleet's stream
 	redis           redis.UniversalClient
 	redisCfg        config.Redis
 	onRedis         func(up bool, err error)
@@ -464,6 +466,7 @@ func newGateway(c *config.Config, o Options, prev *Gateway) (g *Gateway, err err
 	if g.tracing, err = g.newTracing(c, prev); err != nil {
 		return nil, err
 	}
+	g.events = g.consoleStore(prev)
 	for _, fc := range c.Frontends {
 		f := &frontend{name: fc.Name, cfg: fc, binds: fc.Bind}
 		flog := o.Log.With().Str("frontend", fc.Name).Logger()
@@ -511,7 +514,7 @@ func newGateway(c *config.Config, o Options, prev *Gateway) (g *Gateway, err err
 			monitorURI: fc.MonitorURI, health: g.serveHealth, alerts: g.alerts, audit: g.audit,
 			capture: fc.Capture, active: &g.sh.active, metrics: g.metrics.requests, challenge: issuer}
 		h.rules, h.geo = newAccessRules(fc.Access, lists, geo, cs), geo
-		h.ja4h, h.tracing = fc.JA4H, g.tracing
+		h.ja4h, h.tracing, h.events, h.replica = fc.JA4H, g.tracing, g.events, replicaName()
 		if fc.JA4Header != "" {
 			h.ja4Header = http.CanonicalHeaderKey(fc.JA4Header)
 		}
@@ -948,6 +951,9 @@ func (g *Gateway) release(other *Gateway) {
 	}
 	if g.tracing != nil && g.tracing != other.tracing {
 		g.tracing.close()
+	}
+	if s, ok := g.events.(*console.Stream); ok && s != other.events {
+		s.Close()
 	}
 	if g.audit != nil && g.audit != other.audit {
 		g.audit.Close()

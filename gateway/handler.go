@@ -20,6 +20,7 @@ import (
 	"github.com/sekisho/sekisho/gateway/audit"
 	"github.com/sekisho/sekisho/gateway/challenge"
 	"github.com/sekisho/sekisho/gateway/clientip"
+	"github.com/sekisho/sekisho/gateway/console"
 	"github.com/sekisho/sekisho/gateway/forward"
 	"github.com/sekisho/sekisho/gateway/reputation"
 	"github.com/sekisho/sekisho/waf"
@@ -82,6 +83,8 @@ type handler struct {
 	ja4Header     string             // canonical name of the JA4 header to servers; "" none
 	ja4h          bool               // compute JA4H
 	tracing       *tracing           // nil without tracing:
+	events        console.Store      // the console's events
+	replica       string             // this gateway's name in the fleet's events
 	geo           *reputation.GeoDB  // nil without geoip:
 	clientIP      *clientip.Resolver // nil: the peer is the client
 	alerts        *alert.Dispatcher  // nil: no alerts
@@ -147,6 +150,7 @@ func (h *handler) route(q *request) *route {
 		return nil
 	}
 	q.e.Backend, q.e.WAFPolicy = rt.backendName, rt.policyName
+	q.route = rt.name
 	return rt
 }
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/sekisho/sekisho/certs"
 	"github.com/sekisho/sekisho/gateway/challenge"
+	"github.com/sekisho/sekisho/gateway/console"
 	"github.com/sekisho/sekisho/gateway/listen"
 	"github.com/sekisho/sekisho/waf/alert"
 )
@@ -46,6 +47,9 @@ type shared struct {
 	// once they hold the fleet's key from Redis. Written by newGateway.
 	challengeKeys *challenge.Keys
 	fleetKey      atomic.Bool
+	// events is the replica's latest refused and flagged requests, for
+	// the console; it outlives generations. Written by newGateway.
+	events *console.Ring
 }
 
 // openConns is frontend's connection counter.

@@ -26,6 +26,7 @@ type request struct {
 	fwdPeer string
 	localAP netip.AddrPort
 	span    trace.Span // the request's span; nil without tracing (tracing.go)
+	route   string     // the route's name, once routed
 }
 
 // begin starts a request's log line and counts it in flight.
@@ -71,6 +72,7 @@ func (h *handler) finish(q *request) {
 		h.bans.offence(context.WithoutCancel(q.r.Context()), e)
 	}
 	q.traceEnd()
+	h.recordEvent(q)
 	h.emitAccess(e)
 	h.access.Write(e)
 	h.metrics.observe(e)
