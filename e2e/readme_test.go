@@ -101,3 +101,25 @@ func TestDocs_READMESaysWhatMakeTestInstalls(t *testing.T) {
 		t.Errorf("the paragraph does not say root and apt-get:\n%s", para)
 	}
 }
+
+// The README is the landing page: it stays short and links every
+// document in docs/, so a newcomer can reach each one from it.
+func TestDocs_READMELinksEveryDoc(t *testing.T) {
+	root, _ := filepath.Abs("..")
+	doc, err := os.ReadFile(filepath.Join(root, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(doc), "\n"); n > 150 {
+		t.Errorf("README.md has %d lines; the reference belongs in docs/ (at most 150)", n)
+	}
+	docs, _ := filepath.Glob(filepath.Join(root, "docs", "*.md"))
+	if len(docs) == 0 {
+		t.Fatal("no documents in docs/")
+	}
+	for _, p := range docs {
+		if link := "](docs/" + filepath.Base(p) + ")"; !strings.Contains(string(doc), link) {
+			t.Errorf("README.md does not link docs/%s", filepath.Base(p))
+		}
+	}
+}
