@@ -338,7 +338,7 @@ func sendFTW(addr string, stages []ftwStage) []ftwResult {
 
 // ftwWhy explains, by rule, the failures whose cause is known and by design.
 var ftwWhy = map[string]string{
-	"920210": "the Connection header is hop-by-hop; sekisho removes it (and the headers it names) before inspection, README step 2",
+	"920210": "the Connection header is hop-by-hop; sekisho removes it (and the headers it names) before inspection, docs/architecture.md step 2",
 }
 
 // ftwWhyTest explains single tests (rule-test); each was also sent to stock
@@ -357,7 +357,7 @@ var ftwWhyTest = map[string]string{
 	"944140-8":  ftwUnderscore,
 }
 
-const ftwUnderscore = "header names with _ (X_Filename) are dropped before inspection and forwarding, as nginx does (README step 2); stock Coraza matches this test, and sekisho does with X-Filename"
+const ftwUnderscore = "header names with _ (X_Filename) are dropped before inspection and forwarding, as nginx does (docs/architecture.md step 2); stock Coraza matches this test, and sekisho does with X-Filename"
 
 // semanticOnly reports whether a semantic check rejected every one of ids.
 func semanticOnly(ids []int, rejected map[int]string) bool {

@@ -108,7 +108,7 @@ type Entry struct {
 
 	// For HAProxy's text format (and the JSON's captures).
 	Queue                                           time.Duration // waiting for a server below its maxconn
-	TermState                                       string        // HAProxy's %tsc, 4 characters (README)
+	TermState                                       string        // HAProxy's %tsc, 4 characters (docs/operations.md)
 	ActiveConns, FrontendConns, BackendConns        int64         // requests in flight: gateway, frontend, backend
 	ServerConns                                     int64         // and on the server
 	BackendQueue                                    int

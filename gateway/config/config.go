@@ -532,7 +532,7 @@ type Log struct {
 	Level string `yaml:"level"`
 	// Access is where access log lines go: stdout, stderr, off, or a file path.
 	Access string `yaml:"access"`
-	// Format is json (the default: stable field names, README) or
+	// Format is json (the default: stable field names, docs/operations.md) or
 	// httplog (HAProxy's `option httplog` line).
 	Format string `yaml:"format"`
 	// LogFormat, when set, is a line of HAProxy's log variables
