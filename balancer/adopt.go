@@ -24,6 +24,9 @@ func (p *Pool) Adopt(old *Pool) {
 		if o.cfgState == s.cfgState {
 			s.state.Store(o.state.Load())
 		}
+		if s.state.Load() == o.state.Load() {
+			s.changed.Store(o.changed.Load()) // no change of state: the time of the last one stays
+		}
 		if o.cfgWeight == s.cfgWeight {
 			s.weight.Store(o.weight.Load())
 		}

@@ -43,6 +43,7 @@ type Server struct {
 	latency      atomic.Uint64
 	bw           bandwidth
 	lastCheck    atomic.Pointer[CheckResult]
+	changed      atomic.Int64 // unix ns of the last change of state or health (lastchange.go)
 }
 
 // State is a server's administrative state.
@@ -81,7 +82,11 @@ func (s *Server) State() State { return State(s.state.Load()) }
 // SetState sets the server's administrative state; back to ready, the
 // server's weight ramps up over the pool's slow start.
 func (s *Server) SetState(st State) {
-	if old := State(s.state.Swap(int32(st))); old != Ready && st == Ready {
+	old := State(s.state.Swap(int32(st)))
+	if old != st {
+		s.markChanged()
+	}
+	if old != Ready && st == Ready {
 		s.startRamp()
 	}
 }
@@ -89,7 +94,11 @@ func (s *Server) SetState(st State) {
 // SetDown records a health verdict: a down server takes no requests; back
 // up, its weight ramps up over the pool's slow start.
 func (s *Server) SetDown(down bool) {
-	if s.down.Swap(down) && !down {
+	was := s.down.Swap(down)
+	if was != down {
+		s.markChanged()
+	}
+	if was && !down {
 		s.startRamp()
 	}
 }
@@ -298,6 +307,7 @@ func New(c Config) (*Pool, error) {
 		st, _ := ParseState(sc.State) // validated
 		s.state.Store(int32(st))
 		s.cfgState = st
+		s.markChanged()
 		p.servers = append(p.servers, s)
 		p.byName[s.Name] = s
 	}
@@ -334,6 +344,9 @@ func (p *Pool) Server(name string) *Server { return p.byName[name] }
 func (p *Pool) OnEvent(notify func(HealthEvent)) { p.notify.Store(&notify) }
 
 func (p *Pool) emit(e HealthEvent) {
+	if s := p.byName[e.Server]; s != nil {
+		s.markChanged()
+	}
 	if f := p.notify.Load(); f != nil && *f != nil {
 		e.Backend = p.Name
 		(*f)(e)

@@ -14,6 +14,7 @@ import (
 // The admin API (on the admin listener, behind its token):
 //
 //	GET  /stats                                 the stats page (HTML)
+//	GET  /stats;csv, /stats?format=csv          the same as HAProxy's stats CSV
 //	GET  /api/backends                          backends, their servers and states
 //	PUT  /api/backends/{backend}/servers/{server}   {"state": "ready|drain|maint", "weight": 0..256}, either or both
 //	GET  /api/tables                            stick tables (persistence, rate limits) and their sizes
@@ -29,6 +30,7 @@ func (g *Gateway) adminAPI(mux *http.ServeMux) {
 		return func(w http.ResponseWriter, r *http.Request) { h(g.current(), w, r) }
 	}
 	mux.HandleFunc("GET /stats", now((*Gateway).serveStats))
+	mux.HandleFunc("GET /stats;csv", now((*Gateway).serveStatsCSV))
 	(&console.Handler{Store: liveEvents{g}}).Register(mux)
 	mux.HandleFunc("GET /api/backends", now((*Gateway).apiBackends))
 	mux.HandleFunc("PUT /api/backends/{backend}/servers/{server}", now((*Gateway).apiSetServer))

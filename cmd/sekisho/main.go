@@ -155,6 +155,7 @@ func serve(c *config.Config, path string, stdout, stderr io.Writer, ready func(*
 	}
 	defer closeAccess()
 	o := gateway.Options{Log: log, Access: access}
+	gateway.Version = versionString() // for the stats page and sekisho_build_info
 	if path != "" {
 		o.LoadConfig = func() (*config.Config, error) { return config.Load(path) }
 	}
