@@ -31,8 +31,6 @@ import (
 	"github.com/sekisho/sekisho/gateway/forward"
 	"github.com/sekisho/sekisho/gateway/listen"
 	"github.com/sekisho/sekisho/gateway/reputation"
-	"github.com/sekisho/sekisho/rules"
-	"github.com/sekisho/sekisho/waf"
 	"github.com/sekisho/sekisho/waf/alert"
 )
 
@@ -259,157 +257,19 @@ func newGateway(c *config.Config, o Options, prev *Gateway) (g *Gateway, err err
 	}
 	proxyLog := log.New(o.Log.With().Str("component", "proxy").Logger(), "", 0)
 
-	// A policy costs ~12 MiB once compiled: only those that routes use are.
-	used := map[string]bool{}
-	for _, f := range c.Frontends {
-		for _, r := range f.Routes {
-			used[r.WAFPolicy] = true
-		}
-		if f.DefaultBackend != "" {
-			used[f.DefaultWAFPolicy] = true
-		}
+	engines, err := g.buildPolicies(c, prev)
+	if err != nil {
+		return nil, err
 	}
-	engines := map[string]*policy{}
-	ruleFS := rules.FS()
-	for _, p := range c.WAF.Policies {
-		if !used[p.Name] {
-			continue
-		}
-		if old := prev.policy(p.Name); old != nil && reflect.DeepEqual(old.cfg, p) {
-			engines[p.Name] = old
-			g.policies = append(g.policies, old)
-			continue
-		}
-		start := time.Now()
-		e, err := waf.New(p, ruleFS)
-		if err != nil {
-			return nil, err
-		}
-		pol := &policy{name: p.Name, cfg: p}
-		pol.cur.Store(e)
-		engines[p.Name] = pol
-		g.policies = append(g.policies, pol)
-		g.metrics.rulesLoaded.WithLabelValues(p.Name, e.Hash()).Set(float64(e.LoadedAt().Unix()))
-		o.Log.Info().Str("policy", p.Name).Str("hash", e.Hash()).Dur("took", time.Since(start)).Msg("waf policy compiled")
+	if err := g.auditAndAlerts(c, prev); err != nil {
+		return nil, err
 	}
-	if prev != nil && prev.audit != nil && reflect.DeepEqual(c.AuditLog, prev.cfg.AuditLog) {
-		g.audit = prev.audit
-	} else if c.AuditLog != nil {
-		l, err := audit.Open(*c.AuditLog, func(err error) { o.Log.Warn().Err(err).Msg("audit log") })
-		if err != nil {
-			return nil, fmt.Errorf("audit_log.%w", err)
-		}
-		g.audit = l
+	if err := g.redisClient(c, prev); err != nil {
+		return nil, err
 	}
-	if prev != nil && prev.alerts != nil && reflect.DeepEqual(c.Alerts, prev.cfg.Alerts) {
-		g.alerts = prev.alerts
-	} else if c.Alerts != nil {
-		d, err := alert.New(*c.Alerts, alert.Options{
-			OnDrop: func(endpoint string, n int, reason string, err error) {
-				g.metrics.alerts.WithLabelValues(endpoint, "dropped_"+reason).Add(float64(n))
-				o.Log.Warn().Str("endpoint", endpoint).Int("alerts", n).Str("reason", reason).AnErr("detail", err).Msg("alerts dropped")
-			},
-			OnDeliver: func(endpoint string, status int, err error) {
-				result := "delivered"
-				if err != nil {
-					result = "failed"
-				}
-				g.metrics.alerts.WithLabelValues(endpoint, result).Inc()
-				if err != nil {
-					o.Log.Warn().Str("endpoint", endpoint).Int("status", status).Err(err).Msg("alert not delivered")
-				}
-			},
-		})
-		if err != nil {
-			return nil, fmt.Errorf("alerts: %w", err)
-		}
-		g.alerts = d
-	}
-	if prev != nil && prev.redis != nil && reflect.DeepEqual(c.Redis, prev.cfg.Redis) {
-		g.redis, g.redisCfg, g.onRedis = prev.redis, prev.redisCfg, o.OnRedisStateChange
-	} else if c.Redis != nil {
-		client, err := newRedisClient(*c.Redis, o.Offline)
-		if err != nil {
-			return nil, err
-		}
-		g.redis, g.redisCfg, g.onRedis = client, *c.Redis, o.OnRedisStateChange
-		g.sh.redisUp.Store(true)
-	}
-	backends := map[string]*forward.Backend{}
-	for _, bc := range c.Backends {
-		pool, err := balancer.New(bc.Config)
-		if err != nil {
-			return nil, err
-		}
-		note, err := pool.PrepareHealthChecks()
-		if err != nil {
-			return nil, err
-		}
-		if note != "" {
-			o.Log.Warn().Str("backend", bc.Name).Msg(note)
-		}
-		pool.OnCheck(func(s *balancer.Server, r balancer.CheckResult) {
-			result := "ok"
-			if r.Err != "" {
-				result = "failed"
-			}
-			g.metrics.healthChecks.WithLabelValues(bc.Name, s.Name, result).Inc()
-		})
-		pool.OnEvent(func(e balancer.HealthEvent) {
-			ev := o.Log.Warn()
-			if e.Up {
-				ev = o.Log.Info()
-			}
-			ev.Str("backend", e.Backend).Str("server", e.Server).Bool("up", e.Up).Str("reason", e.Reason).Msg("server health changed")
-			typ := alert.EventBackendDown
-			if e.Up {
-				typ = alert.EventBackendUp
-			}
-			g.alerts.Emit(alert.Event{Type: typ, Backend: e.Backend, Server: e.Server, Message: e.Reason})
-			if o.OnHealthEvent != nil {
-				o.OnHealthEvent(e)
-			}
-		})
-		old := prev.pool(bc.Name)
-		if old != nil {
-			pool.Adopt(old)
-		}
-		if st := pool.StickTable(); st != nil && old != nil && old.StickTable() != nil && reflect.DeepEqual(*st, *old.StickTable()) && g.redis == prev.redis {
-			// The table and what it learnt stay.
-			store := old.StickStore()
-			pool.UseStickStore(store)
-			if slices.Contains(prev.stores, store) {
-				g.stores = append(g.stores, store)
-			}
-			g.tables = append(g.tables, namedStore{st.Table.Name, st.Table, store})
-		} else if st != nil && g.redis != nil {
-			store, err := g.newStore(st.Table)
-			if err != nil {
-				return nil, fmt.Errorf("backend %q: stick.table: %w", bc.Name, err)
-			}
-			pool.UseStickStore(store)
-		} else if st != nil {
-			g.tables = append(g.tables, namedStore{st.Table.Name, st.Table, pool.StickStore()})
-		}
-		g.pools = append(g.pools, pool)
-		if bc.Source == "client" {
-			if err := forward.CanTransparent(); err != nil {
-				return nil, fmt.Errorf("backend %q: source: client connects from the clients' addresses, which needs CAP_NET_ADMIN (run as root, setcap cap_net_admin+ep on the binary, or add the capability to the container): %w", bc.Name, err)
-			}
-		}
-		retryOn, _ := forward.ParseRetryOn(bc.RetryOn) // validated
-		b := forward.New(pool, forward.Options{
-			ConnectTimeout:        bc.ConnectTimeout,
-			ResponseHeaderTimeout: bc.ResponseHeaderTimeout,
-			MaxIdleConnsPerServer: bc.MaxIdleConnsPerServer,
-			Retries:               *bc.Retries,
-			ClientOut:             bc.SendClientIP,
-			Transparent:           bc.Source == "client",
-			RetryOn:               retryOn,
-			ErrorLog:              proxyLog,
-		})
-		backends[bc.Name] = b
-		g.backends = append(g.backends, b)
+	backends, err := g.buildBackends(c, prev, proxyLog)
+	if err != nil {
+		return nil, err
 	}
 	routed := map[string]bool{}
 	for _, f := range c.Frontends {
