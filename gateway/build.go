@@ -2,15 +2,21 @@ package gateway
 
 import (
 	"fmt"
+	"io"
 	"log"
+	"net/http"
 	"reflect"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/sekisho/sekisho/balancer"
+	"github.com/sekisho/sekisho/certs"
+	"github.com/sekisho/sekisho/gateway/accesslog"
 	"github.com/sekisho/sekisho/gateway/audit"
 	"github.com/sekisho/sekisho/gateway/config"
 	"github.com/sekisho/sekisho/gateway/forward"
+	"github.com/sekisho/sekisho/gateway/listen"
 	"github.com/sekisho/sekisho/rules"
 	"github.com/sekisho/sekisho/waf"
 	"github.com/sekisho/sekisho/waf/alert"
@@ -19,6 +25,32 @@ import (
 // The builders newGateway calls, in its order: each makes one part of a
 // generation from the config, or takes it over from prev when its config
 // did not change.
+
+// shareState makes what outlives generations (metrics, the admin
+// listener, sockets, counters), or takes prev's.
+func (g *Gateway) shareState(c *config.Config, prev *Gateway) error {
+	if prev == nil {
+		g.sh = &shared{metrics: newMetrics(), started: time.Now(), idle: &idleRelease{quietAfter: time.Second, release: releaseMemory},
+			reloads: make(chan chan error), errc: make(chan error, 1),
+			sockets: map[string]*listen.Socket{}, quic: map[string]*quicSocket{}, acme: map[*certs.ACME]bool{}, certWarned: map[string]time.Time{},
+			conns: map[string]*atomic.Int64{}}
+		if c.Admin != nil {
+			a, err := newAdmin(c.Admin, g.sh.metrics, func(w http.ResponseWriter, r *http.Request) { g.current().serveHealth(w, r) }, g.adminAPI)
+			if err != nil {
+				return err
+			}
+			g.sh.admin = a
+		}
+		g.sh.metrics.reg.MustRegister(stateCollector{g})
+	} else {
+		g.sh = prev.sh
+		if !reflect.DeepEqual(c.Admin, prev.cfg.Admin) {
+			g.opts.Log.Warn().Msg("admin: the change applies at the next restart; the admin listener stays as it was")
+		}
+	}
+	g.metrics, g.admin, g.idle = g.sh.metrics, g.sh.admin, g.sh.idle
+	return nil
+}
 
 // buildPolicies compiles the WAF policies that routes use.
 func (g *Gateway) buildPolicies(c *config.Config, prev *Gateway) (map[string]*policy, error) {
@@ -211,5 +243,63 @@ func (g *Gateway) poolStickTable(pool, old *balancer.Pool, prev *Gateway) error 
 	default:
 		g.tables = append(g.tables, namedStore{st.Table.Name, st.Table, pool.StickStore()})
 	}
+	return nil
+}
+
+// markRouted notes the pools a frontend sends to: readiness asks only
+// about those.
+func (g *Gateway) markRouted(c *config.Config) {
+	routed := map[string]bool{}
+	for _, f := range c.Frontends {
+		for _, r := range f.Routes {
+			routed[r.Backend] = true
+		}
+		routed[f.DefaultBackend] = true
+		routed[f.Backend] = true
+	}
+	for _, p := range g.pools {
+		if routed[p.Name] {
+			g.routed = append(g.routed, p)
+		}
+	}
+}
+
+// accessLogger is the access log in the config's format.
+func accessLogger(c *config.Config, w io.Writer) (*accesslog.Logger, error) {
+	if c.Log.Format != "httplog" && c.Log.LogFormat == "" {
+		return accesslog.New(w), nil
+	}
+	layout := accesslog.HTTPLog
+	if c.Log.LogFormat != "" {
+		layout = c.Log.LogFormat
+	}
+	f, err := accesslog.ParseFormat(layout)
+	if err != nil {
+		return nil, err
+	}
+	return accesslog.NewText(w, f), nil
+}
+
+// accessParts builds the access step's shared parts: clearances, address
+// lists, GeoIP, CrowdSec; and tracing and the console's events.
+func (g *Gateway) accessParts(c *config.Config, prev *Gateway, fp *frontendParts) error {
+	var err error
+	if fp.issuer, err = g.challengeIssuer(c); err != nil {
+		return err
+	}
+	if g.lists, err = g.ipLists(c, prev); err != nil {
+		return err
+	}
+	if g.geo, err = g.geoDB(c, prev); err != nil {
+		return err
+	}
+	if g.crowdsec, err = g.crowdSecBouncer(c, prev); err != nil {
+		return err
+	}
+	if g.tracing, err = g.newTracing(c, prev); err != nil {
+		return err
+	}
+	g.events = g.consoleStore(prev)
+	fp.lists, fp.geo, fp.crowdsec = g.lists, g.geo, g.crowdsec
 	return nil
 }

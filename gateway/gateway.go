@@ -9,7 +9,6 @@ import (
 	"log"
 	"net"
 	"net/http"
-	"reflect"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -22,7 +21,6 @@ import (
 	"github.com/sekisho/sekisho/balancer"
 	"github.com/sekisho/sekisho/balancer/sticktable"
 	"github.com/sekisho/sekisho/certs"
-	"github.com/sekisho/sekisho/gateway/accesslog"
 	"github.com/sekisho/sekisho/gateway/audit"
 	"github.com/sekisho/sekisho/gateway/clientip"
 	"github.com/sekisho/sekisho/gateway/config"
@@ -227,26 +225,9 @@ func New(c *config.Config, o Options) (*Gateway, error) { return newGateway(c, o
 // tables, certificates, the Redis client, alerts and the audit log.
 func newGateway(c *config.Config, o Options, prev *Gateway) (g *Gateway, err error) {
 	g = &Gateway{opts: o, cfg: c, log: o.Log, shutdownTimeout: c.ShutdownTimeout, drainGrace: c.DrainGrace}
-	if prev == nil {
-		g.sh = &shared{metrics: newMetrics(), started: time.Now(), idle: &idleRelease{quietAfter: time.Second, release: releaseMemory},
-			reloads: make(chan chan error), errc: make(chan error, 1),
-			sockets: map[string]*listen.Socket{}, quic: map[string]*quicSocket{}, acme: map[*certs.ACME]bool{}, certWarned: map[string]time.Time{},
-			conns: map[string]*atomic.Int64{}}
-		if c.Admin != nil {
-			a, err := newAdmin(c.Admin, g.sh.metrics, func(w http.ResponseWriter, r *http.Request) { g.current().serveHealth(w, r) }, g.adminAPI)
-			if err != nil {
-				return nil, err
-			}
-			g.sh.admin = a
-		}
-		g.sh.metrics.reg.MustRegister(stateCollector{g})
-	} else {
-		g.sh = prev.sh
-		if !reflect.DeepEqual(c.Admin, prev.cfg.Admin) {
-			o.Log.Warn().Msg("admin: the change applies at the next restart; the admin listener stays as it was")
-		}
+	if err := g.shareState(c, prev); err != nil {
+		return nil, err
 	}
-	g.metrics, g.admin, g.idle = g.sh.metrics, g.sh.admin, g.sh.idle
 	if prev != nil {
 		built := g
 		defer func() {
@@ -255,10 +236,8 @@ func newGateway(c *config.Config, o Options, prev *Gateway) (g *Gateway, err err
 			}
 		}()
 	}
-	proxyLog := log.New(o.Log.With().Str("component", "proxy").Logger(), "", 0)
-
-	engines, err := g.buildPolicies(c, prev)
-	if err != nil {
+	fp := &frontendParts{proxyLog: log.New(o.Log.With().Str("component", "proxy").Logger(), "", 0)}
+	if fp.engines, err = g.buildPolicies(c, prev); err != nil {
 		return nil, err
 	}
 	if err := g.auditAndAlerts(c, prev); err != nil {
@@ -267,68 +246,23 @@ func newGateway(c *config.Config, o Options, prev *Gateway) (g *Gateway, err err
 	if err := g.redisClient(c, prev); err != nil {
 		return nil, err
 	}
-	backends, err := g.buildBackends(c, prev, proxyLog)
-	if err != nil {
+	if fp.backends, err = g.buildBackends(c, prev, fp.proxyLog); err != nil {
 		return nil, err
 	}
-	routed := map[string]bool{}
-	for _, f := range c.Frontends {
-		for _, r := range f.Routes {
-			routed[r.Backend] = true
-		}
-		routed[f.DefaultBackend] = true
-		routed[f.Backend] = true
+	g.markRouted(c)
+	if fp.access, err = accessLogger(c, o.Access); err != nil {
+		return nil, err
 	}
+	if err := g.accessParts(c, prev, fp); err != nil {
+		return nil, err
+	}
+	fp.pools, fp.backendCfg = map[string]*balancer.Pool{}, map[string]config.Backend{}
 	for _, p := range g.pools {
-		if routed[p.Name] {
-			g.routed = append(g.routed, p)
-		}
+		fp.pools[p.Name] = p
 	}
-	poolsByName := map[string]*balancer.Pool{}
-	for _, p := range g.pools {
-		poolsByName[p.Name] = p
-	}
-	backendCfg := map[string]config.Backend{}
 	for _, bc := range c.Backends {
-		backendCfg[bc.Name] = bc
+		fp.backendCfg[bc.Name] = bc
 	}
-	access := accesslog.New(o.Access)
-	if c.Log.Format == "httplog" || c.Log.LogFormat != "" {
-		layout := accesslog.HTTPLog
-		if c.Log.LogFormat != "" {
-			layout = c.Log.LogFormat
-		}
-		f, err := accesslog.ParseFormat(layout)
-		if err != nil {
-			return nil, err
-		}
-		access = accesslog.NewText(o.Access, f)
-	}
-	issuer, err := g.challengeIssuer(c)
-	if err != nil {
-		return nil, err
-	}
-	lists, err := g.ipLists(c, prev)
-	if err != nil {
-		return nil, err
-	}
-	g.lists = lists
-	geo, err := g.geoDB(c, prev)
-	if err != nil {
-		return nil, err
-	}
-	g.geo = geo
-	cs, err := g.crowdSecBouncer(c, prev)
-	if err != nil {
-		return nil, err
-	}
-	g.crowdsec = cs
-	if g.tracing, err = g.newTracing(c, prev); err != nil {
-		return nil, err
-	}
-	g.events = g.consoleStore(prev)
-	fp := &frontendParts{engines: engines, backends: backends, pools: poolsByName, backendCfg: backendCfg,
-		access: access, proxyLog: proxyLog, issuer: issuer, lists: lists, geo: geo, crowdsec: cs}
 	for _, fc := range c.Frontends {
 		f, err := g.newFrontend(fc, prev, fp, o.Log.With().Str("frontend", fc.Name).Logger())
 		if err != nil {
