@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"net/netip"
 	"strconv"
 	"time"
 
@@ -140,8 +139,7 @@ func (h *handler) serveChallenge(q *request, rule challenge.Rule) {
 
 // challengeClient is the client a clearance is bound to.
 func (q *request) challengeClient() challenge.Client {
-	addr, _ := netip.ParseAddr(q.e.ClientIP)
-	return challenge.Client{Addr: addr, UserAgent: q.r.UserAgent(), JA4: q.e.JA4}
+	return challenge.Client{Addr: q.client(), UserAgent: q.r.UserAgent(), JA4: q.e.JA4}
 }
 
 // suspicious challenges a request the WAF let through with a score at

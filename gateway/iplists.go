@@ -194,8 +194,11 @@ func (h *handler) screened(q *request, rt *route) (answered, skip bool) {
 	if rules == nil {
 		rules = h.rules
 	}
-	addr, err := netip.ParseAddr(q.e.ClientIP)
-	if err != nil {
+	if rules == nil && h.geo == nil {
+		return false, false
+	}
+	addr := q.client()
+	if !addr.IsValid() {
 		return false, false
 	}
 	var info reputation.GeoInfo

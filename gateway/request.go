@@ -27,6 +27,19 @@ type request struct {
 	localAP netip.AddrPort
 	span    trace.Span // the request's span; nil without tracing (tracing.go)
 	route   string     // the route's name, once routed
+	// addr is e.ClientIP parsed, once a step needs it (client).
+	addr    netip.Addr
+	addrSet bool
+}
+
+// client is the client's address: the one identify decided, parsed at
+// most once per request, and only for the steps that look at it.
+func (q *request) client() netip.Addr {
+	if !q.addrSet {
+		q.addr, _ = netip.ParseAddr(q.e.ClientIP)
+		q.addrSet = true
+	}
+	return q.addr
 }
 
 // begin starts a request's log line and counts it in flight.
@@ -96,9 +109,11 @@ func (h *handler) identify(q *request) {
 	if h.clientIP != nil {
 		// A trusted proxy's word, from its header; the port is the proxy's.
 		if peer, err := netip.ParseAddr(e.ClientIP); err == nil {
-			if c := h.clientIP.Resolve(peer, r.Header); c != peer {
+			c := h.clientIP.Resolve(peer, r.Header)
+			if c != peer {
 				e.PeerIP, e.ClientIP, e.ClientPort = e.ClientIP, c.String(), 0
 			}
+			q.addr, q.addrSet = c, true
 		}
 	}
 	q.conn, _ = r.Context().Value(connKey{}).(*listen.Conn)
