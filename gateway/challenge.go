@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"time"
 
@@ -35,7 +36,7 @@ func (g *Gateway) challengeIssuer(c *config.Config) (*challenge.Issuer, error) {
 	case cc.KeyFile != "":
 		key, err := challenge.LoadKeyFile(cc.KeyFile)
 		if err != nil {
-			return nil, configError("challenge.key_file", err)
+			return nil, fmt.Errorf("challenge.key_file: %w", err)
 		}
 		keys.Set(key)
 	case g.redis != nil && !g.sh.fleetKey.Load():
@@ -151,14 +152,3 @@ func (h *handler) suspicious(q *request, rt *route, score int) bool {
 	}
 	return h.challengeFor(q, rt, "waf score "+strconv.Itoa(score))
 }
-
-// configError names the config key an error is about.
-func configError(key string, err error) error { return &keyError{key, err} }
-
-type keyError struct {
-	key string
-	err error
-}
-
-func (e *keyError) Error() string { return e.key + ": " + e.err.Error() }
-func (e *keyError) Unwrap() error { return e.err }

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"reflect"
 
@@ -24,10 +25,10 @@ func (g *Gateway) crowdSecBouncer(c *config.Config, prev *Gateway) (*crowdsec.Bo
 	}
 	key, err := secret(cs.APIKeyFile, config.CrowdSecAPIKeyEnv)
 	if err != nil {
-		return nil, configError("crowdsec.api_key_file", err)
+		return nil, fmt.Errorf("crowdsec.api_key_file: %w", err)
 	}
 	if key == "" {
-		return nil, configError("crowdsec.api_key_file", errors.New("no bouncer key: give api_key_file or "+config.CrowdSecAPIKeyEnv))
+		return nil, fmt.Errorf("crowdsec.api_key_file: no bouncer key: give api_key_file or %s", config.CrowdSecAPIKeyEnv)
 	}
 	b := &crowdsec.Bouncer{URL: cs.URL, APIKey: key, Interval: cs.Interval, OnError: func(err error) {
 		g.current().log.Warn().Err(err).Msg("crowdsec: pull failed; the last decisions stay")
@@ -36,7 +37,7 @@ func (g *Gateway) crowdSecBouncer(c *config.Config, prev *Gateway) (*crowdsec.Bo
 		return b, nil // sekisho validate: the config is checked, nothing is dialed
 	}
 	if err := b.Start(context.Background()); errors.Is(err, crowdsec.ErrConfig) {
-		return nil, configError("crowdsec", err)
+		return nil, fmt.Errorf("crowdsec: %w", err)
 	} else if err != nil {
 		g.log.Warn().Err(err).Msg("crowdsec: the LAPI is not in reach yet; pulling in the background")
 	}

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"fmt"
 	"net/http"
 	"net/netip"
 	"reflect"
@@ -42,7 +43,7 @@ func (g *Gateway) ipLists(c *config.Config, prev *Gateway) (map[string]*ipList, 
 					made.close()
 				}
 			}
-			return nil, configError("ip_lists["+strconv.Itoa(i)+"] ("+lc.Name+")", err)
+			return nil, fmt.Errorf("ip_lists[%d] (%s): %w", i, lc.Name, err)
 		}
 		out[lc.Name] = l
 	}
@@ -104,7 +105,7 @@ func (g *Gateway) geoDB(c *config.Config, prev *Gateway) (*reputation.GeoDB, err
 		g.log.Warn().Err(err).Msg("geoip: the database does not open; the one loaded before stays")
 		return prev.geo, nil
 	}
-	return nil, configError("geoip", err)
+	return nil, fmt.Errorf("geoip: %w", err)
 }
 
 // accessRules is a frontend's or route's access config, with its lists.

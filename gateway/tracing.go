@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"reflect"
 	"strconv"
@@ -55,7 +56,7 @@ func (g *Gateway) newTracing(c *config.Config, prev *Gateway) (*tracing, error) 
 	if tc.OTLPEndpoint != "" {
 		exp, err := otlptracehttp.New(context.Background(), otlptracehttp.WithEndpointURL(tc.OTLPEndpoint))
 		if err != nil {
-			return nil, configError("tracing.otlp_endpoint", err)
+			return nil, fmt.Errorf("tracing.otlp_endpoint: %w", err)
 		}
 		interval := tc.ExportInterval
 		if interval == 0 {
