@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"cmp"
 	"fmt"
 	"net/http"
 	"net/netip"
@@ -58,13 +59,13 @@ func (g *Gateway) loadIPList(lc config.IPList) (*ipList, error) {
 	}
 	switch {
 	case lc.File != "":
-		f := &reputation.FileList{Path: lc.File, Interval: cmpOr(lc.Interval, 2*time.Second), OnError: onError}
+		f := &reputation.FileList{Path: lc.File, Interval: cmp.Or(lc.Interval, 2*time.Second), OnError: onError}
 		if err := f.Load(); err != nil {
 			return nil, err
 		}
 		return &ipList{cfg: lc, set: f.Set, close: f.Close}, nil
 	case lc.URL != "":
-		u := &reputation.URLList{URL: lc.URL, Interval: cmpOr(lc.Interval, time.Hour), MaxBytes: lc.MaxBytes,
+		u := &reputation.URLList{URL: lc.URL, Interval: cmp.Or(lc.Interval, time.Hour), MaxBytes: lc.MaxBytes,
 			CachePath: lc.CacheFile, OnError: onError}
 		if err := u.Load(); err != nil {
 			return nil, err
@@ -82,13 +83,6 @@ func (g *Gateway) loadIPList(lc config.IPList) (*ipList, error) {
 	}
 	set := reputation.NewPrefixSet(ps)
 	return &ipList{cfg: lc, set: func() *reputation.PrefixSet { return set }, close: func() {}}, nil
-}
-
-func cmpOr(d, def time.Duration) time.Duration {
-	if d > 0 {
-		return d
-	}
-	return def
 }
 
 // geoDB opens the config's databases. At a reload a database that no

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net/http"
@@ -45,24 +46,16 @@ func (g *Gateway) newTracing(c *config.Config, prev *Gateway) (*tracing, error) 
 	if tc.SampleRatio != nil {
 		ratio = *tc.SampleRatio
 	}
-	name := tc.ServiceName
-	if name == "" {
-		name = "sekisho"
-	}
 	opts := []sdktrace.TracerProviderOption{
 		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(ratio))),
-		sdktrace.WithResource(resource.NewSchemaless(semconv.ServiceName(name))),
+		sdktrace.WithResource(resource.NewSchemaless(semconv.ServiceName(cmp.Or(tc.ServiceName, "sekisho")))),
 	}
 	if tc.OTLPEndpoint != "" {
 		exp, err := otlptracehttp.New(context.Background(), otlptracehttp.WithEndpointURL(tc.OTLPEndpoint))
 		if err != nil {
 			return nil, fmt.Errorf("tracing.otlp_endpoint: %w", err)
 		}
-		interval := tc.ExportInterval
-		if interval == 0 {
-			interval = 5 * time.Second
-		}
-		opts = append(opts, sdktrace.WithBatcher(exp, sdktrace.WithBatchTimeout(interval)))
+		opts = append(opts, sdktrace.WithBatcher(exp, sdktrace.WithBatchTimeout(cmp.Or(tc.ExportInterval, 5*time.Second))))
 	}
 	p := sdktrace.NewTracerProvider(opts...)
 	return &tracing{cfg: *tc, provider: p, tracer: p.Tracer("github.com/sekisho/sekisho/gateway"),
