@@ -504,17 +504,23 @@ func (f *fuser) noteUpdate(l string) {
 	defer f.mu.Unlock()
 	for _, one := range fields[:len(fields)-1] {
 		one, _, _ = strings.Cut(one, ":") // a chain link's index
-		lo, hi, isRange := strings.Cut(one, "-")
-		a, err1 := strconv.Atoi(lo)
-		b, err2 := strconv.Atoi(hi)
-		if !isRange {
-			b, err2 = a, nil
+		r, ok := idRange(one)
+		if !ok {
+			r = [2]int{math.MinInt, math.MaxInt}
 		}
-		if err1 != nil || err2 != nil {
-			a, b = math.MinInt, math.MaxInt
-		}
-		f.touched = append(f.touched, [2]int{a, b})
+		f.touched = append(f.touched, r)
 	}
+}
+
+// idRange reads "ID" or "FIRST-LAST" as an inclusive range of rule IDs.
+func idRange(s string) ([2]int, bool) {
+	lo, hi, isRange := strings.Cut(s, "-")
+	a, err1 := strconv.Atoi(lo)
+	b, err2 := strconv.Atoi(hi)
+	if !isRange {
+		b, err2 = a, nil
+	}
+	return [2]int{a, b}, err1 == nil && err2 == nil
 }
 
 // fusedFS serves the rule files of root rewritten by a fuser.

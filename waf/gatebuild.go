@@ -294,20 +294,15 @@ func (f *fuser) noteTargetUpdate(dir, opts string) {
 		return
 	}
 	for _, one := range strings.Split(fields[0], ",") {
-		lo, hi, isRange := strings.Cut(one, "-")
-		a, err1 := strconv.Atoi(lo)
-		b, err2 := strconv.Atoi(hi)
-		if !isRange {
-			b, err2 = a, nil
-		}
+		r, valid := idRange(one)
 		switch {
-		case err1 != nil || err2 != nil:
+		case !valid:
 			f.gateOff = true
 			return
 		case ok:
-			f.gateExtra = append(f.gateExtra, gateExtra{ids: [2]int{a, b}, vars: adds, final: final})
+			f.gateExtra = append(f.gateExtra, gateExtra{ids: r, vars: adds, final: final})
 		default:
-			f.gateKeep = append(f.gateKeep, [2]int{a, b})
+			f.gateKeep = append(f.gateKeep, r)
 		}
 	}
 }
