@@ -221,14 +221,9 @@ func (h *handler) screened(q *request, rt *route) (answered, skip bool) {
 
 // challengeFor challenges a client that an access rule or a ban says to,
 // with the route's challenge (or pow) unless it holds a clearance for it.
-// It reports whether the request was answered here.
+// It reports whether the request was answered here. The issuer exists
+// whenever anything may challenge (usesChallenge).
 func (h *handler) challengeFor(q *request, rt *route, reason string) bool {
-	if h.challenge == nil {
-		// No challenge configured anywhere: the client is denied instead.
-		q.e.AccessDecision, q.e.AccessReason = "deny", reason+" (no challenge configured)"
-		q.fail(http.StatusForbidden, "denied by access rules")
-		return true
-	}
 	rule := challenge.Rule{Mode: challenge.ModePoW}
 	if rt.challenge != nil && rt.challenge.Mode != challenge.ModeStatus {
 		rule = *rt.challenge
