@@ -193,11 +193,12 @@ func deniedReason(e *accesslog.Entry) string {
 // tried refused, or none was left), a server that broke the exchange or
 // sent no headers in time, a client that went away.
 func errorKind(e *accesslog.Entry) string {
-	ts := e.TermState + "--"
+	ts := [2]byte{'-', '-'} // the first two of HAProxy's four characters, without allocating
+	copy(ts[:], e.TermState)
 	switch {
-	case e.BadRequest, ts[:2] == "PR" && (e.Status == 400 || e.Status == 405):
+	case e.BadRequest, ts == [2]byte{'P', 'R'} && (e.Status == 400 || e.Status == 405):
 		return "request"
-	case e.ConnectFailed, ts[:2] == "SC":
+	case e.ConnectFailed, ts == [2]byte{'S', 'C'}:
 		return "connect"
 	case (ts[0] == 'S' || ts[0] == 's') && (ts[1] == 'H' || ts[1] == 'D'):
 		return "response"
