@@ -14,13 +14,14 @@ import (
 	"github.com/sekisho/sekisho/waf/alert"
 )
 
-// banGuard bans a frontend's clients that misbehave (config.Ban). Its two
-// stick tables are shared through Redis when there is one: "ban-count:F"
-// counts each client's offences by kind over Within, "ban:F" holds the
-// bans, each entry's server field saying "ACTION@UNTIL". Lookups go through
-// the tables' near-cache (at most one Redis call per request and second),
-// and the replica keeps its own copy of the bans it knows, which answers
-// while Redis does not: an outage lifts no known ban.
+// banGuard bans a frontend's clients that misbehave (config.Ban).
+// "ban-count:F", a stick table (in Redis when there is one), counts each
+// client's offences by kind over Within. With Redis, "ban:F" holds the
+// fleet's bans, each entry's server field saying "ACTION@UNTIL", looked up
+// through the near-cache (at most one Redis call per request and second).
+// The replica keeps its own copy of the bans it knows (known): without
+// Redis it is the bans; with it, it answers while Redis does not, so an
+// outage lifts no known ban.
 type banGuard struct {
 	cfg            config.Ban
 	frontend       string
@@ -48,8 +49,13 @@ func (g *Gateway) banGuard(frontend string, c *config.Ban) (*banGuard, error) {
 	b.cntCfg = sticktable.Config{Name: "ban-count:" + frontend, Type: sticktable.TypeString, KeyLen: 160,
 		Size: c.Size, Expire: 2 * c.Within, RatePeriod: c.Within}
 	var err error
-	if b.bans, err = g.newStore(b.banCfg); err != nil {
-		return nil, err
+	// The bans go to a shared table only when there is one to share: the
+	// in-memory stick table interns its server field, meant for a
+	// backend's few servers, and each ban's ACTION@UNTIL is another.
+	if g.redis != nil {
+		if b.bans, err = g.newStore(b.banCfg); err != nil {
+			return nil, err
+		}
 	}
 	if b.counts, err = g.newStore(b.cntCfg); err != nil {
 		return nil, err
@@ -62,6 +68,9 @@ func (b *banGuard) check(ctx context.Context, client string, now time.Time) (ban
 	key, err := b.banCfg.Key(client)
 	if err != nil {
 		return ban{}, false
+	}
+	if b.bans == nil {
+		return b.known.get(client, now) // no Redis: this replica's bans are all there are
 	}
 	e, found, err := b.bans.Lookup(ctx, key)
 	if err != nil {
@@ -123,7 +132,7 @@ func (b *banGuard) client(e *accesslog.Entry) string {
 // add bans client: in the shared table, and in what this replica knows.
 func (b *banGuard) add(ctx context.Context, client string, bn ban, now time.Time) {
 	b.known.put(client, bn, now)
-	if key, err := b.banCfg.Key(client); err == nil {
+	if key, err := b.banCfg.Key(client); err == nil && b.bans != nil {
 		b.bans.Stick(ctx, key, bn.action+"@"+strconv.FormatInt(bn.until.Unix(), 10))
 	}
 }
@@ -132,10 +141,29 @@ func (b *banGuard) add(ctx context.Context, client string, bn ban, now time.Time
 func (b *banGuard) lift(ctx context.Context, client string) error {
 	b.known.drop(client)
 	key, err := b.banCfg.Key(client)
-	if err != nil {
+	if err != nil || b.bans == nil {
 		return err
 	}
 	return b.bans.Delete(ctx, key)
+}
+
+// list returns the bans in force: the shared table's, or without one this
+// replica's.
+func (b *banGuard) list(ctx context.Context, now time.Time) ([]apiBan, error) {
+	var out []apiBan
+	if b.bans == nil {
+		return b.known.list(b.frontend, now), nil
+	}
+	entries, err := b.bans.Entries(ctx, 0, maxEntriesPage)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range entries {
+		if bn, ok := parseBan(e.Server); ok && now.Before(bn.until) {
+			out = append(out, apiBan{b.frontend, b.banCfg.Display(e.Key), bn.action, bn.until.UTC()})
+		}
+	}
+	return out, nil
 }
 
 // offenceOf is what kind of offence a finished request is, with the
@@ -210,6 +238,18 @@ func (k *knownBans) put(client string, bn ban, now time.Time) {
 		}
 	}
 	k.m[client] = bn
+}
+
+func (k *knownBans) list(frontend string, now time.Time) []apiBan {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	var out []apiBan
+	for c, bn := range k.m {
+		if now.Before(bn.until) {
+			out = append(out, apiBan{frontend, c, bn.action, bn.until.UTC()})
+		}
+	}
+	return out
 }
 
 func (k *knownBans) drop(client string) {

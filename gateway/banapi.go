@@ -23,17 +23,12 @@ func (g *Gateway) apiBans(w http.ResponseWriter, r *http.Request) {
 		if f.handler == nil || f.handler.bans == nil {
 			continue
 		}
-		b := f.handler.bans
-		entries, err := b.bans.Entries(r.Context(), 0, maxEntriesPage)
+		bans, err := f.handler.bans.list(r.Context(), now)
 		if err != nil {
 			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": err.Error()})
 			return
 		}
-		for _, e := range entries {
-			if bn, ok := parseBan(e.Server); ok && now.Before(bn.until) {
-				out = append(out, apiBan{f.cfg.Name, b.banCfg.Display(e.Key), bn.action, bn.until.UTC()})
-			}
-		}
+		out = append(out, bans...)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"bans": out})
 }
