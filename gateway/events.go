@@ -33,7 +33,6 @@ func (g *Gateway) consoleStore(prev *Gateway) console.Store {
 // liveEvents is the console's view: the events of the generation that serves.
 type liveEvents struct{ g *Gateway }
 
-func (l liveEvents) Add(e console.Event) { l.g.current().events.Add(e) }
 func (l liveEvents) List(ctx context.Context, f console.Filter, limit int) ([]console.Event, error) {
 	return l.g.current().events.List(ctx, f, limit)
 }

@@ -27,7 +27,7 @@ var csp = func() string {
 
 // Handler serves the console under /console from store.
 type Handler struct {
-	Store Store
+	Store Lister
 	Now   func() time.Time
 }
 

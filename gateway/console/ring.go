@@ -6,11 +6,16 @@ import (
 	"sync"
 )
 
-// Store keeps events: this replica's (Ring) or the fleet's (Stream).
-type Store interface {
-	Add(Event)
+// Lister reads events: what the console's pages need.
+type Lister interface {
 	// List returns the newest events that pass f, at most limit, newest first.
 	List(ctx context.Context, f Filter, limit int) ([]Event, error)
+}
+
+// Store keeps events: this replica's (Ring) or the fleet's (Stream).
+type Store interface {
+	Lister
+	Add(Event)
 }
 
 // Ring is a bounded, in-memory store of the latest events.
