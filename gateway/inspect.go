@@ -11,7 +11,7 @@ import (
 // whether it may go on to a server. The verdict goes to the log line, the
 // alerts and the audit log; a refused request is answered here.
 func (h *handler) inspect(q *request, rt *route, tx *waf.Tx) bool {
-	defer q.traceChild("waf")()
+	defer h.traceChild(q, "waf")()
 	r, e, rw := q.r, q.e, q.w
 	local, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
 	serverIP, serverPort := "", 0

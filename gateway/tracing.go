@@ -94,26 +94,26 @@ func (h *handler) traceStart(q *request) {
 }
 
 // traceChild opens a child span of the request's; the returned func ends it.
-func (q *request) traceChild(name string) func() {
-	_, end := q.child(name)
+func (h *handler) traceChild(q *request, name string) func() {
+	_, end := h.child(q, name)
 	return end
 }
 
 // traceUpstream opens the upstream exchange's span, and makes it the
 // parent the server's traceparent names.
 func (h *handler) traceUpstream(q *request) func() {
-	ctx, end := q.child("upstream")
+	ctx, end := h.child(q, "upstream")
 	if ctx != nil {
 		h.tracing.prop.Inject(ctx, propagation.HeaderCarrier(q.r.Header))
 	}
 	return end
 }
 
-func (q *request) child(name string) (context.Context, func()) {
+func (h *handler) child(q *request, name string) (context.Context, func()) {
 	if q.span == nil {
 		return nil, func() {}
 	}
-	ctx, span := q.span.TracerProvider().Tracer("github.com/sekisho/sekisho/gateway").Start(q.r.Context(), name)
+	ctx, span := h.tracing.tracer.Start(q.r.Context(), name)
 	return ctx, func() { span.End() }
 }
 
