@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/sekisho/sekisho/balancer"
+	"github.com/sekisho/sekisho/gateway/admin"
 )
 
 // The admin API asks for the token, lists backends and servers, sets a
@@ -58,7 +59,7 @@ admin: {address: "127.0.0.1:0", token_file: "%s"}
 		t.Fatalf("set drain: %d %s", code, body)
 	}
 	code, body := call("GET", "/api/backends", token, "")
-	var list []apiBackend
+	var list []admin.BackendInfo
 	if code != 200 || json.Unmarshal([]byte(body), &list) != nil || len(list) != 1 || list[0].Servers[0].State != "drain" || list[0].Usable {
 		t.Fatalf("backends: %d %s", code, body)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/sekisho/sekisho/balancer/sticktable"
 	"github.com/sekisho/sekisho/gateway/accesslog"
+	"github.com/sekisho/sekisho/gateway/admin"
 	"github.com/sekisho/sekisho/gateway/config"
 	"github.com/sekisho/sekisho/waf/alert"
 )
@@ -149,18 +150,18 @@ func (b *banGuard) lift(ctx context.Context, client string) error {
 
 // list returns the bans in force: the shared table's, or without one this
 // replica's.
-func (b *banGuard) list(ctx context.Context, now time.Time) ([]apiBan, error) {
-	var out []apiBan
+func (b *banGuard) list(ctx context.Context, now time.Time) ([]admin.Ban, error) {
+	var out []admin.Ban
 	if b.bans == nil {
 		return b.known.list(b.frontend, now), nil
 	}
-	entries, err := b.bans.Entries(ctx, 0, maxEntriesPage)
+	entries, err := b.bans.Entries(ctx, 0, admin.MaxPage)
 	if err != nil {
 		return nil, err
 	}
 	for _, e := range entries {
 		if bn, ok := parseBan(e.Server); ok && now.Before(bn.until) {
-			out = append(out, apiBan{b.frontend, b.banCfg.Display(e.Key), bn.action, bn.until.UTC()})
+			out = append(out, admin.Ban{Frontend: b.frontend, Client: b.banCfg.Display(e.Key), Action: bn.action, Until: bn.until.UTC()})
 		}
 	}
 	return out, nil
@@ -240,13 +241,13 @@ func (k *knownBans) put(client string, bn ban, now time.Time) {
 	k.m[client] = bn
 }
 
-func (k *knownBans) list(frontend string, now time.Time) []apiBan {
+func (k *knownBans) list(frontend string, now time.Time) []admin.Ban {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	var out []apiBan
+	var out []admin.Ban
 	for c, bn := range k.m {
 		if now.Before(bn.until) {
-			out = append(out, apiBan{frontend, c, bn.action, bn.until.UTC()})
+			out = append(out, admin.Ban{Frontend: frontend, Client: c, Action: bn.action, Until: bn.until.UTC()})
 		}
 	}
 	return out

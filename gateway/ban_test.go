@@ -13,6 +13,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/sekisho/sekisho/gateway/admin"
 	"github.com/sekisho/sekisho/waf/alert/alerttest"
 )
 
@@ -106,7 +107,7 @@ func TestBan_WAFBlocksBanAcrossReplicas(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var listed struct{ Bans []apiBan }
+	var listed struct{ Bans []admin.Ban }
 	json.NewDecoder(resp.Body).Decode(&listed)
 	resp.Body.Close()
 	if len(listed.Bans) != 1 || listed.Bans[0].Client != mallory || listed.Bans[0].Action != "deny" || time.Until(listed.Bans[0].Until) < 9*time.Minute {

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"log"
-	"net/http"
 	"reflect"
 	"slices"
 	"sync/atomic"
@@ -13,6 +12,7 @@ import (
 	"github.com/sekisho/sekisho/balancer"
 	"github.com/sekisho/sekisho/certs"
 	"github.com/sekisho/sekisho/gateway/accesslog"
+	"github.com/sekisho/sekisho/gateway/admin"
 	"github.com/sekisho/sekisho/gateway/audit"
 	"github.com/sekisho/sekisho/gateway/config"
 	"github.com/sekisho/sekisho/gateway/forward"
@@ -35,7 +35,7 @@ func (g *Gateway) shareState(c *config.Config, prev *Gateway) error {
 			sockets: map[string]*listen.Socket{}, quic: map[string]*quicSocket{}, acme: map[*certs.ACME]bool{}, certWarned: map[string]time.Time{},
 			conns: map[string]*atomic.Int64{}}
 		if c.Admin != nil {
-			a, err := newAdmin(c.Admin, g.sh.metrics, func(w http.ResponseWriter, r *http.Request) { g.current().serveHealth(w, r) }, g.adminAPI)
+			a, err := admin.New(c.Admin, adminView{g}, admin.Options{Metrics: g.sh.metrics.reg, Log: g.opts.Log})
 			if err != nil {
 				return err
 			}

@@ -1,10 +1,9 @@
 package gateway
 
 import (
-	"context"
 	"os"
 
-	"github.com/sekisho/sekisho/gateway/console"
+	"github.com/sekisho/sekisho/gateway/admin/console"
 )
 
 // eventRingSize bounds the events a replica keeps in memory for the console.
@@ -28,13 +27,6 @@ func (g *Gateway) consoleStore(prev *Gateway) console.Store {
 		}
 	}
 	return console.NewStream(g.redis, eventStreamLen, g.sh.events)
-}
-
-// liveEvents is the console's view: the events of the generation that serves.
-type liveEvents struct{ g *Gateway }
-
-func (l liveEvents) List(ctx context.Context, f console.Filter, limit int) ([]console.Event, error) {
-	return l.g.current().events.List(ctx, f, limit)
 }
 
 // recordEvent keeps a refused or flagged request for the console.

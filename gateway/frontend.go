@@ -14,6 +14,7 @@ import (
 	"github.com/sekisho/sekisho/balancer"
 	"github.com/sekisho/sekisho/certs"
 	"github.com/sekisho/sekisho/gateway/accesslog"
+	"github.com/sekisho/sekisho/gateway/admin"
 	"github.com/sekisho/sekisho/gateway/challenge"
 	"github.com/sekisho/sekisho/gateway/clientip"
 	"github.com/sekisho/sekisho/gateway/config"
@@ -120,7 +121,7 @@ func (g *Gateway) acmeEvent(flog zerolog.Logger, event string, data map[string]a
 func (g *Gateway) newHandler(f *frontend, p *frontendParts) (*handler, error) {
 	fc := f.cfg
 	h := &handler{name: fc.Name, access: p.access, idle: g.idle, log: f.log, redirectHTTPS: fc.RedirectHTTPS, acme: f.acme,
-		monitorURI: fc.MonitorURI, health: g.serveHealth, alerts: g.alerts, audit: g.audit,
+		monitorURI: fc.MonitorURI, health: admin.Health(g.Ready), alerts: g.alerts, audit: g.audit,
 		capture: fc.Capture, active: &g.sh.active, metrics: g.metrics.requests, challenge: p.issuer,
 		rules: newAccessRules(fc.Access, p.lists, p.geo, p.crowdsec), geo: p.geo,
 		ja4h: fc.JA4H, tracing: g.tracing, events: g.events, replica: replicaName()}

@@ -18,9 +18,10 @@ import (
 	"github.com/sekisho/sekisho/balancer"
 	"github.com/sekisho/sekisho/balancer/sticktable"
 	"github.com/sekisho/sekisho/certs"
+	"github.com/sekisho/sekisho/gateway/admin"
+	"github.com/sekisho/sekisho/gateway/admin/console"
 	"github.com/sekisho/sekisho/gateway/audit"
 	"github.com/sekisho/sekisho/gateway/config"
-	"github.com/sekisho/sekisho/gateway/console"
 	"github.com/sekisho/sekisho/gateway/crowdsec"
 	"github.com/sekisho/sekisho/gateway/forward"
 	"github.com/sekisho/sekisho/gateway/listen"
@@ -154,7 +155,7 @@ type Gateway struct {
 	log             zerolog.Logger
 	metrics         *metrics // sh's
 	pools           []*balancer.Pool
-	admin           *admin // sh's; nil without one
+	admin           *admin.Server // sh's; nil without one
 	idle            *idleRelease
 	shutdownTimeout time.Duration
 	frontends       []*frontend

@@ -15,6 +15,7 @@ import (
 
 	"github.com/sekisho/sekisho/balancer"
 	"github.com/sekisho/sekisho/e2e/freeport"
+	"github.com/sekisho/sekisho/gateway/admin"
 )
 
 // namedServer answers with its name on addr ("127.0.0.1:0" for a free port).
@@ -174,7 +175,7 @@ backends:
     health_check: {type: tcp, interval: 20ms, down_interval: 20ms, fall: 1, rise: 1}
 admin: {address: "127.0.0.1:0"}
 `, up, dead), Options{Log: zerolog.Nop()})
-	admin := "http://" + g.AdminAddr().String()
+	adminURL := "http://" + g.AdminAddr().String()
 	var checks map[string]float64
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		checks = sums(g.sh.metrics.healthChecks, nil, "server", "result")
@@ -188,14 +189,14 @@ admin: {address: "127.0.0.1:0"}
 	if checks["up|failed"] != 0 || checks["dead|ok"] != 0 {
 		t.Errorf("counts %v: up never fails, dead never passes", checks)
 	}
-	resp, err := http.Get(admin + "/api/backends")
+	resp, err := http.Get(adminURL + "/api/backends")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var list []apiBackend
+	var list []admin.BackendInfo
 	json.NewDecoder(resp.Body).Decode(&list)
-	byName := map[string]apiServer{}
+	byName := map[string]admin.ServerInfo{}
 	for _, s := range list[0].Servers {
 		byName[s.Name] = s
 	}

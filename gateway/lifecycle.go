@@ -12,9 +12,9 @@ import (
 
 	"github.com/quic-go/quic-go"
 
+	"github.com/sekisho/sekisho/gateway/admin/console"
 	"github.com/sekisho/sekisho/gateway/clientip"
 	"github.com/sekisho/sekisho/gateway/config"
-	"github.com/sekisho/sekisho/gateway/console"
 	"github.com/sekisho/sekisho/gateway/listen"
 )
 
@@ -26,13 +26,10 @@ import (
 // the generation before at the same addresses are taken over instead.
 func (g *Gateway) Listen() error {
 	sh := g.sh
-	if g.admin != nil && g.admin.ln == nil {
-		ln, err := net.Listen("tcp", g.admin.addr)
-		if err != nil {
-			return fmt.Errorf("admin: %w", err)
+	if g.admin != nil {
+		if err := g.admin.Listen(); err != nil {
+			return err
 		}
-		g.admin.ln = ln
-		g.log.Info().Str("address", ln.Addr().String()).Bool("token", g.admin.token != "").Msg("admin listening")
 	}
 	// First every socket, so that a bind that fails changes nothing.
 	type bind struct {
@@ -172,8 +169,8 @@ func (g *Gateway) Run(ctx context.Context) error {
 	sh.ctx = sctx
 	go g.idle.run(sctx)
 	if g.admin != nil {
-		go g.admin.srv.Serve(g.admin.ln)
-		defer g.admin.srv.Close()
+		go g.admin.Serve()
+		defer g.admin.Close()
 	}
 	g.start()
 	stopWatch := make(chan struct{})

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"crypto/tls"
 	"slices"
 	"strconv"
 	"strings"
@@ -312,4 +313,72 @@ func frontendBackends(f config.Frontend) []string {
 		out = append(out, f.DefaultBackend)
 	}
 	return out
+}
+
+// metrics are the gateway's Prometheus series, served on the admin listener.
+type metrics struct {
+	reg *prometheus.Registry
+	// TLS handshakes by frontend, transport (tcp, quic), version and cipher.
+	handshakes *prometheus.CounterVec
+	// Handshakes below the policy that observe mode let through.
+	below *prometheus.CounterVec
+	// Failed handshakes by frontend and reason.
+	failed *prometheus.CounterVec
+	// QUIC clients asked to prove their address (Retry) under load.
+	quicRetries *prometheus.CounterVec
+	// WAF rules reloads, and what each policy runs.
+	rulesReloads *prometheus.CounterVec
+	rulesLoaded  *prometheus.GaugeVec
+	// Requests, their parts' times and the WAF's blocks.
+	requests *requestMetrics
+	// Alerts by endpoint and result: delivered, failed, dropped_<reason>.
+	alerts *prometheus.CounterVec
+	// Active health checks by backend, server and result (ok, failed).
+	healthChecks *prometheus.CounterVec
+	// Config reloads by result, and when the serving config was loaded.
+	configReloads *prometheus.CounterVec
+	configLoaded  prometheus.Gauge
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		handshakes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sekisho_tls_handshakes_total", Help: "Completed TLS handshakes.",
+		}, []string{"frontend", "transport", "version", "cipher"}),
+		below: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sekisho_tls_handshakes_below_policy_total", Help: "Handshakes below the TLS policy, accepted in observe mode.",
+		}, []string{"frontend", "version", "cipher", "reason"}),
+		failed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sekisho_tls_handshake_failures_total", Help: "Failed TLS handshakes by reason.",
+		}, []string{"frontend", "reason"}),
+		quicRetries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sekisho_quic_retries_total", Help: "New QUIC clients sent a Retry to prove their address, past limits.quic_retry_threshold handshakes in progress.",
+		}, []string{"frontend"}),
+	}
+	m.rulesReloads, m.rulesLoaded = rulesMetrics()
+	m.requests = newRequestMetrics()
+	m.requests.register(m.reg)
+	m.alerts = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sekisho_alerts_total", Help: "Alerts by endpoint and result: delivered, failed, dropped_<reason>.",
+	}, []string{"endpoint", "result"})
+	m.configReloads = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sekisho_config_reloads_total", Help: "Config reloads by result (ok, failed).",
+	}, []string{"result"})
+	m.configLoaded = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "sekisho_config_loaded_timestamp_seconds", Help: "When the serving config was loaded.",
+	})
+	m.configLoaded.SetToCurrentTime()
+	m.healthChecks = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sekisho_health_checks_total", Help: "Active health checks by backend, server and result (ok, failed).",
+	}, []string{"backend", "server", "result"})
+	m.reg.MustRegister(m.alerts, m.configReloads, m.configLoaded, m.healthChecks)
+	m.reg.MustRegister(m.handshakes, m.below, m.failed, m.quicRetries, m.rulesReloads, m.rulesLoaded,
+		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	return m
+}
+
+// handshake counts a completed handshake.
+func (m *metrics) handshake(frontend, transport string, st *tls.ConnectionState) {
+	m.handshakes.WithLabelValues(frontend, transport, accesslog.TLSVersion(st.Version), tls.CipherSuiteName(st.CipherSuite)).Inc()
 }

@@ -1,10 +1,5 @@
 package gateway
 
-import (
-	"net/http"
-	"strings"
-)
-
 // Ready tells whether the gateway should get traffic, and if not, why:
 // it serves on every listener, is not shutting down, and every backend a
 // route needs has a server that may take a request. Redis is not asked: a
@@ -24,20 +19,4 @@ func (g *Gateway) Ready() (bool, []string) {
 		}
 	}
 	return len(why) == 0, why
-}
-
-// serveHealth answers /healthz (the process runs) and /readyz (Ready).
-func (g *Gateway) serveHealth(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	if strings.HasSuffix(r.URL.Path, "/healthz") {
-		w.Write([]byte("ok\n"))
-		return
-	}
-	if ok, why := g.Ready(); !ok {
-		w.WriteHeader(http.StatusServiceUnavailable)
-		w.Write([]byte("not ready: " + strings.Join(why, "; ") + "\n"))
-		return
-	}
-	w.Write([]byte("ready\n"))
 }

@@ -8,8 +8,9 @@ import (
 	"time"
 
 	"github.com/sekisho/sekisho/certs"
+	"github.com/sekisho/sekisho/gateway/admin"
+	"github.com/sekisho/sekisho/gateway/admin/console"
 	"github.com/sekisho/sekisho/gateway/challenge"
-	"github.com/sekisho/sekisho/gateway/console"
 	"github.com/sekisho/sekisho/gateway/listen"
 	"github.com/sekisho/sekisho/waf/alert"
 )
@@ -21,7 +22,7 @@ import (
 type shared struct {
 	cur      atomic.Pointer[Gateway] // the generation that serves
 	metrics  *metrics
-	admin    *admin // nil without one
+	admin    *admin.Server // nil without one
 	idle     *idleRelease
 	started  time.Time
 	active   atomic.Int64    // requests in flight over every frontend (HAProxy's %ac)

@@ -1,134 +1,249 @@
 package gateway
 
 import (
-	"html/template"
-	"net/http"
-	"sort"
-	"strconv"
+	"context"
+	"math"
+	"os"
+	"runtime/debug"
 	"strings"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sekisho/sekisho/balancer"
+	"github.com/sekisho/sekisho/gateway/admin"
+	"github.com/sekisho/sekisho/gateway/config"
 )
 
-// statsFuncs format the stats page's values.
-var statsFuncs = template.FuncMap{
-	"dur":   humanDuration,
-	"since": func(t time.Time) string { return humanDuration(time.Since(t)) },
-	"short": func(s string) string { return truncate(s, 160) },
-	"codes": func(c [6]uint64) []uint64 { return c[:5] }, // 1xx to 5xx
-}
+// Version is the version sekisho was built as, for the stats page, its
+// CSV and sekisho_build_info; cmd/sekisho sets it. Empty, the module's
+// version and VCS revision from the build info stand in.
+var Version string
 
-var statsPage = template.Must(template.New("stats").Funcs(statsFuncs).Parse(`<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>sekisho stats</title>
-{{if .Refresh}}<meta http-equiv="refresh" content="{{.Refresh}}">{{end}}
-<style>
-body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}
-table{border-collapse:collapse;margin:.5em 0 1.5em}
-th,td{border:1px solid #ccc;padding:.25em .6em;text-align:left}
-th{background:#f0f0f0}
-.ready{background:#d8f5d8}.drain{background:#fff3c4}.maint{background:#ddd}.down{background:#f7d0d0}.total{background:#e8e8d0;font-weight:bold}
-</style></head><body>
-<h1>sekisho</h1>
-<p>version {{.Version}} · pid {{.PID}} · up {{dur .Uptime}} (since {{.Started.Format "2006-01-02T15:04:05Z07:00"}}) · {{.InFlight}} requests in flight · <a href="?refresh=5">refresh every 5 s</a> · <a href="stats;csv">CSV</a></p>
-<h2>Frontends</h2>
-<table><tr><th>frontend</th><th>binds</th><th>connections</th><th>requests</th><th>requests/s</th><th>bytes in</th><th>bytes out</th><th>denied: WAF</th><th>denied: access</th><th>challenged</th><th>rate-limited</th><th>denied responses</th><th>request errors</th><th>1xx</th><th>2xx</th><th>3xx</th><th>4xx</th><th>5xx</th><th>handshakes by TLS version</th><th>distinct clients this hour</th><th>access decisions</th></tr>
-{{range .Frontends}}<tr><td>{{.PxName}}</td><td>{{.Binds}}</td><td>{{.Current}}</td><td>{{.Requests}}</td><td>{{printf "%.1f" .Rate}}</td><td>{{.BytesIn}}</td><td>{{.BytesOut}}</td><td>{{index .Denied "waf"}}</td><td>{{index .Denied "access"}}</td><td>{{index .Denied "challenge"}}</td><td>{{index .Denied "rate_limit"}}</td><td>{{.DeniedResp}}</td><td>{{.ReqErrors}}</td>{{range .Codes | codes}}<td>{{.}}</td>{{end}}<td>{{range $v, $n := .Versions}}{{$v}}: {{$n}} {{end}}</td><td>{{range $v, $n := .Distinct}}{{$v}}: {{$n}} {{end}}</td><td>{{range $d, $n := .Access}}{{$d}}: {{$n}} {{end}}</td></tr>
-{{end}}</table>
-<h2>Backends</h2>
-{{range .Backends}}<h3>{{.PxName}}</h3>
-<p>requests {{.Requests}} ({{printf "%.1f" .Rate}}/s) · 5xx {{index .Codes 4}} · queue {{.Queue}}{{if .StickEntries}} · stick table {{.StickEntries}} entries{{end}} · {{.Status}}{{if .Algo}} · balance {{.Algo}}{{end}} · denied: WAF {{index .Denied "waf"}}, access {{index .Denied "access"}}, challenged {{index .Denied "challenge"}}, rate-limited {{index .Denied "rate_limit"}}</p>
-<table><tr><th>server</th><th>address</th><th>status</th><th>last change</th><th>weight</th><th>in flight</th><th>requests</th><th>1xx</th><th>2xx</th><th>3xx</th><th>4xx</th><th>5xx</th><th>bytes in</th><th>bytes out</th><th>denied requests</th><th>denied responses</th><th>connect errors</th><th>response errors</th><th>client aborts</th><th>retries</th><th>redispatches</th><th>latency</th><th>last check</th><th>failed checks</th></tr>
-{{range .Servers}}<tr class="{{.Class}}"><td>{{.SvName}}</td><td>{{.Addr}}</td><td>{{.Status}}</td><td>{{dur .LastChange}} ago</td><td>{{.Weight}}</td><td>{{.Current}}{{if .Limit}} / {{.Limit}}{{end}}</td><td>{{.Requests}}</td>{{range .Codes | codes}}<td>{{.}}</td>{{end}}<td>{{.BytesIn}}</td><td>{{.BytesOut}}</td><td></td><td>{{.DeniedResp}}</td><td>{{.ConnErrors}}</td><td>{{.RespErrors}}</td><td>{{.Abort}}</td><td>{{.Retries}}</td><td>{{.Retries}}</td><td>{{.Server.Latency | dur}}</td><td>{{if not .Checked}}no check{{else if not .LastCheck}}{{.CheckStatus}}: no check yet{{else}}{{.CheckStatus}} in {{dur .LastCheck.Took}}, {{since .LastCheck.At}} ago{{if .LastCheck.Err}}: {{short .LastCheck.Err}}{{end}}{{end}}</td><td>{{if .Checked}}{{.ChecksFailed}}{{end}}</td></tr>
-{{end}}<tr class="total"><td>Backend</td><td></td><td>{{.Status}}</td><td></td><td>{{.Weight}}</td><td>{{.Current}}</td><td>{{.Requests}}</td>{{range .Codes | codes}}<td>{{.}}</td>{{end}}<td>{{.BytesIn}}</td><td>{{.BytesOut}}</td><td>{{.DeniedReq}}</td><td>{{.DeniedResp}}</td><td>{{.ConnErrors}}</td><td>{{.RespErrors}}</td><td>{{.Abort}}</td><td>{{.Retries}}</td><td>{{.Retries}}</td><td></td><td></td><td></td></tr>
-</table>
-{{end}}
-<h2>WAF</h2>
-<table><tr><th>policy</th><th>rules hash</th><th>loaded</th><th>blocks</th></tr>
-{{range .Policies}}<tr><td>{{.Name}}</td><td>{{.Hash}}</td><td>{{.Loaded}}</td><td>{{.Blocks}}</td></tr>
-{{end}}</table>
-</body></html>
-`))
-
-// humanDuration is d to the second (to the microsecond under one), with
-// days: "3d4h5m6s".
-func humanDuration(d time.Duration) string {
-	switch {
-	case d < time.Second:
-		return d.Round(time.Microsecond).String()
-	case d < 24*time.Hour:
-		return d.Truncate(time.Second).String()
+// version is Version, or what the build info says.
+func version() string {
+	if Version != "" {
+		return Version
 	}
-	days := d / (24 * time.Hour)
-	return strconv.Itoa(int(days)) + "d" + (d - days*24*time.Hour).Truncate(time.Second).String()
-}
-
-type statsFrontend struct {
-	*statsRow
-	Binds              string
-	Versions, Distinct map[string]uint64
-	Access             map[string]uint64 // the access step's answers by decision (deny, challenge, cleared, refused), those that happened
-}
-
-type statsPolicy struct {
-	Name, Hash, Loaded string
-	Blocks             uint64
-}
-
-// serveStats renders the stats page: server-side, no script, no external
-// asset; ?format=csv (or /stats;csv) is HAProxy's CSV of the same rows.
-func (g *Gateway) serveStats(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Query().Get("format") == "csv" {
-		g.serveStatsCSV(w, r)
-		return
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
 	}
-	snap := g.stats(r.Context())
-	data := struct {
-		*statsSnapshot
-		Refresh   int
-		Frontends []statsFrontend
-		Policies  []statsPolicy
-	}{statsSnapshot: snap}
-	if n, err := strconv.Atoi(r.URL.Query().Get("refresh")); err == nil && n > 0 && n <= 3600 {
-		data.Refresh = n
+	v := bi.Main.Version
+	for _, s := range bi.Settings {
+		if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+			v += " " + s.Value[:12]
+		}
 	}
-	for i, f := range g.frontends {
-		sf := statsFrontend{statsRow: snap.Frontends[i], Access: map[string]uint64{}}
-		for d, n := range sums(g.metrics.requests.access, map[string]string{"frontend": f.name}, "decision") {
-			if n > 0 {
-				sf.Access[d] = uint64(n)
-			}
-		}
-		for i, b := range f.binds {
-			if i > 0 {
-				sf.Binds += ", "
-			}
-			if i < len(f.lns) {
-				sf.Binds += f.lns[i].Addr().String() // the bound port, for :0 too
-			} else {
-				sf.Binds += b.Address
-			}
-			if b.TLS {
-				sf.Binds += " (TLS)"
-			}
-		}
-		for _, q := range f.quic {
-			// HTTP/3's UDP sockets are listeners too: an operator checks
-			// the port a firewall must open.
-			sf.Binds += ", " + q.pc.LocalAddr().String() + " (HTTP/3, UDP)"
-		}
-		if u, ok := g.TLSUsage(f.name); ok {
-			sf.Versions, sf.Distinct = u.Versions, u.Distinct
-		}
-		data.Frontends = append(data.Frontends, sf)
+	return v
+}
+
+// stats reads the counters, the servers' states and their checks, for
+// the stats page and its CSV.
+func (g *Gateway) stats(ctx context.Context) *admin.Snapshot {
+	now := time.Now()
+	snap := &admin.Snapshot{Version: version(), PID: os.Getpid(), Started: g.sh.started, Uptime: now.Sub(g.sh.started), InFlight: g.sh.active.Load()}
+	sr := g.readStats(now)
+	for _, f := range g.frontends {
+		sr.iid++
+		snap.Frontends = append(snap.Frontends, g.frontendStats(f, sr.frontendRow(f)))
+	}
+	for _, p := range g.pools {
+		sr.iid++
+		snap.Backends = append(snap.Backends, sr.backendStats(ctx, p))
 	}
 	blocked := sums(g.metrics.requests.blocked, nil, "policy")
-	for _, p := range g.policies {
-		e := p.cur.Load()
-		data.Policies = append(data.Policies, statsPolicy{Name: p.name, Hash: e.Hash(), Loaded: e.LoadedAt().Format(time.RFC3339), Blocks: uint64(blocked[p.name])})
+	for _, p := range g.Policies() {
+		snap.Policies = append(snap.Policies, admin.PolicyStats{Policy: p, Blocks: uint64(blocked[p.Name])})
 	}
-	sort.Slice(snap.Backends, func(i, j int) bool { return snap.Backends[i].PxName < snap.Backends[j].PxName })
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	statsPage.Execute(w, data)
+	return snap
+}
+
+// tally is a counter's sums by frontend, by backend and by server (backend|server).
+type tally struct{ f, b, s map[string]float64 }
+
+func tallyOf(c prometheus.Collector, match map[string]string) tally {
+	return tally{sums(c, match, "frontend"), sums(c, match, "backend"), sums(c, match, "backend", "server")}
+}
+
+// statsReader holds the counters' sums that the rows are read from.
+type statsReader struct {
+	now                                 time.Time
+	iid                                 int
+	rates                               *requestRates
+	bytesIn, bytesOut, deniedResp       tally
+	retries                             tally
+	errs                                map[string]tally // by kind
+	deniedF, deniedB                    map[string]float64
+	codesF, codesB, codesS, checkFailed map[string]float64
+	backendCfg                          map[string]*config.Backend
+	tcpBackends                         map[string]bool
+}
+
+func (g *Gateway) readStats(now time.Time) *statsReader {
+	m := g.metrics.requests
+	sr := &statsReader{now: now, rates: g.sh.rates.Load(),
+		bytesIn: tallyOf(m.bytesIn, nil), bytesOut: tallyOf(m.bytesOut, nil), deniedResp: tallyOf(m.deniedResp, nil),
+		retries: tally{b: sums(m.retries, nil, "backend"), s: sums(m.retries, nil, "backend", "server")},
+		errs:    map[string]tally{},
+		deniedF: sums(m.denied, nil, "frontend", "reason"), deniedB: sums(m.denied, nil, "backend", "reason"),
+		codesF: sums(m.requests, nil, "frontend", "code"), codesB: sums(m.requests, nil, "backend", "code"),
+		codesS:      sums(m.requests, nil, "backend", "server", "code"),
+		checkFailed: sums(g.metrics.healthChecks, map[string]string{"result": "failed"}, "backend", "server"),
+		backendCfg:  map[string]*config.Backend{}, tcpBackends: map[string]bool{}}
+	for _, k := range errorKinds {
+		sr.errs[k] = tallyOf(m.reqErrors, map[string]string{"kind": k})
+	}
+	for i := range g.cfg.Backends {
+		sr.backendCfg[g.cfg.Backends[i].Name] = &g.cfg.Backends[i]
+	}
+	for _, f := range g.cfg.Frontends {
+		if f.Mode == "tcp" {
+			sr.tcpBackends[f.Backend] = true
+		}
+	}
+	return sr
+}
+
+func count(sums map[string]float64, key ...string) uint64 {
+	return uint64(math.Round(sums[strings.Join(key, "|")]))
+}
+
+// addCodes adds the responses of the row whose key is prefix by class.
+func addCodes(r *admin.Row, sums map[string]float64, prefix string) {
+	for k, v := range sums {
+		rest, ok := strings.CutPrefix(k, prefix+"|")
+		if !ok || strings.Contains(rest, "|") {
+			continue
+		}
+		i := 5 // other
+		if len(rest) == 3 && rest[0] >= '1' && rest[0] <= '5' {
+			i = int(rest[0] - '1')
+		}
+		r.Codes[i] += uint64(math.Round(v))
+		r.Requests += uint64(math.Round(v))
+	}
+}
+
+// addDenials fills the row's denials by reason, and their sum.
+func addDenials(r *admin.Row, sums map[string]float64) {
+	r.Denied = map[string]uint64{}
+	for _, reason := range denyReasons {
+		n := count(sums, r.PxName, reason)
+		r.Denied[reason] = n
+		r.DeniedReq += n
+	}
+}
+
+func (sr *statsReader) frontendRow(f *frontend) *admin.Row {
+	r := &admin.Row{PxName: f.name, SvName: "FRONTEND", Type: 0, IID: sr.iid, Current: f.open.Load(), Status: "OPEN", Mode: f.cfg.Mode,
+		BytesIn: count(sr.bytesIn.f, f.name), BytesOut: count(sr.bytesOut.f, f.name), DeniedResp: count(sr.deniedResp.f, f.name),
+		ReqErrors: count(sr.errs["request"].f, f.name)}
+	if sr.rates != nil {
+		r.Rate = sr.rates.byFrontend[f.name]
+	}
+	addCodes(r, sr.codesF, f.name)
+	addDenials(r, sr.deniedF)
+	return r
+}
+
+// frontendStats adds what the page says of a frontend besides its row:
+// where it listens, its TLS usage and its access decisions.
+func (g *Gateway) frontendStats(f *frontend, row *admin.Row) admin.FrontendStats {
+	sf := admin.FrontendStats{Row: row, Access: map[string]uint64{}}
+	for d, n := range sums(g.metrics.requests.access, map[string]string{"frontend": f.name}, "decision") {
+		if n > 0 {
+			sf.Access[d] = uint64(n)
+		}
+	}
+	var binds []string
+	for i, b := range f.binds {
+		addr := b.Address
+		if i < len(f.lns) {
+			addr = f.lns[i].Addr().String() // the bound port, for :0 too
+		}
+		if b.TLS {
+			addr += " (TLS)"
+		}
+		binds = append(binds, addr)
+	}
+	for _, q := range f.quic {
+		// HTTP/3's UDP sockets are listeners too: an operator checks
+		// the port a firewall must open.
+		binds = append(binds, q.pc.LocalAddr().String()+" (HTTP/3, UDP)")
+	}
+	sf.Binds = strings.Join(binds, ", ")
+	if u, ok := g.TLSUsage(f.name); ok {
+		sf.Versions, sf.Distinct = u.Versions, u.Distinct
+	}
+	return sf
+}
+
+func (sr *statsReader) backendStats(ctx context.Context, p *balancer.Pool) admin.BackendStats {
+	bc := sr.backendCfg[p.Name]
+	b := admin.BackendStats{Row: &admin.Row{PxName: p.Name, SvName: "BACKEND", Type: 1, IID: sr.iid, Queue: p.QueueLen(), Status: "DOWN", Mode: "http",
+		BytesIn: count(sr.bytesIn.b, p.Name), BytesOut: count(sr.bytesOut.b, p.Name), DeniedResp: count(sr.deniedResp.b, p.Name),
+		ConnErrors: count(sr.errs["connect"].b, p.Name), RespErrors: count(sr.errs["response"].b, p.Name), Abort: count(sr.errs["client_abort"].b, p.Name),
+		Retries: count(sr.retries.b, p.Name)}}
+	if sr.tcpBackends[p.Name] {
+		b.Mode = "tcp"
+	}
+	if bc != nil {
+		b.Algo = bc.Balance
+	}
+	if p.Usable() {
+		b.Status = "UP"
+	}
+	if sr.rates != nil {
+		b.Rate = sr.rates.byBackend[p.Name]
+	}
+	addCodes(b.Row, sr.codesB, p.Name)
+	addDenials(b.Row, sr.deniedB)
+	if st := p.StickStore(); st != nil {
+		if n, err := st.Len(ctx); err == nil {
+			b.StickEntries = n
+		}
+	}
+	for i, s := range p.Servers() {
+		r := sr.serverRow(p.Name, i, s, bc, b.Mode)
+		if s.Usable() {
+			b.Weight += r.Weight
+			b.Active += r.Active
+			b.Backup += r.Backup
+		}
+		b.Current += r.Current
+		b.Servers = append(b.Servers, r)
+	}
+	return b
+}
+
+func (sr *statsReader) serverRow(backend string, i int, s *balancer.Server, bc *config.Backend, mode string) *admin.Row {
+	key := backend + "|" + s.Name
+	r := &admin.Row{PxName: backend, SvName: s.Name, Type: 2, IID: sr.iid, SID: i + 1, Current: s.Inflight(), Limit: s.MaxConn, Mode: mode,
+		BytesIn: count(sr.bytesIn.s, key), BytesOut: count(sr.bytesOut.s, key), DeniedResp: count(sr.deniedResp.s, key),
+		ConnErrors: count(sr.errs["connect"].s, key), RespErrors: count(sr.errs["response"].s, key), Abort: count(sr.errs["client_abort"].s, key),
+		Retries: count(sr.retries.s, key), Weight: s.Weight(), Addr: s.Address, Server: s,
+		LastChange: sr.now.Sub(s.LastChange()).Truncate(time.Second), LastCheck: s.LastCheck()}
+	if bc != nil && bc.HealthCheck != nil {
+		r.Checked, r.CheckType, r.Rise, r.Fall = true, bc.HealthCheck.Type, bc.HealthCheck.Rise, bc.HealthCheck.Fall
+		r.ChecksFailed = count(sr.checkFailed, key)
+	}
+	state := serverState(s)
+	r.Status = strings.ToUpper(state)
+	if state == "up" && !r.Checked {
+		r.Status = "no check"
+	}
+	r.Class = s.State().String()
+	if state == "down" {
+		r.Class = "down"
+	}
+	if s.Backup {
+		r.Backup = 1
+	} else {
+		r.Active = 1
+	}
+	addCodes(r, sr.codesS, key)
+	return r
 }
 
 // rateWindow is the span of the stats page's request rates.
