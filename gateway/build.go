@@ -49,6 +49,24 @@ func (g *Gateway) shareState(c *config.Config, prev *Gateway) error {
 		}
 	}
 	g.metrics, g.admin, g.idle = g.sh.metrics, g.sh.admin, g.sh.idle
+	return g.keepServerID(c, prev)
+}
+
+// keepServerID reads the QUIC server ID at start; a reload keeps it, as
+// the load balancer keeps routing by the ID the target was registered
+// with (AWS allows no change but a new registration).
+func (g *Gateway) keepServerID(c *config.Config, prev *Gateway) error {
+	id, ok, err := c.ServerID()
+	if err != nil {
+		return err
+	}
+	switch {
+	case prev == nil && ok:
+		g.sh.serverID = &id
+		g.opts.Log.Info().Stringer("quic_server_id", id).Msg("QUIC connection IDs carry this server ID")
+	case prev != nil && (ok != (g.sh.serverID != nil) || ok && id != *g.sh.serverID):
+		g.opts.Log.Warn().Msg("quic_server_id: the change applies at the next restart; QUIC connection IDs keep the server ID they had")
+	}
 	return nil
 }
 

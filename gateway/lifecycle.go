@@ -75,7 +75,7 @@ func (g *Gateway) Listen() error {
 					if err != nil {
 						return fail(fmt.Errorf("frontend %q: http3: %w", f.name, err))
 					}
-					x.quic = newQUICSocket(pc, f, g.metrics)
+					x.quic = newQUICSocket(pc, f, g.metrics, sh.serverID)
 				}
 				quics[key] = x.quic
 			}

@@ -13,6 +13,7 @@ import (
 	"github.com/quic-go/quic-go/http3"
 
 	"github.com/sekisho/sekisho/gateway/fingerprint"
+	"github.com/sekisho/sekisho/gateway/quiclb"
 )
 
 // quicSocket is a UDP address serving HTTP/3. QUIC connections live in
@@ -74,14 +75,23 @@ type ja4Key struct{}
 // half-open count.
 type halfOpenDone struct{}
 
-func newQUICSocket(pc net.PacketConn, f *frontend, m *metrics) *quicSocket {
+// newQUICSocket serves HTTP/3 on pc. With a server ID, every connection
+// ID it issues (the first, those in NEW_CONNECTION_ID frames, a Retry's)
+// carries it, and only QUIC v1 is offered: AWS's NLB routes no other
+// version.
+func newQUICSocket(pc net.PacketConn, f *frontend, m *metrics, serverID *quiclb.ServerID) *quicSocket {
 	q := &quicSocket{pc: pc, retries: m.quicRetries.WithLabelValues(f.name), closing: make(chan struct{})}
 	q.front.Store(f)
 	q.tr = &quic.Transport{Conn: pc, VerifySourceAddress: q.mustValidate, ConnContext: q.connStarted}
+	qc := &quic.Config{Allow0RTT: false} // 0-RTT requests can be replayed
+	if serverID != nil {
+		q.tr.ConnectionIDGenerator = quiclb.Generator{ID: *serverID}
+		qc.Versions = []quic.Version{quic.Version1}
+	}
 	l := f.srv // the frontend's limits, from the config that bound the socket
 	q.srv = &http3.Server{
 		Handler:        http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { q.front.Load().handler.ServeHTTP(w, r) }),
-		QUICConfig:     &quic.Config{Allow0RTT: false}, // 0-RTT requests can be replayed
+		QUICConfig:     qc,
 		MaxHeaderBytes: l.MaxHeaderBytes,
 		IdleTimeout:    l.IdleTimeout,
 		ConnContext: func(ctx context.Context, c *quic.Conn) context.Context {

@@ -12,6 +12,7 @@ import (
 	"github.com/sekisho/sekisho/gateway/admin/console"
 	"github.com/sekisho/sekisho/gateway/challenge"
 	"github.com/sekisho/sekisho/gateway/listen"
+	"github.com/sekisho/sekisho/gateway/quiclb"
 	"github.com/sekisho/sekisho/waf/alert"
 )
 
@@ -51,6 +52,11 @@ type shared struct {
 	// events is the replica's latest refused and flagged requests, for
 	// the console; it outlives generations. Written by newGateway.
 	events *console.Ring
+	// serverID is the QUIC server ID read at start, which every QUIC
+	// socket's connection IDs carry for the process's life: the load
+	// balancer routes by the ID the target was registered with. nil: random
+	// connection IDs.
+	serverID *quiclb.ServerID
 }
 
 // openConns is frontend's connection counter.

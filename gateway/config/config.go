@@ -7,6 +7,7 @@ package config
 
 import (
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/sekisho/sekisho/balancer"
@@ -14,6 +15,7 @@ import (
 	"github.com/sekisho/sekisho/gateway/accesslog"
 	"github.com/sekisho/sekisho/gateway/audit"
 	"github.com/sekisho/sekisho/gateway/forward"
+	"github.com/sekisho/sekisho/gateway/quiclb"
 	"github.com/sekisho/sekisho/waf"
 	"github.com/sekisho/sekisho/waf/alert"
 )
@@ -55,6 +57,13 @@ type Config struct {
 	// for a load balancer's health checks to take it out (interval ×
 	// unhealthy threshold), so no client meets a closed port. Default 0.
 	DrainGrace time.Duration `yaml:"drain_grace"`
+	// QUICServerID is this replica's server ID behind a load balancer that
+	// routes QUIC by connection ID (AWS's NLB QUIC and TCP_QUIC listeners,
+	// QUIC-LB): "0x" and 16 lowercase hexadecimal digits, as the target
+	// was registered. Empty, the SEKISHO_QUIC_SERVER_ID environment
+	// variable gives it; without either, connection IDs are random. Read
+	// at start: a reload keeps the ID the QUIC sockets were opened with.
+	QUICServerID string `yaml:"quic_server_id"`
 }
 
 // Frontend is a set of listeners that share routes and limits.
@@ -525,6 +534,26 @@ const (
 
 // AdminTokenEnv names the environment variable read when token_file is not set.
 const AdminTokenEnv = "SEKISHO_ADMIN_TOKEN"
+
+// QUICServerIDEnv names the environment variable read when quic_server_id
+// is not set: one image, or one config, serves every replica.
+const QUICServerIDEnv = "SEKISHO_QUIC_SERVER_ID"
+
+// ServerID is the replica's QUIC server ID, from quic_server_id or else
+// QUICServerIDEnv; ok is false without either. Validate reports a bad one.
+func (c *Config) ServerID() (id quiclb.ServerID, ok bool, err error) {
+	s, key := c.QUICServerID, "quic_server_id"
+	if s == "" {
+		s, key = os.Getenv(QUICServerIDEnv), "quic_server_id (from "+QUICServerIDEnv+")"
+	}
+	if s == "" {
+		return id, false, nil
+	}
+	if id, err = quiclb.ParseServerID(s); err != nil {
+		return id, false, fmt.Errorf("%s: %w", key, err)
+	}
+	return id, true, nil
+}
 
 // Log sets where logs go.
 type Log struct {

@@ -346,6 +346,9 @@ func (c *Config) Validate() error {
 			}
 		}
 	}
+	if _, _, err := c.ServerID(); err != nil {
+		errs = append(errs, err)
+	}
 	if tr := c.Tracing; tr != nil {
 		if tr.OTLPEndpoint != "" {
 			if u, err := url.Parse(tr.OTLPEndpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
