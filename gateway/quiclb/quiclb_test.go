@@ -73,7 +73,7 @@ func TestServerIDOf_NotThisLayout(t *testing.T) {
 	id, _ := ParseServerID("0x0102030405060708")
 	for _, cid := range [][]byte{
 		nil,
-		{0x00, 1, 2, 3, 4, 5, 6, 7},                     // too short for a server ID
+		{0x00, 1, 2, 3, 4, 5, 6, 7}, // too short for a server ID
 		append([]byte{0xe0}, append(id[:], 9, 9, 9, 9)...), // 0b111: unroutable
 		append([]byte{0x40}, append(id[:], 9, 9, 9, 9)...), // another config
 	} {
