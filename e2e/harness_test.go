@@ -125,7 +125,8 @@ type Gateway struct {
 }
 
 // ConfigData fills a config template: {{.Dir}} is the test's temp dir,
-// other fields as the test passes them.
+// other fields as the test passes them. "Env" ([]string, KEY=value) adds
+// to the process's environment.
 type ConfigData map[string]any
 
 // StartGateway writes the config (a text/template rendered with data plus
@@ -150,6 +151,9 @@ func StartGateway(t testing.TB, configTemplate string, data ConfigData) *Gateway
 		t.Fatal(err)
 	}
 	g.cmd = exec.Command(binary, "run", "-c", g.Config)
+	if env, ok := data["Env"].([]string); ok {
+		g.cmd.Env = append(os.Environ(), env...)
+	}
 	stderr, err := g.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
