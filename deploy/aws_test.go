@@ -1,9 +1,12 @@
 package deploy
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -16,6 +19,7 @@ import (
 	"github.com/zclconf/go-cty/cty/function/stdlib"
 
 	"github.com/sekisho/sekisho/gateway/config"
+	"github.com/sekisho/sekisho/gateway/quiclb"
 )
 
 // tf is the Terraform in deploy/aws, parsed with HCL (no terraform binary
@@ -151,6 +155,7 @@ func block(b *hclsyntax.Body, typ string) *hclsyntax.Body {
 
 var variants = map[string]map[string]cty.Value{
 	"nlb":          {"load_balancer": cty.StringVal("nlb")},
+	"nlb-quic":     {"load_balancer": cty.StringVal("nlb"), "quic_listener": cty.True},
 	"nlb-no-http3": {"load_balancer": cty.StringVal("nlb"), "http3": cty.False},
 	"alb":          {"load_balancer": cty.StringVal("alb")},
 }
@@ -158,14 +163,33 @@ var variants = map[string]map[string]cty.Value{
 func TestAWS_TargetGroupsAndListeners(t *testing.T) {
 	m := loadTF(t)
 	ctx := m.evalCtx(t, variants["nlb"])
-	for _, tg := range []string{"aws_lb_target_group.nlb_http", "aws_lb_target_group.nlb_https"} {
-		b := m.resource(t, tg)
-		if v := attrValue(t, b, "proxy_protocol_v2", ctx); !v.RawEquals(cty.True) {
-			t.Errorf("%s: proxy_protocol_v2 = %#v, want true", tg, v)
+	// PROXY v2 where the NLB's own address is the peer; where AWS keeps the
+	// client's (TCP_UDP, TCP_QUIC), the client is the peer and no header
+	// comes (sekisho would refuse one from outside the VPC).
+	for _, c := range []struct {
+		variant, tg, protocol string
+		proxy                 bool
+	}{
+		{"nlb", "aws_lb_target_group.nlb_http", "TCP", true},
+		{"nlb", "aws_lb_target_group.nlb_https", "TCP_UDP", false},
+		{"nlb-no-http3", "aws_lb_target_group.nlb_https", "TCP", true},
+		{"nlb-quic", "aws_lb_target_group.nlb_http", "TCP", true},
+		{"nlb-quic", "aws_lb_target_group.nlb_https", "TCP_QUIC", false},
+	} {
+		ctx := m.evalCtx(t, variants[c.variant])
+		b := m.resource(t, c.tg)
+		if p := attrValue(t, b, "protocol", ctx); p.AsString() != c.protocol {
+			t.Errorf("%s: %s protocol %s, want %s", c.variant, c.tg, p.AsString(), c.protocol)
 		}
-	}
-	if p := attrValue(t, m.resource(t, "aws_lb_target_group.nlb_https"), "protocol", ctx); p.AsString() != "TCP_UDP" {
-		t.Errorf("nlb 443 target group protocol %s: want TCP_UDP so UDP 443 (HTTP/3) reaches the replicas", p.AsString())
+		if v := attrValue(t, b, "proxy_protocol_v2", ctx); !v.RawEquals(cty.BoolVal(c.proxy)) {
+			t.Errorf("%s: %s proxy_protocol_v2 = %#v, want %v", c.variant, c.tg, v, c.proxy)
+		}
+		if v := attrValue(t, b, "preserve_client_ip", ctx); c.proxy && !v.RawEquals(cty.False) {
+			t.Errorf("%s: %s sends PROXY v2 but keeps the client's address (preserve_client_ip %#v): the peer is outside the VPC", c.variant, c.tg, v)
+		}
+		if l := "aws_lb_listener." + strings.TrimPrefix(c.tg, "aws_lb_target_group."); attrValue(t, m.resource(t, l), "protocol", ctx).AsString() != c.protocol {
+			t.Errorf("%s: %s is not %s", c.variant, l, c.protocol)
+		}
 	}
 	for _, tg := range []string{"aws_lb_target_group.nlb_http", "aws_lb_target_group.nlb_https", "aws_lb_target_group.alb"} {
 		hc := block(m.resource(t, tg), "health_check")
@@ -261,7 +285,7 @@ func TestAWS_SecurityGroups(t *testing.T) {
 					t.Errorf("%s: %s opens %d-%d, which covers the admin port 9901", name, addr, f, tt)
 				}
 				if !cidr.IsNull() && cidr.AsString() == "0.0.0.0/0" && addr != "aws_vpc_security_group_ingress_rule.lb_clients" &&
-					addr != "aws_vpc_security_group_ingress_rule.instances_quic" {
+					addr != "aws_vpc_security_group_ingress_rule.instances_quic" && addr != "aws_vpc_security_group_ingress_rule.instances_clients" {
 					t.Errorf("%s: %s is open to 0.0.0.0/0", name, addr)
 				}
 				if addr == "aws_vpc_security_group_ingress_rule.lb_clients" && f != 80 && f != 443 {
@@ -332,28 +356,38 @@ func TestAWS_UserDataConfigs(t *testing.T) {
 	for _, f := range []string{"redis_password", "admin_token"} {
 		os.WriteFile(filepath.Join(dir, f), []byte("x\n"), 0o600)
 	}
-	for _, lb := range []string{"nlb", "alb"} {
+	for _, variant := range []string{"nlb", "nlb-proxy-443", "alb"} {
+		lb := variant[:3]
+		vars["https_proxy"] = cty.BoolVal(variant == "nlb-proxy-443")
 		text := render(t, "aws/templates/sekisho-"+lb+".yaml.tftpl", vars)
 		text = strings.ReplaceAll(text, "/run/credentials/sekisho.service", dir)
 		c, err := config.Parse(lb+".yaml", []byte(text))
 		if err != nil {
-			t.Fatalf("%s config:\n%v\n%s", lb, err, text)
+			t.Fatalf("%s config:\n%v\n%s", variant, err, text)
 		}
 		f := c.Frontends[0]
 		if f.MonitorURI != "/readyz" {
-			t.Errorf("%s: monitor_uri %q: the load balancer checks /readyz on the traffic port", lb, f.MonitorURI)
+			t.Errorf("%s: monitor_uri %q: the load balancer checks /readyz on the traffic port", variant, f.MonitorURI)
 		}
 		if c.Admin == nil || !strings.HasPrefix(c.Admin.Address, "127.0.0.1:") {
-			t.Errorf("%s: the admin listener is not on loopback", lb)
+			t.Errorf("%s: the admin listener is not on loopback", variant)
 		}
 		if c.Redis == nil || c.Redis.TLS == nil || c.Redis.Addresses[0] != "master.sekisho-redis.abc123.euw1.cache.amazonaws.com:6379" {
-			t.Errorf("%s: redis %+v: want ElastiCache over TLS", lb, c.Redis)
+			t.Errorf("%s: redis %+v: want ElastiCache over TLS", variant, c.Redis)
 		}
 		switch lb {
 		case "nlb":
+			// PROXY from the VPC on 80, and on 443 when its target group
+			// sends it; else the client is the peer. Port 80 takes the
+			// 443 group's health checks, which then come with no header.
 			for _, b := range f.Bind {
-				if b.ProxyProtocol == nil || !slices.Equal(b.ProxyProtocol.Trusted, []string{"10.0.0.0/16"}) {
-					t.Errorf("nlb bind %s: PROXY header not required from the VPC", b.Address)
+				wantProxy := !strings.HasSuffix(b.Address, ":443") || vars["https_proxy"].True()
+				gotProxy := b.ProxyProtocol != nil && slices.Equal(b.ProxyProtocol.Trusted, []string{"10.0.0.0/16"})
+				if gotProxy != wantProxy {
+					t.Errorf("%s bind %s: PROXY from the VPC %v, want %v", variant, b.Address, gotProxy, wantProxy)
+				}
+				if optional := gotProxy && b.ProxyProtocol.Mode == "optional"; optional != (strings.HasSuffix(b.Address, ":80") && !vars["https_proxy"].True()) {
+					t.Errorf("%s bind %s: PROXY mode %q", variant, b.Address, b.ProxyProtocol.Mode)
 				}
 			}
 			if f.TLS == nil || f.TLS.ACME == nil || !f.HTTP3 {
@@ -366,20 +400,108 @@ func TestAWS_UserDataConfigs(t *testing.T) {
 		}
 	}
 	unitText, _ := os.ReadFile("systemd/sekisho.service")
-	script := render(t, "aws/templates/user-data.sh.tftpl", map[string]cty.Value{
-		"config": cty.StringVal("frontends: []\n"), "unit": cty.StringVal(string(unitText)),
-		"sekisho_url": cty.StringVal("https://example.com/sekisho"), "sekisho_sha256": cty.StringVal(strings.Repeat("0", 64)),
-		"redis_parameter": cty.StringVal("/sekisho/redis-auth-token"), "region": cty.StringVal("eu-west-1"),
-	})
-	path := filepath.Join(dir, "user-data.sh")
-	os.WriteFile(path, []byte(script), 0o700)
-	if out, err := exec.Command("bash", "-n", path).CombinedOutput(); err != nil {
-		t.Fatalf("user data is not valid bash: %v\n%s", err, out)
-	}
-	for _, want := range []string{"ExecReload=/bin/kill -HUP $MAINPID", "sha256sum -c", "systemctl enable --now sekisho", "LoadCredential=redis_password:"} {
-		if !strings.Contains(script, want) {
-			t.Errorf("user data lacks %q", want)
+	for _, quicTarget := range []string{"", "arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/sekisho-tcp_quic443/0123456789abcdef"} {
+		script := render(t, "aws/templates/user-data.sh.tftpl", map[string]cty.Value{
+			"config": cty.StringVal("frontends: []\n"), "unit": cty.StringVal(string(unitText)),
+			"sekisho_url": cty.StringVal("https://example.com/sekisho"), "sekisho_sha256": cty.StringVal(strings.Repeat("0", 64)),
+			"redis_parameter": cty.StringVal("/sekisho/redis-auth-token"), "region": cty.StringVal("eu-west-1"),
+			"quic_target": cty.StringVal(quicTarget),
+		})
+		path := filepath.Join(dir, "user-data.sh")
+		os.WriteFile(path, []byte(script), 0o700)
+		if out, err := exec.Command("bash", "-n", path).CombinedOutput(); err != nil {
+			t.Fatalf("user data is not valid bash: %v\n%s", err, out)
 		}
+		want := []string{"ExecReload=/bin/kill -HUP $MAINPID", "sha256sum -c", "systemctl enable --now sekisho", "LoadCredential=redis_password:"}
+		quic := []string{"Environment=SEKISHO_QUIC_SERVER_ID=$quic_server_id", "register-targets --region eu-west-1 --target-group-arn " + quicTarget,
+			"QuicServerId=$quic_server_id", "deregister-targets", "systemctl enable --now sekisho-quic-target"}
+		if quicTarget != "" {
+			want = append(want, quic...)
+			checkServerIDDerivation(t, script)
+		}
+		for _, w := range want {
+			if !strings.Contains(script, w) {
+				t.Errorf("user data (quic target %q) lacks %q", quicTarget, w)
+			}
+		}
+		if quicTarget == "" && strings.Contains(script, "QuicServerId") {
+			t.Error("user data registers a QUIC target without a TCP_QUIC listener")
+		}
+	}
+}
+
+// checkServerIDDerivation runs the user data's server ID line for an
+// instance ID: the ID is what sekisho accepts and what AWS registers
+// ("0x" and 16 lowercase hex digits), the first 8 bytes of the SHA-256 of
+// the instance ID, and another for another instance.
+func checkServerIDDerivation(t *testing.T, script string) {
+	t.Helper()
+	line := regexp.MustCompile(`(?m)^quic_server_id=.*$`).FindString(script)
+	if line == "" {
+		t.Fatal("user data has no quic_server_id= line")
+	}
+	seen := map[string]bool{}
+	for _, iid := range []string{"i-0123456789abcdef0", "i-0123456789abcdef1"} {
+		out, err := exec.Command("bash", "-c", "instance_id="+iid+"\n"+line+"\nprintf %s \"$quic_server_id\"").Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum := sha256.Sum256([]byte(iid))
+		if want := "0x" + hex.EncodeToString(sum[:8]); string(out) != want {
+			t.Errorf("server ID of %s: %q, want %q", iid, out, want)
+		}
+		if _, err := quiclb.ParseServerID(string(out)); err != nil {
+			t.Errorf("sekisho refuses the derived server ID: %v", err)
+		}
+		seen[string(out)] = true
+	}
+	if len(seen) != 2 {
+		t.Error("two instances got the same server ID")
+	}
+}
+
+// The TCP_QUIC variant: the NLB has no security group (AWS forbids one
+// with a QUIC listener), the Auto Scaling group leaves the TCP_QUIC target
+// group to the instances, which may register in it and nothing else.
+func TestAWS_QUICListener(t *testing.T) {
+	m := loadTF(t)
+	for variant, quic := range map[string]bool{"nlb": false, "nlb-quic": true} {
+		ctx := m.evalCtx(t, variants[variant])
+		ctx.Variables["aws_security_group"] = cty.ObjectVal(map[string]cty.Value{"lb": cty.TupleVal([]cty.Value{cty.ObjectVal(map[string]cty.Value{"id": cty.StringVal("sg-lb")})})})
+		arn := func(s string) cty.Value {
+			return cty.TupleVal([]cty.Value{cty.ObjectVal(map[string]cty.Value{"arn": cty.StringVal(s)})})
+		}
+		ctx.Variables["aws_lb_target_group"] = cty.ObjectVal(map[string]cty.Value{"nlb_http": arn("tg-80"), "nlb_https": arn("tg-443"), "alb": arn("tg-alb")})
+		locals := ctx.Variables["local"].AsValueMap()
+		for _, name := range []string{"target_group_arns", "quic_target_group"} {
+			v, diags := m.locals[name].Value(ctx)
+			if diags.HasErrors() {
+				t.Fatalf("local.%s: %v", name, diags)
+			}
+			locals[name] = v
+		}
+		ctx.Variables["local"] = cty.ObjectVal(locals)
+		var asg []string
+		for it := locals["target_group_arns"].ElementIterator(); it.Next(); {
+			_, v := it.Element()
+			asg = append(asg, v.AsString())
+		}
+		if want := map[bool]string{false: "tg-80 tg-443", true: "tg-80"}[quic]; strings.Join(asg, " ") != want {
+			t.Errorf("%s: the Auto Scaling group registers its instances in %v, want %s", variant, asg, want)
+		}
+		if got := locals["quic_target_group"].AsString(); got != map[bool]string{true: "tg-443"}[quic] {
+			t.Errorf("%s: the instances register themselves in %q", variant, got)
+		}
+		if sg := attrValue(t, m.resource(t, "aws_lb.main"), "security_groups", ctx); sg.IsNull() != quic {
+			t.Errorf("%s: the NLB's security groups: %#v", variant, sg)
+		}
+		if n := attrValue(t, m.resource(t, "aws_iam_role_policy.quic_target"), "count", ctx); n.RawEquals(cty.NumberIntVal(1)) != quic {
+			t.Errorf("%s: the instances' right to register: count %#v", variant, n)
+		}
+	}
+	policy := m.resource(t, "aws_iam_role_policy.quic_target").Attributes["policy"].Expr
+	if !slices.Contains(m.refs(policy), "aws_lb_target_group.nlb_https") {
+		t.Error("the instances may register in more than the TCP_QUIC target group")
 	}
 }
 

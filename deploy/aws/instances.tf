@@ -15,6 +15,7 @@ locals {
     domains     = var.domains
     acme_email  = var.acme_email
     redis_host  = aws_elasticache_replication_group.redis.primary_endpoint_address
+    https_proxy = local.https_proxy
   })
   user_data = templatefile("${path.module}/templates/user-data.sh.tftpl", {
     config          = local.config
@@ -23,6 +24,7 @@ locals {
     sekisho_sha256  = var.sekisho_sha256
     redis_parameter = aws_ssm_parameter.redis_auth.name
     region          = var.region
+    quic_target     = local.quic_target_group
   })
 }
 
@@ -50,6 +52,22 @@ resource "aws_iam_role_policy" "redis_token" {
   })
 }
 
+# quic_listener: each instance registers itself in the TCP_QUIC target
+# group under its server ID, and deregisters when it stops.
+resource "aws_iam_role_policy" "quic_target" {
+  count = local.quic ? 1 : 0
+  name  = "register-in-the-quic-target-group"
+  role  = aws_iam_role.instance.id
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Effect   = "Allow"
+      Action   = ["elasticloadbalancing:RegisterTargets", "elasticloadbalancing:DeregisterTargets"]
+      Resource = aws_lb_target_group.nlb_https[0].arn
+    }]
+  })
+}
+
 resource "aws_iam_instance_profile" "instance" {
   name = "${var.name}-instance"
   role = aws_iam_role.instance.name
@@ -73,6 +91,10 @@ resource "aws_launch_template" "sekisho" {
     precondition {
       condition     = var.load_balancer == "alb" || length(var.domains) > 0
       error_message = "load_balancer = \"nlb\" needs domains: sekisho gets their certificates from ACME."
+    }
+    precondition {
+      condition     = !var.quic_listener || (var.load_balancer == "nlb" && var.http3)
+      error_message = "quic_listener needs load_balancer = \"nlb\" and http3 = true."
     }
     precondition {
       condition     = var.load_balancer == "nlb" || var.certificate_arn != ""

@@ -5,6 +5,10 @@
 
 locals {
   nlb = var.load_balancer == "nlb"
+  # QUIC routed by server ID: a TCP_QUIC listener, which AWS allows only on
+  # an NLB without a security group; the instances' own group then admits
+  # the clients, whose address the NLB keeps on TCP and UDP alike.
+  quic = local.nlb && var.http3 && var.quic_listener
   # What the load balancer listens on, for clients.
   lb_ingress = local.nlb ? concat(
     [{ port = 80, proto = "tcp" }, { port = 443, proto = "tcp" }],
@@ -20,14 +24,15 @@ locals {
 }
 
 resource "aws_security_group" "lb" {
+  count       = local.quic ? 0 : 1
   name        = "${var.name}-lb"
   description = "sekisho load balancer: clients in, instances out"
   vpc_id      = aws_vpc.main.id
 }
 
 resource "aws_vpc_security_group_ingress_rule" "lb_clients" {
-  for_each          = local.client_rules
-  security_group_id = aws_security_group.lb.id
+  for_each          = local.quic ? {} : local.client_rules
+  security_group_id = aws_security_group.lb[0].id
   ip_protocol       = each.value.proto
   from_port         = each.value.port
   to_port           = each.value.port
@@ -35,8 +40,8 @@ resource "aws_vpc_security_group_ingress_rule" "lb_clients" {
 }
 
 resource "aws_vpc_security_group_egress_rule" "lb_to_instances" {
-  for_each                     = toset([for p in local.instance_ports : tostring(p)])
-  security_group_id            = aws_security_group.lb.id
+  for_each                     = local.quic ? toset([]) : toset([for p in local.instance_ports : tostring(p)])
+  security_group_id            = aws_security_group.lb[0].id
   ip_protocol                  = "tcp"
   from_port                    = tonumber(each.value)
   to_port                      = tonumber(each.value)
@@ -50,12 +55,33 @@ resource "aws_security_group" "instances" {
 }
 
 resource "aws_vpc_security_group_ingress_rule" "instances_from_lb" {
-  for_each                     = toset([for p in local.instance_ports : tostring(p)])
+  for_each                     = local.quic ? toset([]) : toset([for p in local.instance_ports : tostring(p)])
   security_group_id            = aws_security_group.instances.id
   ip_protocol                  = "tcp"
   from_port                    = tonumber(each.value)
   to_port                      = tonumber(each.value)
-  referenced_security_group_id = aws_security_group.lb.id
+  referenced_security_group_id = aws_security_group.lb[0].id
+}
+
+# quic_listener: no load balancer group to refer to. TCP 443 comes from
+# the clients themselves (a TCP_QUIC target group keeps their address);
+# port 80, traffic and health checks alike, from the NLB's nodes in the VPC.
+resource "aws_vpc_security_group_ingress_rule" "instances_clients" {
+  for_each          = local.quic ? toset(var.client_cidrs) : toset([])
+  security_group_id = aws_security_group.instances.id
+  ip_protocol       = "tcp"
+  from_port         = 443
+  to_port           = 443
+  cidr_ipv4         = each.value
+}
+
+resource "aws_vpc_security_group_ingress_rule" "instances_from_nlb_nodes" {
+  count             = local.quic ? 1 : 0
+  security_group_id = aws_security_group.instances.id
+  ip_protocol       = "tcp"
+  from_port         = 80
+  to_port           = 80
+  cidr_ipv4         = var.vpc_cidr
 }
 
 # HTTP/3: the NLB keeps the client's address on UDP (it cannot be turned

@@ -86,6 +86,12 @@ variable "http3" {
   default     = true
 }
 
+variable "quic_listener" {
+  description = "nlb with http3: make 443 a TCP_QUIC listener instead of TCP_UDP. The NLB then routes each QUIC packet by the server ID in its connection ID, so an HTTP/3 client whose address changes (NAT rebinding, Wi-Fi to mobile) keeps its connection; TCP_UDP hashes the address and loses it. Each instance registers itself under a server ID derived from its instance ID, which sekisho writes into its connection IDs. AWS allows no security group on an NLB with a QUIC listener, so switching recreates the NLB. Needs the AWS provider 6.28 or later and an AWS CLI from November 2025 or later on the AMI."
+  type        = bool
+  default     = false
+}
+
 variable "client_cidrs" {
   description = "Who may reach the load balancer."
   type        = list(string)
