@@ -136,8 +136,9 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok {
+		// The scheme's name is case-insensitive (RFC 9110, 11.1).
+		scheme, got, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+		if !strings.EqualFold(scheme, "Bearer") {
 			_, got, _ = r.BasicAuth()
 		}
 		if subtle.ConstantTimeCompare([]byte(got), want) != 1 {
