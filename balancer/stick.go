@@ -35,7 +35,7 @@ func (c *StickConfig) setDefaults(backend string) {
 		c.Table.Type = sticktable.TypeIP
 	}
 	if c.Table.KeyLen == 0 && (c.On == "ja4" || c.On == "src+ja4") {
-		c.Table.KeyLen = 128 // an address, "|" and a 36-character JA4
+		c.Table.KeyLen = sticktable.ClientKeyLen
 	}
 	c.Table.SetDefaults()
 }
@@ -100,22 +100,16 @@ func (p *Pool) StickKey(clientIP, ja4 string, r *http.Request) string {
 	if st == nil {
 		return ""
 	}
-	raw := clientIP
-	switch st.cfg.On {
-	case "cookie":
+	raw, ok := sticktable.ClientKey(st.cfg.On, clientIP, ja4)
+	if st.cfg.On == "cookie" {
 		c, err := r.Cookie(st.cfg.Cookie)
 		if err != nil {
 			return ""
 		}
-		raw = c.Value
-	case "ja4", "src+ja4":
-		if ja4 == "" {
-			return ""
-		}
-		raw = ja4
-		if st.cfg.On == "src+ja4" {
-			raw = clientIP + "|" + ja4
-		}
+		raw, ok = c.Value, true
+	}
+	if !ok {
+		return "" // no fingerprint to stick on
 	}
 	key, err := st.cfg.Table.Key(raw)
 	if err != nil {

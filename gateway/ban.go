@@ -45,7 +45,7 @@ func (g *Gateway) banGuard(frontend string, c *config.Ban) (*banGuard, error) {
 	b := &banGuard{cfg: *c, frontend: frontend, alerts: g.alerts, known: knownBans{max: c.Size, m: map[string]ban{}}}
 	b.banCfg = sticktable.Config{Name: "ban:" + frontend, Type: sticktable.TypeIP, Size: c.Size, Expire: c.Duration}
 	if c.Key == "src+ja4" {
-		b.banCfg.Type, b.banCfg.KeyLen = sticktable.TypeString, 128
+		b.banCfg.Type, b.banCfg.KeyLen = sticktable.TypeString, sticktable.ClientKeyLen
 	}
 	b.cntCfg = sticktable.Config{Name: "ban-count:" + frontend, Type: sticktable.TypeString, KeyLen: 160,
 		Size: c.Size, Expire: 2 * c.Within, RatePeriod: c.Within}
@@ -124,10 +124,11 @@ func (b *banGuard) offence(ctx context.Context, e *accesslog.Entry) {
 
 // client is what a request is banned by: its address, or with its JA4.
 func (b *banGuard) client(e *accesslog.Entry) string {
-	if b.cfg.Key == "src+ja4" && e.ClientIP != "" {
-		return e.ClientIP + "|" + e.JA4
+	if e.ClientIP == "" {
+		return ""
 	}
-	return e.ClientIP
+	key, _ := sticktable.ClientKey(b.cfg.Key, e.ClientIP, e.JA4) // plain HTTP: "ADDRESS|"
+	return key
 }
 
 // add bans client: in the shared table, and in what this replica knows.

@@ -26,12 +26,9 @@ func newRateLimiter(c config.RateLimit, newStore func(sticktable.Config) (stickt
 	l := &rateLimiter{cfg: c, kind: c.Key}
 	l.kind, l.name, _ = strings.Cut(c.Key, ":")
 	l.table = sticktable.Config{Name: "rate:" + c.Name, Type: sticktable.TypeString, Size: c.Size,
-		Expire: 2 * c.Period, RatePeriod: c.Period, KeyLen: 128}
+		Expire: 2 * c.Period, RatePeriod: c.Period, KeyLen: sticktable.ClientKeyLen}
 	if l.kind == "src" {
 		l.table.Type, l.table.KeyLen = sticktable.TypeIP, 0
-	}
-	if l.kind == "src+ja4" {
-		l.table.KeyLen = 128 // an address, "|" and a 36-character JA4
 	}
 	// The rate is a sliding estimate over two periods: one period is the
 	// least a refused client must wait, and the honest hint.
@@ -48,16 +45,11 @@ func newRateLimiter(c config.RateLimit, newStore func(sticktable.Config) (stickt
 // the key is not counted; a store that fails lets the request through, as
 // the limit protects the servers and must not take the gateway down with it.
 func (l *rateLimiter) allow(ctx context.Context, r *http.Request, clientIP, ja4 string) bool {
-	raw := clientIP
+	raw, ok := sticktable.ClientKey(l.kind, clientIP, ja4)
+	if !ok {
+		return true // plain HTTP: no fingerprint to count
+	}
 	switch l.kind {
-	case "ja4", "src+ja4":
-		if ja4 == "" {
-			return true // plain HTTP: no fingerprint to count
-		}
-		raw = ja4
-		if l.kind == "src+ja4" {
-			raw = clientIP + "|" + ja4
-		}
 	case "header":
 		raw = r.Header.Get(l.name)
 	case "cookie":
