@@ -3,6 +3,7 @@ package gateway
 import (
 	"net/http"
 	"net/textproto"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 )
@@ -54,10 +55,14 @@ func checkPath(p string) string {
 		case c < 0x20 || c == 0x7f:
 			return "control character in path"
 		case c == '%':
-			if i+2 >= len(p) || !isHex(p[i+1]) || !isHex(p[i+2]) {
+			if i+2 >= len(p) {
 				return "malformed percent-encoding in path"
 			}
-			v := unhex(p[i+1])<<4 | unhex(p[i+2])
+			n, err := strconv.ParseUint(p[i+1:i+3], 16, 8)
+			if err != nil {
+				return "malformed percent-encoding in path"
+			}
+			v := byte(n)
 			switch v {
 			case '/', '\\', '.', 0:
 				return "encoded slash, backslash, dot or NUL in path"
@@ -83,20 +88,6 @@ func checkPath(p string) string {
 		return "path is not valid UTF-8 (overlong or broken encoding)"
 	}
 	return ""
-}
-
-func isHex(c byte) bool {
-	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
-}
-
-func unhex(c byte) byte {
-	switch {
-	case c <= '9':
-		return c - '0'
-	case c >= 'a':
-		return c - 'a' + 10
-	}
-	return c - 'A' + 10
 }
 
 // hopByHop are removed from every request before inspection; the reverse
