@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/andybalholm/brotli"
+	"github.com/klauspost/compress/zstd"
 	"github.com/quic-go/quic-go/http3"
 	"github.com/rs/zerolog"
 )
@@ -37,21 +39,36 @@ func leakPage(leak string) string {
 		strings.Repeat("Your SQL course starts Monday; Java and PHP follow. ", 20) + "</p>" + leak + "</body></html>\n"
 }
 
-func gzipped(s string) []byte {
+func gzipped(s string) []byte { return encoded("gzip", s) }
+
+// encoded is s in a Content-Encoding, by the encoders servers use.
+func encoded(enc, s string) []byte {
 	var b bytes.Buffer
-	zw := gzip.NewWriter(&b)
-	io.WriteString(zw, s)
-	zw.Close()
+	var w io.WriteCloser
+	switch enc {
+	case "gzip":
+		w = gzip.NewWriter(&b)
+	case "br":
+		w = brotli.NewWriter(&b)
+	case "zstd":
+		w, _ = zstd.NewWriter(&b)
+	}
+	io.WriteString(w, s)
+	w.Close()
 	return b.Bytes()
 }
 
-// leakBackend serves /leak/<page>, /clean/<page> and /gzip/<page>, each
-// with a header of its own that a refused response must not leak either.
+// encodings are the compressed kinds leakBackend serves.
+var encodings = []string{"gzip", "br", "zstd"}
+
+// leakBackend serves /leak/<page>, /clean/<page> and /<encoding>/<page>
+// (gzip, br, zstd), each with a header of its own that a refused response
+// must not leak either.
 func leakBackend(t *testing.T) string {
 	t.Helper()
 	mux := http.NewServeMux()
 	for _, p := range leakPages {
-		for _, kind := range []string{"leak", "clean", "gzip"} {
+		for _, kind := range append([]string{"leak", "clean"}, encodings...) {
 			page := leakPage(p.leak)
 			if kind == "clean" {
 				page = leakPage("<p>All fine.</p>")
@@ -59,9 +76,9 @@ func leakBackend(t *testing.T) string {
 			h := func(w http.ResponseWriter, r *http.Request) {
 				w.Header().Set("Content-Type", "text/html; charset=utf-8")
 				w.Header().Set("X-Backend-Secret", "s3cr3t")
-				if kind == "gzip" {
-					w.Header().Set("Content-Encoding", "gzip")
-					w.Write(gzipped(page))
+				if slices.Contains(encodings, kind) {
+					w.Header().Set("Content-Encoding", kind)
+					w.Write(encoded(kind, page))
 					return
 				}
 				io.WriteString(w, page)
@@ -149,13 +166,13 @@ func loggedRules(e map[string]any) []int {
 // A response that leaks an SQL error, a stack trace, a PHP error or a
 // directory listing is refused: the client gets the gateway's 403 page,
 // none of the server's headers and no byte of its body, and the access
-// log names the rule; gzip does not hide the leak. The same pages without
+// log names the rule; gzip, brotli or zstd do not hide the leak. The same pages without
 // the leak pass byte for byte; in detect mode the leak passes and is logged.
 func TestResponseBody_LeaksRefused(t *testing.T) {
 	var access syncBuffer
 	front := respGateway(t, leakBackend(t), &access)
 	for _, p := range leakPages {
-		for _, kind := range []string{"leak", "gzip"} {
+		for _, kind := range append([]string{"leak"}, encodings...) {
 			t.Run(kind+p.path, func(t *testing.T) {
 				resp, body := getRaw(t, front+"/"+kind+p.path)
 				if resp.StatusCode != http.StatusForbidden {

@@ -61,7 +61,7 @@ type Config struct {
 	// InspectResponse). False keeps responses streaming untouched.
 	InspectResponseBody *bool `yaml:"inspect_response_body"`
 	// ResponseBodyLimit is how much of a response body, in bytes, is held
-	// and inspected (decoded, for a gzip or deflate body); the rest streams
+	// and inspected (decoded, for a gzip, deflate, br or zstd body); the rest streams
 	// on uninspected. An inspected response holds a few times this (the
 	// bytes as sent, the decoded text, the WAF's copy), pooled.
 	ResponseBodyLimit int64 `yaml:"response_body_limit"`

@@ -74,7 +74,7 @@ func (t *Tx) WantsResponseBody(method string, status int, h http.Header) bool {
 		return false
 	}
 	switch strings.ToLower(strings.TrimSpace(h.Get("Content-Encoding"))) {
-	case "", "identity", "gzip", "x-gzip", "deflate":
+	case "", "identity", "gzip", "x-gzip", "deflate", "br", "zstd": // what gateway/forward.HoldBody decodes
 	default:
 		return false
 	}

@@ -5,16 +5,20 @@ import (
 	"compress/flate"
 	"compress/gzip"
 	"compress/zlib"
+	"errors"
 	"io"
 	"net/http"
 	"strings"
 	"sync"
+
+	"github.com/andybalholm/brotli"
+	"github.com/klauspost/compress/zstd"
 )
 
 // HoldBody reads the first part of resp's body, at most limit bytes as the
-// server sent them, and returns that part decoded (gzip and deflate are
-// inflated, to at most limit bytes whatever the ratio, so an inflation
-// bomb stops at the bound) for the WAF to inspect. resp.Body becomes the
+// server sent them, and returns that part decoded (gzip, deflate, br and
+// zstd are inflated, to at most limit bytes whatever the ratio, so an
+// inflation bomb stops at the bound) for the WAF to inspect. resp.Body becomes the
 // held bytes followed by the rest of the body, byte for byte as the server
 // sent it: the part after the limit streams, never held. Closing resp.Body
 // gives the held buffer back; done gives back the decoded one, and must be
@@ -69,11 +73,25 @@ func inflate(dst *bytes.Buffer, enc string, raw []byte, limit int64) bool {
 		} else {
 			zr = flate.NewReader(src)
 		}
+	case "br":
+		br := brotliPool.Get().(*brotli.Reader)
+		defer brotliPool.Put(br)
+		if err := br.Reset(src); err != nil {
+			return false
+		}
+		zr = br
+	case "zstd":
+		zd := zstdPool.Get().(*zstd.Decoder)
+		defer func() { zd.Reset(nil); zstdPool.Put(zd) }()
+		if err := zd.Reset(src); err != nil {
+			return false
+		}
+		zr = zd
 	default:
 		return false
 	}
 	_, err := dst.ReadFrom(io.LimitReader(zr, limit))
-	return err == nil || err == io.ErrUnexpectedEOF
+	return err == nil || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 // heldBody is a response body whose first part was read ahead: the held
@@ -120,6 +138,17 @@ var (
 	// heldBuffers hold a response's first part, as sent and decoded.
 	heldBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 	gzipPool    = sync.Pool{New: func() any { return new(gzip.Reader) }}
+	brotliPool  = sync.Pool{New: func() any { return brotli.NewReader(nil) }}
+	// zstdPool's decoders work in the caller's goroutine (concurrency 1)
+	// and refuse windows over 8 MiB, the most RFC 9659 lets an HTTP
+	// encoder use, so a hostile frame cannot make one allocate more.
+	zstdPool = sync.Pool{New: func() any {
+		d, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true), zstd.WithDecoderMaxWindow(8<<20))
+		if err != nil {
+			panic(err) // the options above are valid
+		}
+		return d
+	}}
 )
 
 func recycle(b *bytes.Buffer) {

@@ -6,10 +6,14 @@ import (
 	"compress/gzip"
 	"compress/zlib"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/andybalholm/brotli"
+	"github.com/klauspost/compress/zstd"
 )
 
 func encode(t testing.TB, enc string, data []byte) []byte {
@@ -23,6 +27,10 @@ func encode(t testing.TB, enc string, data []byte) []byte {
 		w = zlib.NewWriter(&b)
 	case "raw-deflate":
 		w, _ = flate.NewWriter(&b, flate.BestCompression)
+	case "br":
+		w = brotli.NewWriter(&b)
+	case "zstd":
+		w, _ = zstd.NewWriter(&b)
 	default:
 		return data
 	}
@@ -56,6 +64,10 @@ func TestHoldBody(t *testing.T) {
 		{"gzip decoded past the limit", "gzip", 1000, false, text[:1000]},
 		{"zlib deflate", "deflate", 1 << 20, true, text},
 		{"raw deflate", "raw-deflate", 1 << 20, false, text},
+		{"brotli", "br", 1 << 20, true, text},
+		{"brotli decoded past the limit", "br", 1000, false, text[:1000]},
+		{"zstd", "zstd", 1 << 20, false, text},
+		{"zstd decoded past the limit", "zstd", 1000, true, text[:1000]},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			sent := encode(t, tc.enc, text)
@@ -81,17 +93,43 @@ func TestHoldBody(t *testing.T) {
 // A body that inflates a thousandfold is decoded to the limit and no
 // further: the held part is the limit's worth of compressed bytes.
 func TestHoldBody_BombStopsAtLimit(t *testing.T) {
-	bomb := encode(t, "gzip", make([]byte, 64<<20)) // 64 MiB of zeros in ~64 KiB
-	const limit = 64 << 10
-	resp := response(bomb, "gzip", int64(len(bomb)))
-	got, done := HoldBody(resp, limit)
-	if len(got) != limit {
-		t.Errorf("decoded %d bytes, want the limit %d", len(got), limit)
+	for _, enc := range []string{"gzip", "br", "zstd"} {
+		bomb := encode(t, enc, make([]byte, 16<<20)) // 16 MiB of zeros in a few KiB
+		const limit = 64 << 10
+		resp := response(bomb, enc, int64(len(bomb)))
+		got, done := HoldBody(resp, limit)
+		if len(got) != limit {
+			t.Errorf("%s: decoded %d bytes, want the limit %d", enc, len(got), limit)
+		}
+		done()
+		out, _ := io.ReadAll(resp.Body)
+		if !bytes.Equal(out, bomb) {
+			t.Errorf("%s: forwarded %d bytes, want the %d sent", enc, len(out), len(bomb))
+		}
 	}
-	done()
-	out, _ := io.ReadAll(resp.Body)
-	if !bytes.Equal(out, bomb) {
-		t.Errorf("forwarded %d bytes, want the %d sent", len(out), len(bomb))
+}
+
+// A body longer than the limit is held up to it, mid-stream: what that
+// part decodes to is inspected, a prefix of the text. (zstd decodes whole
+// blocks, of up to 128 KiB of text: the text spans several.)
+func TestHoldBody_CutMidStream(t *testing.T) {
+	var text []byte
+	for i := range 30000 {
+		text = fmt.Appendf(text, "row %d: %x; ", i, i*7919%65521) // compresses, but not to nothing
+	}
+	for _, enc := range []string{"gzip", "deflate", "raw-deflate", "br", "zstd"} {
+		sent := encode(t, enc, text)
+		limit := int64(len(sent) / 2)
+		resp := response(sent, enc, -1)
+		got, done := HoldBody(resp, limit)
+		if len(got) == 0 || !bytes.HasPrefix(text, got) {
+			t.Errorf("%s: the first %d of %d bytes decoded to %d bytes %.30q, want a prefix of the text", enc, limit, len(sent), len(got), got)
+		}
+		done()
+		out, _ := io.ReadAll(resp.Body)
+		if !bytes.Equal(out, sent) {
+			t.Errorf("%s: forwarded %d bytes, want the %d sent", enc, len(out), len(sent))
+		}
 	}
 }
 
@@ -141,7 +179,7 @@ func TestHoldBody_ServerError(t *testing.T) {
 // the bytes unchanged.
 func FuzzHoldBody(f *testing.F) {
 	text := []byte("Index of /backup <a href=db.sql>")
-	for _, enc := range []string{"", "gzip", "deflate", "raw-deflate"} {
+	for _, enc := range []string{"", "gzip", "deflate", "raw-deflate", "br", "zstd"} {
 		f.Add(encode(f, enc, text), strings.TrimPrefix(enc, "raw-"))
 	}
 	f.Add(encode(f, "gzip", make([]byte, 1<<16)), "gzip")
