@@ -1,7 +1,10 @@
 // Package quiclb makes QUIC connection IDs that a load balancer routes to
-// this replica by a server ID written in them: the plaintext layout of
-// QUIC-LB (draft-ietf-quic-load-balancers, "Plaintext CID Algorithm"),
-// which AWS's Network Load Balancer reads for QUIC and TCP_QUIC listeners.
+// this replica by a server ID written in them: QUIC-LB's layout without a
+// key (draft-ietf-quic-load-balancers-21, section 3 "First CID octet" and
+// section 5 "Server ID Encoding in Connection IDs"), which AWS's Network
+// Load Balancer routes QUIC and TCP_QUIC listeners' packets by. AWS names
+// the 8-byte ID but not its position; QUIC-LB puts it after the first
+// octet, where AWS's own QUIC examples do.
 //
 //	octet 0      config rotation (3 bits, 0) | 5 random bits
 //	octets 1-8   the server ID, as registered (AWS's QuicServerId)
