@@ -40,6 +40,7 @@ backends:
 log:
   access: {{.AccessLog}}
 {{if .ServerID}}quic_server_id: "{{.ServerID}}"{{end}}
+{{if .Admin}}admin: {address: "{{.Admin}}"}{{end}}
 `
 
 var serverIDs = [2]string{"0xa1b2c3d4e5f65890", "0x0123456789abcdef"}
@@ -348,7 +349,7 @@ func TestQUICLB_HashingLosesTheConnection(t *testing.T) {
 // the load balancer routes its new connections to it.
 func TestQUICLB_ServerIDOutlivesReloadAndRestart(t *testing.T) {
 	app := StartBackend(t, "app-0")
-	data := ConfigData{"App": app.Addr, "Addr": freeport.Addr(t), "Listeners": 1, "Env": []string{"SEKISHO_QUIC_SERVER_ID=" + serverIDs[0]}}
+	data := ConfigData{"App": app.Addr, "Addr": freeport.Addr(t), "Admin": freeport.Addr(t), "Listeners": 1, "Env": []string{"SEKISHO_QUIC_SERVER_ID=" + serverIDs[0]}}
 	g := StartGateway(t, quicReplica, data)
 	lb := startQUICLB(t, []string{g.Addrs["web"]}, [][8]byte{mustID(t, serverIDs[0])}, true)
 	url := "https://" + lb.Addr()
@@ -375,6 +376,17 @@ func TestQUICLB_ServerIDOutlivesReloadAndRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkCIDs(t, lb.Packets(), 0)
+	// The stats page says which ID to register the target under: the one
+	// in use, not the one the reloaded config names.
+	resp, err := http.Get(g.AdminURL() + "/stats")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(page), "QUIC server ID "+serverIDs[0]) {
+		t.Errorf("stats page %d does not name QUIC server ID %s", resp.StatusCode, serverIDs[0])
+	}
 
 	g.Kill()
 	g = StartGateway(t, quicReplica, data) // the same address and environment

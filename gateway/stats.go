@@ -43,6 +43,9 @@ func version() string {
 func (g *Gateway) stats(ctx context.Context) *admin.Snapshot {
 	now := time.Now()
 	snap := &admin.Snapshot{Version: version(), PID: os.Getpid(), Started: g.sh.started, Uptime: now.Sub(g.sh.started), InFlight: g.sh.active.Load()}
+	if id := g.sh.serverID; id != nil {
+		snap.QUICServerID = id.String()
+	}
 	sr := g.readStats(now)
 	for _, f := range g.frontends {
 		sr.iid++

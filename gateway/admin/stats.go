@@ -74,7 +74,11 @@ type Snapshot struct {
 	Started   time.Time
 	Uptime    time.Duration
 	InFlight  int64
-	Frontends []FrontendStats
+	// QUICServerID is the server ID in this replica's QUIC connection
+	// IDs, "" without one: what its load balancer target must be
+	// registered under.
+	QUICServerID string
+	Frontends    []FrontendStats
 	Backends  []BackendStats
 	Policies  []PolicyStats
 }
@@ -103,7 +107,7 @@ th{background:#f0f0f0}
 .ready{background:#d8f5d8}.drain{background:#fff3c4}.maint{background:#ddd}.down{background:#f7d0d0}.total{background:#e8e8d0;font-weight:bold}
 </style></head><body>
 <h1>sekisho</h1>
-<p>version {{.Version}} · pid {{.PID}} · up {{dur .Uptime}} (since {{.Started.Format "2006-01-02T15:04:05Z07:00"}}) · {{.InFlight}} requests in flight · <a href="?refresh=5">refresh every 5 s</a> · <a href="stats;csv">CSV</a></p>
+<p>version {{.Version}} · pid {{.PID}} · up {{dur .Uptime}} (since {{.Started.Format "2006-01-02T15:04:05Z07:00"}}) · {{.InFlight}} requests in flight{{if .QUICServerID}} · QUIC server ID {{.QUICServerID}}{{end}} · <a href="?refresh=5">refresh every 5 s</a> · <a href="stats;csv">CSV</a></p>
 <h2>Frontends</h2>
 <table><tr><th>frontend</th><th>binds</th><th>connections</th><th>requests</th><th>requests/s</th><th>bytes in</th><th>bytes out</th><th>denied: WAF</th><th>denied: access</th><th>challenged</th><th>rate-limited</th><th>denied responses</th><th>request errors</th><th>1xx</th><th>2xx</th><th>3xx</th><th>4xx</th><th>5xx</th><th>handshakes by TLS version</th><th>distinct clients this hour</th><th>access decisions</th></tr>
 {{range .Frontends}}<tr><td>{{.PxName}}</td><td>{{.Binds}}</td><td>{{.Current}}</td><td>{{.Requests}}</td><td>{{printf "%.1f" .Rate}}</td><td>{{.BytesIn}}</td><td>{{.BytesOut}}</td><td>{{index .Denied "waf"}}</td><td>{{index .Denied "access"}}</td><td>{{index .Denied "challenge"}}</td><td>{{index .Denied "rate_limit"}}</td><td>{{.DeniedResp}}</td><td>{{.ReqErrors}}</td>{{range .Codes | codes}}<td>{{.}}</td>{{end}}<td>{{range $v, $n := .Versions}}{{$v}}: {{$n}} {{end}}</td><td>{{range $v, $n := .Distinct}}{{$v}}: {{$n}} {{end}}</td><td>{{range $d, $n := .Access}}{{$d}}: {{$n}} {{end}}</td></tr>
