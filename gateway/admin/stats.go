@@ -69,18 +69,18 @@ type PolicyStats struct {
 
 // Snapshot is what the stats page and its CSV show, read at once.
 type Snapshot struct {
-	Version   string
-	PID       int
-	Started   time.Time
-	Uptime    time.Duration
-	InFlight  int64
+	Version  string
+	PID      int
+	Started  time.Time
+	Uptime   time.Duration
+	InFlight int64
 	// QUICServerID is the server ID in this replica's QUIC connection
 	// IDs, "" without one: what its load balancer target must be
 	// registered under.
 	QUICServerID string
 	Frontends    []FrontendStats
-	Backends  []BackendStats
-	Policies  []PolicyStats
+	Backends     []BackendStats
+	Policies     []PolicyStats
 }
 
 // statsFuncs format the stats page's values.
