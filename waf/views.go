@@ -80,11 +80,14 @@ func (views) Type() plugintypes.ActionType { return plugintypes.ActionTypeNondis
 // arguments; then it adds the decoded forms of every argument.
 func (views) Evaluate(r plugintypes.RuleMetadata, tx plugintypes.TransactionState) {
 	v := tx.Variables()
-	graphqlArgs(v.ArgsGet(), nil)
-	graphqlArgs(v.ArgsPost(), func(key string) bool {
+	graphqlArgs(v.ArgsGet(), v.ArgsGet().FindAll(), nil)
+	// One walk of the body's arguments serves both views: the GraphQL one
+	// changes values only, and text arrays are found by their keys.
+	post := v.ArgsPost().FindAll()
+	graphqlArgs(v.ArgsPost(), post, func(key string) bool {
 		return key == "body" && isGraphQLType(first(v.RequestHeaders().Get("content-type")))
 	})
-	textArrays(v.ArgsPost())
+	textArrays(v.ArgsPost(), post)
 	pathArgs(v.RequestFilename().Get(), v.ArgsPath())
 	if v.RequestBodyProcessor().Get() == "XML" {
 		xmlDoctype(tx, v.TX())
@@ -218,10 +221,10 @@ func argumentLimit(tx any) int {
 	return defaultArgumentLimit
 }
 
-// graphqlArgs rewrites the GraphQL documents of one argument collection;
+// graphqlArgs rewrites the GraphQL documents among all, args' arguments;
 // extra accepts more keys than isGraphQLKey.
-func graphqlArgs(args collection.Map, extra func(string) bool) {
-	for _, md := range args.FindAll() {
+func graphqlArgs(args collection.Map, all []types.MatchData, extra func(string) bool) {
+	for _, md := range all {
 		key := md.Key()
 		if !isGraphQLKey(key) && (extra == nil || !extra(key)) {
 			continue
@@ -303,10 +306,11 @@ const (
 	textArrayMax = 1000 // elements; a larger array is inspected as it is
 )
 
-// textArrays rewrites the arrays of lines of text among args.
-func textArrays(args collection.Map) {
+// textArrays rewrites the arrays of lines of text among args, found by the
+// keys of all, args' arguments.
+func textArrays(args collection.Map, all []types.MatchData) {
 	arrays := map[string]int{} // prefix -> number of leaf elements 0..n-1 seen
-	for _, md := range args.FindAll() {
+	for _, md := range all {
 		if prefix, i, ok := arrayElement(md.Key()); ok && i < textArrayMax {
 			arrays[prefix]++
 		}
