@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"hash/fnv"
 	"net"
+	"strconv"
 	"sync"
 	"testing"
 )
@@ -117,7 +118,7 @@ func (lb *quicLB) route(p lbPacket) int {
 // flow is the socket toward replica for this client address, made at its
 // first packet with a reader that sends the replica's answers back.
 func (lb *quicLB) flow(client *net.UDPAddr, replica int) *net.UDPConn {
-	key := client.String() + "|" + string(rune('0'+replica))
+	key := client.String() + "|" + strconv.Itoa(replica)
 	lb.mu.Lock()
 	defer lb.mu.Unlock()
 	if c := lb.flows[key]; c != nil {
